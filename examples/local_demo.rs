@@ -1,0 +1,135 @@
+//! Runs the replicator end to end on the local AWS emulator (moto + scripts/emulator.py): a pipeline builds an
+//! AMI in us-east-1 with tags and launch permissions, EventBridge delivers events/ami-available.json, and the
+//! production handler replicates it to three regions through the SQS work queue, as Lambda's event source
+//! mapping would drive it. Prints every copy with its tags and launch permissions, and the API calls made.
+//!
+//! `scripts/demo.sh` installs the emulator and runs this.
+
+use ami_replicator::aws::{ec2::AwsEc2Regions, sqs::AwsQueue};
+use ami_replicator::config::Config;
+use ami_replicator::core::ids::{AccountId, OrganizationArn};
+use ami_replicator::core::image::LaunchPermission;
+use ami_replicator::core::provenance::SOURCE_IMAGE_TAG;
+use ami_replicator::entry;
+use ami_replicator::local::{create_queues, drain_queue, ec2_client, seed_source_image, Emulator, EMULATOR_ACCOUNT};
+use ami_replicator::service::Replicator;
+use aws_sdk_ec2::types::{Filter, ImageAttributeName};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const TARGET_REGIONS: &str = "eu-west-1,ap-southeast-2,us-west-2";
+
+#[tokio::main]
+async fn main() -> Result<(), String> {
+    tracing_subscriber::fmt()
+        .with_target(false)
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .init();
+    let started = Instant::now();
+    let emulator = Emulator::start(3.0)?;
+    println!("emulator: {}", emulator.endpoint);
+    let sdk = emulator.sdk_config().await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let (work, dlq) = create_queues(&sqs, "ami-replicator", 5).await?;
+
+    let org = OrganizationArn::parse("arn:aws:organizations::123456789012:organization/o-abc123def4")
+        .map_err(|e| e.to_string())?;
+    let partner = AccountId::parse("111122223333").map_err(|e| e.to_string())?;
+    let ec2_east = ec2_client(&sdk, "us-east-1");
+    let source = seed_source_image(
+        &ec2_east,
+        "golden-demo-2026.11.27",
+        &[("team", "platform"), ("os", "al2023")],
+        &[LaunchPermission::Account(partner), LaunchPermission::Organization(org)],
+    )
+    .await?;
+    println!("source: {source} in us-east-1 (tags team, os; shared with 111122223333 and an organization)");
+
+    let env: HashMap<&str, String> = HashMap::from([
+        ("TARGET_REGIONS", TARGET_REGIONS.to_string()),
+        ("WORK_QUEUE_URL", work.clone()),
+        ("DEAD_LETTER_QUEUE_URL", dlq.clone()),
+        ("COPY_POLL_SECONDS", "2".to_string()),
+        ("SHARE_WITH_ACCOUNTS", "444455556666".to_string()),
+    ]);
+    let config = Config::from_lookup(&|k| env.get(k).cloned()).map_err(|e| e.to_string())?;
+    let queue = AwsQueue::new(sqs.clone(), config.work_queue_url, config.dead_letter_queue_url);
+    let replicator = Replicator::new(Arc::new(config.settings), AwsEc2Regions::new(sdk.clone()), queue);
+    let account = AccountId::parse(EMULATOR_ACCOUNT).map_err(|e| e.to_string())?;
+
+    let mut event: Value =
+        serde_json::from_str(include_str!("../events/ami-available.json")).map_err(|e| e.to_string())?;
+    event["detail"]["ImageId"] = Value::String(source.clone());
+    entry::handle(&replicator, event, &account)
+        .await
+        .map_err(|e| e.to_string())?;
+    let summary = drain_queue(&sqs, &work, &replicator, &account, Duration::from_secs(120)).await?;
+
+    println!(
+        "\n{:<16} {:<23} {:<10} {:<40} launch permissions",
+        "region", "copy", "state", "tags"
+    );
+    let mut copies = 0;
+    for region in TARGET_REGIONS.split(',') {
+        let ec2 = ec2_client(&sdk, region);
+        let found = ec2
+            .describe_images()
+            .owners("self")
+            .filters(
+                Filter::builder()
+                    .name(format!("tag:{SOURCE_IMAGE_TAG}"))
+                    .values(&source)
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| format!("{e:?}"))?;
+        for image in found.images() {
+            copies += 1;
+            let id = image.image_id().unwrap_or_default();
+            let tags: Vec<String> = image
+                .tags()
+                .iter()
+                .map(|t| format!("{}={}", t.key().unwrap_or_default(), t.value().unwrap_or_default()))
+                .collect();
+            let perms = ec2
+                .describe_image_attribute()
+                .image_id(id)
+                .attribute(ImageAttributeName::LaunchPermission)
+                .send()
+                .await
+                .map_err(|e| format!("{e:?}"))?;
+            let grants: Vec<&str> = perms
+                .launch_permissions()
+                .iter()
+                .filter_map(|p| p.user_id().or(p.organization_arn()).or(p.organizational_unit_arn()))
+                .collect();
+            let state = image.state().map(|s| s.as_str()).unwrap_or("?");
+            println!(
+                "{region:<16} {id:<23} {state:<10} {:<40} {}",
+                tags.join(","),
+                grants.join(",")
+            );
+        }
+    }
+    let calls = emulator.calls()?;
+    let total: u64 = calls
+        .as_object()
+        .map(|m| m.values().filter_map(Value::as_u64).sum())
+        .unwrap_or(0);
+    println!(
+        "\ninvocations: {} (+1 direct), messages: {}, retried: {}",
+        summary.invocations, summary.messages, summary.retried
+    );
+    println!("emulator API calls (incl. the demo's own setup and checks): {calls}");
+    println!(
+        "copies: {copies}, wall time: {:.1}s, total calls: {total}",
+        started.elapsed().as_secs_f64()
+    );
+    if copies != 3 {
+        return Err(format!("expected 3 copies, found {copies}"));
+    }
+    Ok(())
+}

@@ -1,0 +1,252 @@
+//! The EC2 port over aws-sdk-ec2.
+
+use super::port_error;
+use crate::core::errors::PortError;
+use crate::core::ids::{AccountId, ImageId, OrganizationArn, OuArn, Region};
+use crate::core::image::{ImageInfo, ImageState, LaunchPermission, Tag};
+use crate::core::provenance::SOURCE_IMAGE_TAG;
+use crate::ports::{CopyRequest, Ec2, Ec2Regions};
+use aws_sdk_ec2::types::{
+    Filter, Image, ImageAttributeName, LaunchPermission as SdkPermission, LaunchPermissionModifications,
+    PermissionGroup, ResourceType, Tag as SdkTag, TagSpecification,
+};
+use aws_sdk_ec2::Client;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use tracing::warn;
+
+/// EC2 in one region.
+#[derive(Clone, Debug)]
+pub struct AwsEc2 {
+    client: Client,
+}
+
+impl AwsEc2 {
+    pub fn new(client: Client) -> Self {
+        Self { client }
+    }
+}
+
+/// One EC2 client per region, made on first use from the shared SDK configuration.
+#[derive(Debug)]
+pub struct AwsEc2Regions {
+    base: aws_config::SdkConfig,
+    clients: Mutex<HashMap<Region, Client>>,
+}
+
+impl AwsEc2Regions {
+    pub fn new(base: aws_config::SdkConfig) -> Self {
+        Self {
+            base,
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl Ec2Regions for AwsEc2Regions {
+    type Ec2 = AwsEc2;
+
+    fn region(&self, region: &Region) -> AwsEc2 {
+        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        let client = clients.entry(region.clone()).or_insert_with(|| {
+            let config = aws_sdk_ec2::config::Builder::from(&self.base)
+                .region(aws_sdk_ec2::config::Region::new(region.to_string()))
+                .build();
+            Client::from_conf(config)
+        });
+        AwsEc2::new(client.clone())
+    }
+}
+
+/// The core's view of an SDK image; `None` (with a warning) when EC2 returned an id this product cannot parse.
+pub(crate) fn image_info(image: &Image) -> Option<ImageInfo> {
+    let raw_id = image.image_id()?;
+    let id = match ImageId::parse(raw_id) {
+        Ok(id) => id,
+        Err(e) => {
+            warn!(error = %e, "ignoring an image with an unexpected id");
+            return None;
+        }
+    };
+    let reason = image.state_reason().and_then(|r| r.message()).map(str::to_string);
+    Some(ImageInfo {
+        id,
+        owner: image.owner_id().and_then(|o| AccountId::parse(o).ok()),
+        name: image.name().map(str::to_string),
+        description: image.description().map(str::to_string),
+        state: ImageState::parse(image.state().map(|s| s.as_str()).unwrap_or("unknown"), reason),
+        tags: image
+            .tags()
+            .iter()
+            .map(|t| Tag::new(t.key().unwrap_or_default(), t.value().unwrap_or_default()))
+            .collect(),
+    })
+}
+
+fn sdk_tags(tags: &[Tag]) -> Vec<SdkTag> {
+    tags.iter()
+        .map(|t| SdkTag::builder().key(&t.key).value(&t.value).build())
+        .collect()
+}
+
+pub(crate) fn to_sdk_permission(p: &LaunchPermission) -> SdkPermission {
+    let b = SdkPermission::builder();
+    match p {
+        LaunchPermission::Account(a) => b.user_id(a.as_str()),
+        LaunchPermission::Organization(o) => b.organization_arn(o.as_str()),
+        LaunchPermission::OrganizationalUnit(o) => b.organizational_unit_arn(o.as_str()),
+        LaunchPermission::Public => b.group(PermissionGroup::All),
+    }
+    .build()
+}
+
+fn from_sdk_permission(p: &SdkPermission) -> Option<LaunchPermission> {
+    if let Some(user) = p.user_id() {
+        return AccountId::parse(user).ok().map(LaunchPermission::Account);
+    }
+    if p.group() == Some(&PermissionGroup::All) {
+        return Some(LaunchPermission::Public);
+    }
+    if let Some(org) = p.organization_arn() {
+        return OrganizationArn::parse(org).ok().map(LaunchPermission::Organization);
+    }
+    if let Some(ou) = p.organizational_unit_arn() {
+        return OuArn::parse(ou).ok().map(LaunchPermission::OrganizationalUnit);
+    }
+    None
+}
+
+fn images(output: &aws_sdk_ec2::operation::describe_images::DescribeImagesOutput) -> Vec<ImageInfo> {
+    output.images().iter().filter_map(image_info).collect()
+}
+
+fn is_gone(err: &PortError) -> bool {
+    matches!(err.code.as_str(), "InvalidAMIID.NotFound" | "InvalidAMIID.Unavailable")
+}
+
+impl Ec2 for AwsEc2 {
+    async fn describe_image(&self, id: &ImageId) -> Result<Option<ImageInfo>, PortError> {
+        let result = self
+            .client
+            .describe_images()
+            .image_ids(id.as_str())
+            .include_deprecated(true)
+            .include_disabled(true)
+            .send()
+            .await;
+        match result {
+            Ok(output) => Ok(images(&output).into_iter().find(|img| &img.id == id)),
+            Err(e) => {
+                let err = port_error("DescribeImages", e);
+                if err.code == "InvalidAMIID.NotFound" {
+                    Ok(None)
+                } else {
+                    Err(err)
+                }
+            }
+        }
+    }
+
+    async fn describe_own_images(&self, ids: &[ImageId]) -> Result<Vec<ImageInfo>, PortError> {
+        let filter = Filter::builder()
+            .name("image-id")
+            .set_values(Some(ids.iter().map(ToString::to_string).collect()))
+            .build();
+        let output = self
+            .client
+            .describe_images()
+            .owners("self")
+            .filters(filter)
+            .include_deprecated(true)
+            .send()
+            .await
+            .map_err(|e| port_error("DescribeImages", e))?;
+        Ok(images(&output))
+    }
+
+    async fn find_copies(&self, sources: &[ImageId]) -> Result<Vec<ImageInfo>, PortError> {
+        let filter = Filter::builder()
+            .name(format!("tag:{SOURCE_IMAGE_TAG}"))
+            .set_values(Some(sources.iter().map(ToString::to_string).collect()))
+            .build();
+        let output = self
+            .client
+            .describe_images()
+            .owners("self")
+            .filters(filter)
+            .include_deprecated(true)
+            .send()
+            .await
+            .map_err(|e| port_error("DescribeImages", e))?;
+        Ok(images(&output))
+    }
+
+    async fn copy_image(&self, request: &CopyRequest) -> Result<ImageId, PortError> {
+        let spec = |kind: ResourceType| {
+            TagSpecification::builder()
+                .resource_type(kind)
+                .set_tags(Some(sdk_tags(&request.tags)))
+                .build()
+        };
+        let output = self
+            .client
+            .copy_image()
+            .source_image_id(request.source_image.as_str())
+            .source_region(request.source_region.as_str())
+            .name(&request.name)
+            .set_description(request.description.clone())
+            .client_token(&request.client_token)
+            .copy_image_tags(request.copy_image_tags)
+            .tag_specifications(spec(ResourceType::Image))
+            .tag_specifications(spec(ResourceType::Snapshot))
+            .send()
+            .await
+            .map_err(|e| port_error("CopyImage", e))?;
+        let id = output.image_id().unwrap_or_default();
+        ImageId::parse(id).map_err(|e| PortError::transient("CopyImage", format!("unexpected answer: {e}")))
+    }
+
+    async fn deregister_image(&self, id: &ImageId) -> Result<(), PortError> {
+        match self.client.deregister_image().image_id(id.as_str()).send().await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let err = port_error("DeregisterImage", e);
+                if is_gone(&err) {
+                    Ok(())
+                } else {
+                    Err(err)
+                }
+            }
+        }
+    }
+
+    async fn launch_permissions(&self, id: &ImageId) -> Result<Vec<LaunchPermission>, PortError> {
+        let output = self
+            .client
+            .describe_image_attribute()
+            .image_id(id.as_str())
+            .attribute(ImageAttributeName::LaunchPermission)
+            .send()
+            .await
+            .map_err(|e| port_error("DescribeImageAttribute", e))?;
+        Ok(output
+            .launch_permissions()
+            .iter()
+            .filter_map(from_sdk_permission)
+            .collect())
+    }
+
+    async fn add_launch_permissions(&self, id: &ImageId, grants: &[LaunchPermission]) -> Result<(), PortError> {
+        let add = LaunchPermissionModifications::builder()
+            .set_add(Some(grants.iter().map(to_sdk_permission).collect()))
+            .build();
+        self.client
+            .modify_image_attribute()
+            .image_id(id.as_str())
+            .launch_permission(add)
+            .send()
+            .await
+            .map_err(|e| port_error("ModifyImageAttribute", e))?;
+        Ok(())
+    }
+}

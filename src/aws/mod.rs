@@ -1,0 +1,41 @@
+//! Adapters: the ports implemented with the AWS SDK. One method per SDK call; errors are translated into the
+//! core's [`PortError`] by their AWS error code.
+
+pub mod ec2;
+pub mod sqs;
+
+use crate::core::errors::PortError;
+use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
+
+/// Translates an SDK error by its error code. Errors without a code (no response, timeout) are transient,
+/// except a request the SDK could not even build, which is permanent.
+pub(crate) fn port_error<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
+    operation: &str,
+    err: SdkError<E, R>,
+) -> PortError {
+    if let Some(code) = err.code() {
+        let message = err.message().unwrap_or("").to_string();
+        return PortError::from_code(code, format!("{operation}: {message}"));
+    }
+    let detail = aws_smithy_types_display(&err);
+    match err {
+        SdkError::ConstructionFailure(_) => {
+            PortError::permanent("ConstructionFailure", format!("{operation}: {detail}"))
+        }
+        SdkError::TimeoutError(_) => PortError::transient("Timeout", format!("{operation}: {detail}")),
+        SdkError::DispatchFailure(_) => PortError::transient("DispatchFailure", format!("{operation}: {detail}")),
+        _ => PortError::transient("ResponseError", format!("{operation}: {detail}")),
+    }
+}
+
+/// The error and its sources on one line.
+fn aws_smithy_types_display(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

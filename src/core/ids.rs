@@ -1,0 +1,284 @@
+//! Validated identifiers. Everything the core handles has been checked once, at the edge.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Why a string is not a valid identifier.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{value:?} is not a valid {what}: {rule}")]
+pub struct InvalidId {
+    pub what: &'static str,
+    pub value: String,
+    pub rule: &'static str,
+}
+
+fn invalid(what: &'static str, value: &str, rule: &'static str) -> InvalidId {
+    InvalidId {
+        what,
+        value: value.to_string(),
+        rule,
+    }
+}
+
+fn is_lower_hex(s: &str) -> bool {
+    s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+macro_rules! string_newtype {
+    ($name:ident) => {
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+        impl std::str::FromStr for $name {
+            type Err = InvalidId;
+            fn from_str(s: &str) -> Result<Self, InvalidId> {
+                Self::parse(s)
+            }
+        }
+        impl TryFrom<String> for $name {
+            type Error = InvalidId;
+            fn try_from(s: String) -> Result<Self, InvalidId> {
+                Self::parse(&s)
+            }
+        }
+        impl From<$name> for String {
+            fn from(v: $name) -> String {
+                v.0
+            }
+        }
+    };
+}
+
+/// An AMI id: `ami-` followed by 8 or 17 lower-case hex digits.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ImageId(String);
+string_newtype!(ImageId);
+
+impl ImageId {
+    pub fn parse(s: &str) -> Result<Self, InvalidId> {
+        match s.strip_prefix("ami-") {
+            Some(hex) if (hex.len() == 8 || hex.len() == 17) && is_lower_hex(hex) => Ok(Self(s.to_string())),
+            _ => Err(invalid(
+                "image id",
+                s,
+                "expected ami- and 8 or 17 lower-case hex digits",
+            )),
+        }
+    }
+}
+
+/// Regions this product knows. A name outside this list is a configuration error, not a runtime surprise.
+pub const KNOWN_REGIONS: &[&str] = &[
+    "af-south-1",
+    "ap-east-1",
+    "ap-east-2",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-northeast-3",
+    "ap-south-1",
+    "ap-south-2",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "ap-southeast-3",
+    "ap-southeast-4",
+    "ap-southeast-5",
+    "ap-southeast-6",
+    "ap-southeast-7",
+    "ca-central-1",
+    "ca-west-1",
+    "cn-north-1",
+    "cn-northwest-1",
+    "eu-central-1",
+    "eu-central-2",
+    "eu-north-1",
+    "eu-south-1",
+    "eu-south-2",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "il-central-1",
+    "me-central-1",
+    "me-south-1",
+    "mx-central-1",
+    "sa-east-1",
+    "us-east-1",
+    "us-east-2",
+    "us-gov-east-1",
+    "us-gov-west-1",
+    "us-west-1",
+    "us-west-2",
+];
+
+/// An AWS region from [`KNOWN_REGIONS`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Region(String);
+string_newtype!(Region);
+
+impl Region {
+    pub fn parse(s: &str) -> Result<Self, InvalidId> {
+        if KNOWN_REGIONS.contains(&s) {
+            Ok(Self(s.to_string()))
+        } else {
+            Err(invalid("region", s, "not a known AWS region name (e.g. eu-west-1)"))
+        }
+    }
+}
+
+/// A 12-digit AWS account id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct AccountId(String);
+string_newtype!(AccountId);
+
+impl AccountId {
+    pub fn parse(s: &str) -> Result<Self, InvalidId> {
+        if s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit()) {
+            Ok(Self(s.to_string()))
+        } else {
+            Err(invalid("account id", s, "expected exactly 12 digits"))
+        }
+    }
+
+    /// The account of a Lambda function ARN (`arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]`).
+    pub fn from_function_arn(arn: &str) -> Result<Self, InvalidId> {
+        let mut parts = arn.split(':');
+        match (parts.next(), parts.nth(3)) {
+            (Some("arn"), Some(account)) => Self::parse(account),
+            _ => Err(invalid(
+                "function ARN",
+                arn,
+                "expected arn:PARTITION:lambda:REGION:ACCOUNT:function:NAME",
+            )),
+        }
+    }
+}
+
+fn is_org_id(s: &str) -> bool {
+    s.strip_prefix("o-").is_some_and(|r| {
+        (10..=32).contains(&r.len()) && r.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    })
+}
+
+fn is_ou_id(s: &str) -> bool {
+    let Some(rest) = s.strip_prefix("ou-") else {
+        return false;
+    };
+    let Some((root, ou)) = rest.split_once('-') else {
+        return false;
+    };
+    let alnum = |p: &str| p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    (4..=32).contains(&root.len()) && alnum(root) && (8..=32).contains(&ou.len()) && alnum(ou)
+}
+
+/// Splits `arn:PARTITION:organizations::ACCOUNT:RESOURCE` and returns RESOURCE when the rest is well formed.
+fn organizations_resource(s: &str) -> Option<&str> {
+    let rest = s.strip_prefix("arn:")?;
+    let (partition, rest) = rest.split_once(':')?;
+    let rest = rest.strip_prefix("organizations::")?;
+    let (account, resource) = rest.split_once(':')?;
+    (partition.starts_with("aws") && AccountId::parse(account).is_ok()).then_some(resource)
+}
+
+/// An AWS Organizations organization ARN: `arn:aws:organizations::ACCOUNT:organization/o-xxxxxxxxxx`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct OrganizationArn(String);
+string_newtype!(OrganizationArn);
+
+impl OrganizationArn {
+    pub fn parse(s: &str) -> Result<Self, InvalidId> {
+        match organizations_resource(s).and_then(|r| r.strip_prefix("organization/")) {
+            Some(org) if is_org_id(org) => Ok(Self(s.to_string())),
+            _ => Err(invalid(
+                "organization ARN",
+                s,
+                "expected arn:aws:organizations::ACCOUNT:organization/o-...",
+            )),
+        }
+    }
+}
+
+/// An organizational unit ARN: `arn:aws:organizations::ACCOUNT:ou/o-xxxxxxxxxx/ou-xxxx-xxxxxxxx`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct OuArn(String);
+string_newtype!(OuArn);
+
+impl OuArn {
+    pub fn parse(s: &str) -> Result<Self, InvalidId> {
+        let parts = organizations_resource(s)
+            .and_then(|r| r.strip_prefix("ou/"))
+            .and_then(|r| r.split_once('/'));
+        match parts {
+            Some((org, ou)) if is_org_id(org) && is_ou_id(ou) => Ok(Self(s.to_string())),
+            _ => Err(invalid(
+                "organizational unit ARN",
+                s,
+                "expected arn:aws:organizations::ACCOUNT:ou/o-.../ou-...",
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_ids() {
+        assert!(ImageId::parse("ami-0123456789abcdef0").is_ok());
+        assert!(ImageId::parse("ami-12c6146b").is_ok());
+        for bad in [
+            "ami-123",
+            "ami-0123456789ABCDEF0",
+            "snap-0123456789abcdef0",
+            "",
+            "ami-0123456789abcdefg",
+        ] {
+            assert!(ImageId::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn regions_are_checked_against_the_known_list() {
+        assert!(Region::parse("eu-west-1").is_ok());
+        let err = Region::parse("eu-west-9").unwrap_err();
+        assert!(err.to_string().contains("eu-west-9"), "{err}");
+    }
+
+    #[test]
+    fn accounts_and_function_arns() {
+        assert!(AccountId::parse("123456789012").is_ok());
+        assert!(AccountId::parse("12345678901").is_err());
+        assert!(AccountId::parse("12345678901a").is_err());
+        let arn = "arn:aws:lambda:us-east-1:210987654321:function:ami-replicator:live";
+        assert_eq!(AccountId::from_function_arn(arn).unwrap().as_str(), "210987654321");
+        assert!(AccountId::from_function_arn("").is_err());
+    }
+
+    #[test]
+    fn organization_arns() {
+        assert!(OrganizationArn::parse("arn:aws:organizations::123456789012:organization/o-abc123def4").is_ok());
+        assert!(OrganizationArn::parse("arn:aws:organizations::123456789012:organization/abc").is_err());
+        assert!(OrganizationArn::parse("arn:aws:iam::123456789012:organization/o-abc123def4").is_err());
+        assert!(OuArn::parse("arn:aws:organizations::123456789012:ou/o-abc123def4/ou-ab12-cd34ef56").is_ok());
+        assert!(OuArn::parse("arn:aws:organizations::123456789012:ou/o-abc123def4/ou-ab12").is_err());
+    }
+
+    #[test]
+    fn serde_validates() {
+        let ok: Result<ImageId, _> = serde_json::from_str("\"ami-12c6146b\"");
+        assert!(ok.is_ok());
+        let bad: Result<ImageId, _> = serde_json::from_str("\"ami-nothex!\"");
+        assert!(bad.is_err());
+    }
+}

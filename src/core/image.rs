@@ -1,0 +1,93 @@
+//! What the core knows about an image, independent of any SDK.
+
+use super::ids::{AccountId, ImageId, OrganizationArn, OuArn};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A user-visible tag.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Tag {
+    pub key: String,
+    pub value: String,
+}
+
+impl Tag {
+    pub fn new(key: impl Into<String>, value: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            value: value.into(),
+        }
+    }
+}
+
+/// The lifecycle states of an AMI as EC2 reports them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageState {
+    Pending,
+    Available,
+    /// The copy (or registration) failed; EC2's reason when it gave one.
+    Failed(Option<String>),
+    /// deregistered, disabled, invalid, error, transient, or a state added later.
+    Other(String),
+}
+
+impl ImageState {
+    pub fn parse(state: &str, reason: Option<String>) -> Self {
+        match state {
+            "pending" => Self::Pending,
+            "available" => Self::Available,
+            "failed" => Self::Failed(reason),
+            other => Self::Other(other.to_string()),
+        }
+    }
+}
+
+impl fmt::Display for ImageState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Pending => f.write_str("pending"),
+            Self::Available => f.write_str("available"),
+            Self::Failed(_) => f.write_str("failed"),
+            Self::Other(s) => f.write_str(s),
+        }
+    }
+}
+
+/// One image as DescribeImages returns it, reduced to what the product uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageInfo {
+    pub id: ImageId,
+    /// `None` when EC2 returned an owner this product cannot parse (treated as "not ours").
+    pub owner: Option<AccountId>,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub state: ImageState,
+    pub tags: Vec<Tag>,
+}
+
+impl ImageInfo {
+    pub fn tag(&self, key: &str) -> Option<&str> {
+        self.tags.iter().find(|t| t.key == key).map(|t| t.value.as_str())
+    }
+}
+
+/// Who may launch an image.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum LaunchPermission {
+    Account(AccountId),
+    Organization(OrganizationArn),
+    OrganizationalUnit(OuArn),
+    /// The group `all`: everyone.
+    Public,
+}
+
+impl fmt::Display for LaunchPermission {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Account(a) => write!(f, "account {a}"),
+            Self::Organization(o) => write!(f, "organization {o}"),
+            Self::OrganizationalUnit(o) => write!(f, "organizational unit {o}"),
+            Self::Public => f.write_str("group all (public)"),
+        }
+    }
+}

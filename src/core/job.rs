@@ -1,0 +1,140 @@
+//! The work item: everything needed to resume replicating one image to one destination region.
+//! It travels in SQS message bodies; nothing else holds state.
+
+use super::ids::{ImageId, Region};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Version of the continuation message format; a message with another version is rejected with a clear error.
+pub const MESSAGE_VERSION: u32 = 1;
+
+/// Replicate `image` from `source_region` to `targets` (the configured regions when `None`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicationRequest {
+    pub image: ImageId,
+    pub source_region: Region,
+    pub targets: Option<Vec<Region>>,
+}
+
+/// Where a job stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "phase", rename_all = "snake_case")]
+pub enum Phase {
+    /// Find an existing copy or start one.
+    Copy,
+    /// A copy was started (or found): wait until it is available, then share it.
+    Wait { copy_image: ImageId },
+}
+
+/// One image to one destination region.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Job {
+    pub source_image: ImageId,
+    pub source_region: Region,
+    pub destination: Region,
+    /// Name and description of the source, captured at fan-out so that copying needs no second read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(flatten)]
+    pub phase: Phase,
+    /// Copies of this job that ended `failed` so far.
+    #[serde(default)]
+    pub failed_copies: u32,
+    /// Times the copy was found still pending.
+    #[serde(default)]
+    pub polls: u32,
+    /// Consecutive transient failures (throttling, service errors); bounded.
+    #[serde(default)]
+    pub retries: u32,
+    /// Consecutive waits for capacity in the destination region; never a failure.
+    #[serde(default)]
+    pub capacity_waits: u32,
+}
+
+impl Job {
+    pub fn new(
+        source_image: ImageId,
+        source_region: Region,
+        destination: Region,
+        name: Option<String>,
+        description: Option<String>,
+    ) -> Self {
+        Self {
+            source_image,
+            source_region,
+            destination,
+            name,
+            description,
+            phase: Phase::Copy,
+            failed_copies: 0,
+            polls: 0,
+            retries: 0,
+            capacity_waits: 0,
+        }
+    }
+
+    pub fn phase_name(&self) -> &'static str {
+        match self.phase {
+            Phase::Copy => "copy",
+            Phase::Wait { .. } => "wait",
+        }
+    }
+}
+
+impl fmt::Display for Job {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {} -> {} ({})",
+            self.source_image,
+            self.source_region,
+            self.destination,
+            self.phase_name()
+        )
+    }
+}
+
+/// The body of a continuation message: `{"ami_replicator": 1, "job": {...}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Continuation {
+    pub ami_replicator: u32,
+    pub job: Job,
+}
+
+impl Continuation {
+    pub fn body(job: &Job) -> String {
+        let envelope = Continuation {
+            ami_replicator: MESSAGE_VERSION,
+            job: job.clone(),
+        };
+        // Serialising plain strings and integers cannot fail.
+        serde_json::to_string(&envelope).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn continuation_round_trips_with_its_phase() {
+        let mut job = Job::new(
+            ImageId::parse("ami-0123456789abcdef0").unwrap(),
+            Region::parse("us-east-1").unwrap(),
+            Region::parse("eu-west-1").unwrap(),
+            Some("golden".into()),
+            None,
+        );
+        job.phase = Phase::Wait {
+            copy_image: ImageId::parse("ami-11111111").unwrap(),
+        };
+        job.polls = 2;
+        let body = Continuation::body(&job);
+        assert!(body.contains("\"ami_replicator\":1"), "{body}");
+        assert!(body.contains("\"phase\":\"wait\""), "{body}");
+        let back: Continuation = serde_json::from_str(&body).unwrap();
+        assert_eq!(back.job, job);
+    }
+}

@@ -1,0 +1,10 @@
+//! The pure core: what to copy where, the state of a work item, and what errors mean. It knows no SDK.
+
+pub mod errors;
+pub mod ids;
+pub mod image;
+pub mod job;
+pub mod plan;
+pub mod provenance;
+pub mod share;
+pub mod step;

@@ -1,0 +1,175 @@
+//! What to copy where: which images are replicated, and to which regions.
+
+use super::ids::{AccountId, Region};
+use super::image::{ImageInfo, ImageState, Tag};
+use super::job::Job;
+use super::provenance::{is_replica, SOURCE_IMAGE_TAG};
+use std::fmt;
+
+/// Why a source image is not replicated. Skips are logged and acknowledged, never retried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Skip {
+    NotOwned { owner: Option<AccountId> },
+    TagFilter { key: String, value: String },
+    IsReplica { of: String },
+}
+
+impl fmt::Display for Skip {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotOwned { owner: Some(o) } => write!(f, "image is owned by account {o}, not this account"),
+            Self::NotOwned { owner: None } => f.write_str("image has no owner this account can read"),
+            Self::TagFilter { key, value } => write!(f, "image lacks tag {key}={value} (IMAGE_TAG_FILTER)"),
+            Self::IsReplica { of } => write!(
+                f,
+                "image is a copy made by ami-replicator (of {of}); never replicated back"
+            ),
+        }
+    }
+}
+
+/// Whether the source image can be copied now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    Ready,
+    /// Still pending: try again later.
+    NotYet,
+    /// Failed, deregistered, disabled: copying can never succeed.
+    Never(String),
+}
+
+pub fn source_readiness(image: &ImageInfo) -> Readiness {
+    match &image.state {
+        ImageState::Available => Readiness::Ready,
+        ImageState::Pending => Readiness::NotYet,
+        other => Readiness::Never(format!("source image {} is {other}", image.id)),
+    }
+}
+
+/// The reason to skip `image`, if any.
+pub fn skip_reason(image: &ImageInfo, account: &AccountId, tag_filter: Option<&Tag>) -> Option<Skip> {
+    if is_replica(image) {
+        let of = image.tag(SOURCE_IMAGE_TAG).unwrap_or_default().to_string();
+        return Some(Skip::IsReplica { of });
+    }
+    if image.owner.as_ref() != Some(account) {
+        return Some(Skip::NotOwned {
+            owner: image.owner.clone(),
+        });
+    }
+    if let Some(filter) = tag_filter {
+        if image.tag(&filter.key) != Some(filter.value.as_str()) {
+            return Some(Skip::TagFilter {
+                key: filter.key.clone(),
+                value: filter.value.clone(),
+            });
+        }
+    }
+    None
+}
+
+/// Destination regions: the requested ones (or the configured ones), without duplicates and never the source.
+pub fn destinations(source_region: &Region, requested: Option<&[Region]>, configured: &[Region]) -> Vec<Region> {
+    let mut out: Vec<Region> = Vec::new();
+    for region in requested.unwrap_or(configured) {
+        if region != source_region && !out.contains(region) {
+            out.push(region.clone());
+        }
+    }
+    out
+}
+
+/// One job per destination, carrying the source's name and description.
+pub fn fan_out(source: &ImageInfo, source_region: &Region, destinations: &[Region]) -> Vec<Job> {
+    destinations
+        .iter()
+        .map(|d| {
+            Job::new(
+                source.id.clone(),
+                source_region.clone(),
+                d.clone(),
+                source.name.clone(),
+                source.description.clone(),
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::ids::ImageId;
+    use crate::core::provenance::provenance_tags;
+
+    fn r(s: &str) -> Region {
+        Region::parse(s).unwrap()
+    }
+
+    fn image(owner: &str, tags: Vec<Tag>) -> ImageInfo {
+        ImageInfo {
+            id: ImageId::parse("ami-0123456789abcdef0").unwrap(),
+            owner: AccountId::parse(owner).ok(),
+            name: Some("golden".into()),
+            description: Some("built by CI".into()),
+            state: ImageState::Available,
+            tags,
+        }
+    }
+
+    #[test]
+    fn destinations_drop_the_source_and_duplicates() {
+        let configured = vec![r("eu-west-1"), r("us-east-1"), r("eu-west-1"), r("ap-south-1")];
+        assert_eq!(
+            destinations(&r("us-east-1"), None, &configured),
+            vec![r("eu-west-1"), r("ap-south-1")]
+        );
+        let requested = vec![r("us-west-2")];
+        assert_eq!(
+            destinations(&r("us-east-1"), Some(&requested), &configured),
+            vec![r("us-west-2")]
+        );
+        assert!(destinations(&r("us-east-1"), Some(&[r("us-east-1")]), &configured).is_empty());
+    }
+
+    #[test]
+    fn skips_other_owners_filtered_images_and_replicas() {
+        let me = AccountId::parse("123456789012").unwrap();
+        let filter = Tag::new("replicate", "yes");
+        assert_eq!(skip_reason(&image("123456789012", vec![]), &me, None), None);
+        assert!(matches!(
+            skip_reason(&image("210987654321", vec![]), &me, None),
+            Some(Skip::NotOwned { .. })
+        ));
+        assert!(matches!(
+            skip_reason(&image("123456789012", vec![]), &me, Some(&filter)),
+            Some(Skip::TagFilter { .. })
+        ));
+        let tagged = image("123456789012", vec![Tag::new("replicate", "yes")]);
+        assert_eq!(skip_reason(&tagged, &me, Some(&filter)), None);
+        let wrong_value = image("123456789012", vec![Tag::new("replicate", "no")]);
+        assert!(skip_reason(&wrong_value, &me, Some(&filter)).is_some());
+        let src = ImageId::parse("ami-11111111").unwrap();
+        let replica = image("123456789012", provenance_tags(&src, &r("us-east-1")));
+        let skip = skip_reason(&replica, &me, None).unwrap();
+        assert!(skip.to_string().contains("ami-11111111"), "{skip}");
+    }
+
+    #[test]
+    fn fan_out_makes_one_copy_job_per_destination() {
+        let src = image("123456789012", vec![]);
+        let jobs = fan_out(&src, &r("us-east-1"), &[r("eu-west-1"), r("ap-south-1")]);
+        assert_eq!(jobs.len(), 2);
+        assert_eq!(jobs[1].destination, r("ap-south-1"));
+        assert_eq!(jobs[0].name.as_deref(), Some("golden"));
+    }
+
+    #[test]
+    fn readiness_of_the_source() {
+        let mut img = image("123456789012", vec![]);
+        assert_eq!(source_readiness(&img), Readiness::Ready);
+        img.state = ImageState::Pending;
+        assert_eq!(source_readiness(&img), Readiness::NotYet);
+        img.state = ImageState::Other("deregistered".into());
+        assert!(matches!(source_readiness(&img), Readiness::Never(m) if m.contains("deregistered")));
+    }
+}

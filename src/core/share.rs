@@ -1,0 +1,92 @@
+//! Which launch permissions a copy gets. AWS does not copy them, so the product re-applies them.
+
+use super::ids::AccountId;
+use super::image::LaunchPermission;
+
+/// The operator's sharing settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SharePolicy {
+    /// Re-apply the source image's own launch permissions (COPY_SOURCE_LAUNCH_PERMISSIONS).
+    pub copy_source_permissions: bool,
+    /// Always share with these (SHARE_WITH_ACCOUNTS, SHARE_WITH_ORGANIZATION_ARNS, SHARE_WITH_OU_ARNS).
+    pub extra: Vec<LaunchPermission>,
+    /// Whether the public group `all` may be applied (ALLOW_PUBLIC).
+    pub allow_public: bool,
+}
+
+/// The permissions to add to a copy, and whether a public grant was withheld (to be logged as a warning).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ShareDecision {
+    pub grants: Vec<LaunchPermission>,
+    pub public_withheld: bool,
+}
+
+/// Combines the source's permissions with the configured ones. The owner's own account is never listed
+/// (it needs no grant), duplicates are dropped, and `all` is kept only when the operator allowed it.
+pub fn decide(source: &[LaunchPermission], policy: &SharePolicy, owner: &AccountId) -> ShareDecision {
+    let from_source: &[LaunchPermission] = if policy.copy_source_permissions { source } else { &[] };
+    let mut decision = ShareDecision::default();
+    for grant in from_source.iter().chain(&policy.extra) {
+        match grant {
+            LaunchPermission::Public if !policy.allow_public => decision.public_withheld = true,
+            LaunchPermission::Account(a) if a == owner => {}
+            g if decision.grants.contains(g) => {}
+            g => decision.grants.push(g.clone()),
+        }
+    }
+    decision.grants.sort();
+    decision
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::ids::OrganizationArn;
+
+    fn acct(s: &str) -> LaunchPermission {
+        LaunchPermission::Account(AccountId::parse(s).unwrap())
+    }
+
+    #[test]
+    fn merges_source_and_configured_without_duplicates_or_owner() {
+        let owner = AccountId::parse("123456789012").unwrap();
+        let org = LaunchPermission::Organization(
+            OrganizationArn::parse("arn:aws:organizations::123456789012:organization/o-abc123def4").unwrap(),
+        );
+        let policy = SharePolicy {
+            copy_source_permissions: true,
+            extra: vec![acct("222222222222"), acct("123456789012"), org.clone()],
+            allow_public: false,
+        };
+        let d = decide(&[acct("111111111111"), acct("222222222222")], &policy, &owner);
+        assert_eq!(d.grants, vec![acct("111111111111"), acct("222222222222"), org]);
+        assert!(!d.public_withheld);
+    }
+
+    #[test]
+    fn public_needs_explicit_permission() {
+        let owner = AccountId::parse("123456789012").unwrap();
+        let mut policy = SharePolicy {
+            copy_source_permissions: true,
+            ..Default::default()
+        };
+        let d = decide(&[LaunchPermission::Public, acct("111111111111")], &policy, &owner);
+        assert_eq!(d.grants, vec![acct("111111111111")]);
+        assert!(d.public_withheld);
+        policy.allow_public = true;
+        let d = decide(&[LaunchPermission::Public], &policy, &owner);
+        assert_eq!(d.grants, vec![LaunchPermission::Public]);
+    }
+
+    #[test]
+    fn source_permissions_can_be_ignored() {
+        let owner = AccountId::parse("123456789012").unwrap();
+        let policy = SharePolicy {
+            copy_source_permissions: false,
+            extra: vec![acct("333333333333")],
+            allow_public: false,
+        };
+        let d = decide(&[acct("111111111111")], &policy, &owner);
+        assert_eq!(d.grants, vec![acct("333333333333")]);
+    }
+}

@@ -1,0 +1,277 @@
+//! The decisions of a job's life: given what the ports observed, what happens next. Pure: no SDK, no clock.
+
+use super::errors::{ErrorClass, PortError};
+use super::ids::ImageId;
+use super::image::ImageState;
+use super::job::{Job, Phase};
+use sha2::{Digest, Sha256};
+
+/// SQS allows at most 15 minutes of delay on a message.
+pub const MAX_DELAY_SECONDS: u32 = 900;
+
+/// Limits of a job's life.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepPolicy {
+    /// Delay before checking a pending copy again (COPY_POLL_SECONDS).
+    pub poll_seconds: u32,
+    /// Copies that may end `failed` before the job gives up (3).
+    pub max_failed_copies: u32,
+    /// Consecutive transient failures before the job gives up.
+    pub max_retries: u32,
+    /// First backoff delay; doubles per retry up to [`MAX_DELAY_SECONDS`].
+    pub backoff_base_seconds: u32,
+}
+
+impl Default for StepPolicy {
+    fn default() -> Self {
+        Self {
+            poll_seconds: 60,
+            max_failed_copies: 3,
+            max_retries: 8,
+            backoff_base_seconds: 5,
+        }
+    }
+}
+
+/// What to do next with a job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// The copy is available: apply launch permissions, then the job is done.
+    Share { copy: ImageId },
+    /// Send the job back to the work queue with a delay.
+    Continue { job: Job, delay_seconds: u32 },
+    /// The copy failed: deregister it, then continue with `job` (a new copy attempt).
+    Replace { failed_copy: ImageId, job: Job },
+    /// The job can never succeed: deregister `failed_copy` if any, then dead-letter with the reason.
+    GiveUp {
+        reason: String,
+        failed_copy: Option<ImageId>,
+    },
+}
+
+/// Backoff for the `n`-th retry (1-based): exponential, capped, with deterministic "equal jitter" so that
+/// many jobs retrying together spread out. `seed` distinguishes jobs.
+pub fn backoff_seconds(base: u32, n: u32, seed: &str) -> u32 {
+    let ceiling = base
+        .max(1)
+        .saturating_mul(1u32 << n.saturating_sub(1).min(16))
+        .min(MAX_DELAY_SECONDS);
+    let digest = Sha256::digest(format!("{seed}|{n}"));
+    let r = u32::from_le_bytes([digest[0], digest[1], digest[2], digest[3]]);
+    let half = ceiling / 2;
+    half + r % (ceiling - half + 1)
+}
+
+fn seed(job: &Job) -> String {
+    format!("{}|{}", job.source_image, job.destination)
+}
+
+/// A copy was observed in `state` (`None`: EC2 does not know it).
+pub fn on_copy_observed(job: &Job, copy: &ImageId, state: Option<&ImageState>, policy: &StepPolicy) -> Decision {
+    let waiting = |mut next: Job| {
+        next.phase = Phase::Wait {
+            copy_image: copy.clone(),
+        };
+        next.polls += 1;
+        next.retries = 0;
+        next.capacity_waits = 0;
+        Decision::Continue {
+            job: next,
+            delay_seconds: policy.poll_seconds,
+        }
+    };
+    match state {
+        Some(ImageState::Available) => Decision::Share { copy: copy.clone() },
+        Some(ImageState::Pending) => waiting(job.clone()),
+        // Just after CopyImage, DescribeImages may not list the copy yet (eventual consistency).
+        None if job.polls == 0 => waiting(job.clone()),
+        None => Decision::GiveUp {
+            reason: format!(
+                "copy {copy} in {} disappeared while pending (deregistered: copy cancelled)",
+                job.destination
+            ),
+            failed_copy: None,
+        },
+        Some(bad) => {
+            let why = match bad {
+                ImageState::Failed(Some(m)) => format!("failed: {m}"),
+                other => format!("is {other}"),
+            };
+            let failed = job.failed_copies + 1;
+            if failed >= policy.max_failed_copies {
+                Decision::GiveUp {
+                    reason: format!(
+                        "copy {copy} in {} {why}; {failed} copies failed, giving up",
+                        job.destination
+                    ),
+                    failed_copy: Some(copy.clone()),
+                }
+            } else {
+                let mut next = job.clone();
+                next.phase = Phase::Copy;
+                next.failed_copies = failed;
+                next.polls = 0;
+                Decision::Replace {
+                    failed_copy: copy.clone(),
+                    job: next,
+                }
+            }
+        }
+    }
+}
+
+/// A port call for this job failed with `err`.
+pub fn on_error(job: &Job, err: &PortError, policy: &StepPolicy) -> Decision {
+    let mut next = job.clone();
+    match err.class {
+        ErrorClass::Permanent => Decision::GiveUp {
+            reason: err.to_string(),
+            failed_copy: None,
+        },
+        ErrorClass::Capacity => {
+            next.capacity_waits += 1;
+            let delay = backoff_seconds(policy.backoff_base_seconds.max(30), next.capacity_waits, &seed(job));
+            Decision::Continue {
+                job: next,
+                delay_seconds: delay,
+            }
+        }
+        ErrorClass::Throttled | ErrorClass::Transient => {
+            next.retries += 1;
+            if next.retries > policy.max_retries {
+                return Decision::GiveUp {
+                    reason: format!("{err} (still failing after {} retries)", policy.max_retries),
+                    failed_copy: None,
+                };
+            }
+            let delay = backoff_seconds(policy.backoff_base_seconds, next.retries, &seed(job));
+            Decision::Continue {
+                job: next,
+                delay_seconds: delay,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::ids::Region;
+
+    fn job() -> Job {
+        Job::new(
+            ImageId::parse("ami-0123456789abcdef0").unwrap(),
+            Region::parse("us-east-1").unwrap(),
+            Region::parse("eu-west-1").unwrap(),
+            None,
+            None,
+        )
+    }
+
+    fn copy() -> ImageId {
+        ImageId::parse("ami-11111111").unwrap()
+    }
+
+    #[test]
+    fn available_copies_are_shared_and_pending_ones_polled() {
+        let p = StepPolicy::default();
+        assert_eq!(
+            on_copy_observed(&job(), &copy(), Some(&ImageState::Available), &p),
+            Decision::Share { copy: copy() }
+        );
+        match on_copy_observed(&job(), &copy(), Some(&ImageState::Pending), &p) {
+            Decision::Continue { job, delay_seconds } => {
+                assert_eq!(delay_seconds, 60);
+                assert_eq!(job.phase, Phase::Wait { copy_image: copy() });
+                assert_eq!(job.polls, 1);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn failed_copies_are_replaced_three_times_then_given_up() {
+        let p = StepPolicy::default();
+        let mut j = job();
+        let failed = ImageState::Failed(Some("snapshot error".into()));
+        for attempt in 1..3 {
+            match on_copy_observed(&j, &copy(), Some(&failed), &p) {
+                Decision::Replace { failed_copy, job } => {
+                    assert_eq!(failed_copy, copy());
+                    assert_eq!(job.failed_copies, attempt);
+                    assert_eq!(job.phase, Phase::Copy);
+                    j = job;
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        match on_copy_observed(&j, &copy(), Some(&failed), &p) {
+            Decision::GiveUp { reason, failed_copy } => {
+                assert!(
+                    reason.contains("snapshot error") && reason.contains("3 copies failed"),
+                    "{reason}"
+                );
+                assert_eq!(failed_copy, Some(copy()));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_copy_missing_after_polling_was_cancelled() {
+        let p = StepPolicy::default();
+        assert!(matches!(
+            on_copy_observed(&job(), &copy(), None, &p),
+            Decision::Continue { .. }
+        ));
+        let mut j = job();
+        j.polls = 3;
+        assert!(matches!(
+            on_copy_observed(&j, &copy(), None, &p),
+            Decision::GiveUp { failed_copy: None, .. }
+        ));
+    }
+
+    #[test]
+    fn errors_by_class() {
+        let p = StepPolicy::default();
+        let perm = PortError::from_code("InvalidAMIID.NotFound", "gone");
+        assert!(
+            matches!(on_error(&job(), &perm, &p), Decision::GiveUp { reason, .. } if reason.contains("InvalidAMIID.NotFound"))
+        );
+        let cap = PortError::from_code("ResourceLimitExceeded", "too many");
+        let mut j = job();
+        j.retries = 100;
+        match on_error(&j, &cap, &p) {
+            Decision::Continue { job, delay_seconds } => {
+                assert_eq!(job.capacity_waits, 1);
+                assert_eq!(job.retries, 100, "capacity waits are not failures");
+                assert!((15..=30).contains(&delay_seconds), "{delay_seconds}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let throttled = PortError::from_code("RequestLimitExceeded", "slow down");
+        let mut j = job();
+        for n in 1..=p.max_retries {
+            match on_error(&j, &throttled, &p) {
+                Decision::Continue { job, .. } => {
+                    assert_eq!(job.retries, n);
+                    j = job;
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(matches!(on_error(&j, &throttled, &p), Decision::GiveUp { .. }));
+    }
+
+    #[test]
+    fn backoff_grows_is_capped_and_jittered() {
+        let d1 = backoff_seconds(5, 1, "a");
+        assert!((2..=5).contains(&d1), "{d1}");
+        let d5 = backoff_seconds(5, 5, "a");
+        assert!((40..=80).contains(&d5), "{d5}");
+        assert!(backoff_seconds(5, 30, "a") <= MAX_DELAY_SECONDS);
+        let spread: std::collections::HashSet<u32> = (0..50).map(|i| backoff_seconds(60, 4, &i.to_string())).collect();
+        assert!(spread.len() > 10, "jitter spreads retries: {spread:?}");
+    }
+}

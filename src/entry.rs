@@ -1,0 +1,284 @@
+//! The Lambda entry point's logic: decode the input, run the batch, encode the response.
+
+use crate::core::ids::AccountId;
+use crate::core::ids::{ImageId, Region};
+use crate::core::job::{Continuation, ReplicationRequest, MESSAGE_VERSION};
+use crate::ports::{Ec2Regions, Queue};
+use crate::service::{BatchReport, Item, Message, Replicator};
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use serde::Deserialize;
+use serde_json::Value;
+
+/// The detail of an "EC2 AMI State Change" event (PascalCase keys, as EventBridge sends them).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AmiStateChange {
+    #[serde(default)]
+    pub request_id: Option<String>,
+    pub image_id: String,
+    pub state: String,
+    #[serde(default)]
+    pub error_message: Option<String>,
+}
+
+/// A work item written by a person or a pipeline.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkItem {
+    pub image_id: String,
+    pub source_region: String,
+    #[serde(default)]
+    pub target_regions: Option<Vec<String>>,
+}
+
+/// What the function was invoked with.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// Invoked directly with one message (an EventBridge event, or a work item for a manual run).
+    Direct(Item),
+    /// Invoked by the SQS event source mapping.
+    Batch(Vec<Item>),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EntryError {
+    #[error("unrecognised input: expected an EventBridge event, an SQS batch or a work item ({0})")]
+    Unrecognised(String),
+    #[error("{0}")]
+    Retry(String),
+}
+
+pub fn decode_input(payload: Value) -> Result<Input, EntryError> {
+    if payload.get("Records").is_some() {
+        let event: SqsEvent = serde_json::from_value(payload).map_err(|e| EntryError::Unrecognised(e.to_string()))?;
+        let items = event
+            .records
+            .into_iter()
+            .enumerate()
+            .map(|(n, record)| {
+                let body = record.body.unwrap_or_default();
+                let message = decode_body(&body);
+                // Without a messageId the item cannot be reported alone; the batch is then retried whole.
+                let id = record.message_id.unwrap_or_else(|| format!("#missing-message-id-{n}"));
+                Item { id, body, message }
+            })
+            .collect();
+        return Ok(Input::Batch(items));
+    }
+    if payload.is_object() {
+        let body = payload.to_string();
+        let id = payload
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or("direct")
+            .to_string();
+        let message = decode_value(payload);
+        return Ok(Input::Direct(Item { id, body, message }));
+    }
+    Err(EntryError::Unrecognised(format!("a JSON {}", json_kind(&payload))))
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// Decodes an SQS message body.
+pub fn decode_body(body: &str) -> Result<Message, String> {
+    let value: Value = serde_json::from_str(body).map_err(|e| format!("body is not JSON: {e}"))?;
+    decode_value(value)
+}
+
+fn decode_value(value: Value) -> Result<Message, String> {
+    if value.get("ami_replicator").is_some() {
+        let version = value.get("ami_replicator").and_then(Value::as_u64);
+        if version != Some(u64::from(MESSAGE_VERSION)) {
+            return Err(format!(
+                "continuation version {version:?} is not supported (this build reads {MESSAGE_VERSION})"
+            ));
+        }
+        let c: Continuation = serde_json::from_value(value).map_err(|e| format!("bad continuation: {e}"))?;
+        return Ok(Message::Job(c.job));
+    }
+    if value.get("detail-type").is_some() {
+        return decode_event(value);
+    }
+    if value.get("image_id").is_some() {
+        return decode_work_item(value);
+    }
+    Err("expected an EventBridge event, a work item {\"image_id\", \"source_region\", \"target_regions\"} or a continuation".into())
+}
+
+fn decode_event(value: Value) -> Result<Message, String> {
+    let event: EventBridgeEvent<Value> =
+        serde_json::from_value(value).map_err(|e| format!("bad EventBridge event: {e}"))?;
+    if event.source != "aws.ec2" || event.detail_type != "EC2 AMI State Change" {
+        return Ok(Message::Ignore(format!(
+            "event {} / {} is not an AMI state change",
+            event.source, event.detail_type
+        )));
+    }
+    let detail: AmiStateChange =
+        serde_json::from_value(event.detail).map_err(|e| format!("bad AMI state change detail: {e}"))?;
+    if detail.state != "available" {
+        let why = detail.error_message.map(|m| format!(" ({m})")).unwrap_or_default();
+        return Ok(Message::Ignore(format!(
+            "AMI {} is {}{why}; only available starts replication",
+            detail.image_id, detail.state
+        )));
+    }
+    let region = event.region.ok_or("EventBridge event has no region")?;
+    Ok(Message::Request(ReplicationRequest {
+        image: ImageId::parse(&detail.image_id).map_err(|e| e.to_string())?,
+        source_region: Region::parse(&region).map_err(|e| e.to_string())?,
+        targets: None,
+    }))
+}
+
+fn decode_work_item(value: Value) -> Result<Message, String> {
+    let item: WorkItem = serde_json::from_value(value).map_err(|e| format!("bad work item: {e}"))?;
+    let targets = match item.target_regions {
+        None => None,
+        Some(list) => Some(
+            list.iter()
+                .map(|r| Region::parse(r))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| e.to_string())?,
+        ),
+    };
+    Ok(Message::Request(ReplicationRequest {
+        image: ImageId::parse(&item.image_id).map_err(|e| e.to_string())?,
+        source_region: Region::parse(&item.source_region).map_err(|e| e.to_string())?,
+        targets,
+    }))
+}
+
+/// Runs one invocation. An SQS batch answers with the items to retry; a direct invocation fails (so Lambda
+/// retries it) when its message must be retried.
+pub async fn handle<R: Ec2Regions, Q: Queue>(
+    replicator: &Replicator<R, Q>,
+    payload: Value,
+    account: &AccountId,
+) -> Result<Value, EntryError> {
+    match decode_input(payload)? {
+        Input::Batch(items) => {
+            let report = replicator.process(items, account).await;
+            Ok(batch_response(&report))
+        }
+        Input::Direct(item) => {
+            let report = replicator.process(vec![item], account).await;
+            if !report.retry.is_empty() {
+                return Err(EntryError::Retry(
+                    "the event could not be processed now; see the log".into(),
+                ));
+            }
+            Ok(serde_json::json!({
+                "dead_lettered": report.dead_lettered.iter().map(|(_, r)| r).collect::<Vec<_>>(),
+                "completed": report.completed.len(),
+            }))
+        }
+    }
+}
+
+pub fn batch_response(report: &BatchReport) -> Value {
+    let mut response = SqsBatchResponse::default();
+    response.batch_item_failures = report
+        .retry
+        .iter()
+        .map(|id| {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = id.clone();
+            failure
+        })
+        .collect();
+    serde_json::to_value(response).unwrap_or_else(|_| serde_json::json!({"batchItemFailures": []}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(state: &str) -> Value {
+        serde_json::json!({
+            "version": "0", "id": "7f1c", "detail-type": "EC2 AMI State Change", "source": "aws.ec2",
+            "account": "123456789012", "time": "2026-11-27T10:00:00Z", "region": "us-east-1",
+            "resources": ["arn:aws:ec2:us-east-1::image/ami-0123456789abcdef0"],
+            "detail": {"RequestId": "r-1", "ImageId": "ami-0123456789abcdef0", "State": state, "ErrorMessage": ""}
+        })
+    }
+
+    #[test]
+    fn available_event_is_a_request() {
+        let Input::Direct(item) = decode_input(event("available")).unwrap() else {
+            panic!("direct")
+        };
+        match item.message.unwrap() {
+            Message::Request(r) => {
+                assert_eq!(r.image.as_str(), "ami-0123456789abcdef0");
+                assert_eq!(r.source_region.as_str(), "us-east-1");
+                assert_eq!(r.targets, None);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn other_states_are_ignored_with_a_reason() {
+        let Input::Direct(item) = decode_input(event("deregistered")).unwrap() else {
+            panic!("direct")
+        };
+        assert!(matches!(item.message.unwrap(), Message::Ignore(r) if r.contains("deregistered")));
+    }
+
+    #[test]
+    fn sqs_batch_with_every_kind_of_body() {
+        let work = r#"{"image_id":"ami-0123456789abcdef0","source_region":"us-east-1","target_regions":["eu-west-1"]}"#;
+        let payload = serde_json::json!({"Records": [
+            {"messageId": "m1", "body": event("available").to_string()},
+            {"messageId": "m2", "body": work},
+            {"messageId": "m3", "body": "not json"},
+            {"messageId": "m4", "body": r#"{"image_id":"ami-0123456789abcdef0","source_region":"moon-1"}"#},
+            {"messageId": "m5", "body": r#"{"ami_replicator": 99, "job": {}}"#},
+            {"messageId": "m6", "body": r#"{"hello": "world"}"#},
+        ]});
+        let Input::Batch(items) = decode_input(payload).unwrap() else {
+            panic!("batch")
+        };
+        assert_eq!(items.len(), 6);
+        assert!(matches!(items[0].message, Ok(Message::Request(_))));
+        match &items[1].message {
+            Ok(Message::Request(r)) => assert_eq!(r.targets.as_ref().unwrap()[0].as_str(), "eu-west-1"),
+            other => panic!("{other:?}"),
+        }
+        assert!(items[2].message.as_ref().unwrap_err().contains("not JSON"));
+        assert!(items[3].message.as_ref().unwrap_err().contains("moon-1"));
+        assert!(items[4].message.as_ref().unwrap_err().contains("version"));
+        assert!(items[5].message.is_err());
+        assert_eq!(items[5].id, "m6");
+    }
+
+    #[test]
+    fn unrecognised_payloads_are_errors_not_panics() {
+        assert!(decode_input(serde_json::json!("hello")).is_err());
+        assert!(decode_input(serde_json::json!({"Records": 3})).is_err());
+    }
+
+    #[test]
+    fn batch_response_lists_only_retries() {
+        let report = BatchReport {
+            retry: vec!["m2".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            batch_response(&report),
+            serde_json::json!({"batchItemFailures": [{"itemIdentifier": "m2"}]})
+        );
+    }
+}

@@ -1,0 +1,310 @@
+//! A local stand-in for Lambda's SQS event source mapping, for the demo and the end-to-end tests: it receives
+//! batches from the work queue, runs the real handler on them and deletes what the handler acknowledged.
+
+use crate::core::ids::AccountId;
+use crate::core::image::LaunchPermission;
+use crate::entry;
+use crate::ports::{Ec2Regions, Queue};
+use crate::service::Replicator;
+use aws_sdk_sqs::types::MessageSystemAttributeName;
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PollSummary {
+    pub invocations: u32,
+    pub messages: u32,
+    pub retried: u32,
+}
+
+/// Polls `queue_url` until it has been empty (nothing visible, in flight or delayed) or `deadline` passed.
+pub async fn drain_queue<R: Ec2Regions, Q: Queue>(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    replicator: &Replicator<R, Q>,
+    account: &AccountId,
+    deadline: Duration,
+) -> Result<PollSummary, String> {
+    let started = Instant::now();
+    let mut summary = PollSummary::default();
+    while started.elapsed() < deadline {
+        let received = sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .send()
+            .await
+            .map_err(|e| format!("ReceiveMessage: {e:?}"))?;
+        let messages = received.messages();
+        if messages.is_empty() {
+            if queue_is_empty(sqs, queue_url).await? {
+                return Ok(summary);
+            }
+            continue;
+        }
+        let records: Vec<Value> = messages
+            .iter()
+            .map(|m| json!({"messageId": m.message_id(), "receiptHandle": m.receipt_handle(), "body": m.body(), "eventSource": "aws:sqs"}))
+            .collect();
+        let response = entry::handle(replicator, json!({ "Records": records }), account)
+            .await
+            .map_err(|e| e.to_string())?;
+        let failed: Vec<&str> = response["batchItemFailures"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|f| f["itemIdentifier"].as_str()).collect())
+            .unwrap_or_default();
+        summary.invocations += 1;
+        summary.messages += messages.len() as u32;
+        summary.retried += failed.len() as u32;
+        for m in messages {
+            if !failed.contains(&m.message_id().unwrap_or_default()) {
+                if let Some(handle) = m.receipt_handle() {
+                    sqs.delete_message()
+                        .queue_url(queue_url)
+                        .receipt_handle(handle)
+                        .send()
+                        .await
+                        .map_err(|e| format!("DeleteMessage: {e:?}"))?;
+                }
+            }
+        }
+    }
+    Err(format!("the work queue was not drained within {deadline:?}"))
+}
+
+async fn queue_is_empty(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Result<bool, String> {
+    use aws_sdk_sqs::types::QueueAttributeName as A;
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(queue_url)
+        .attribute_names(A::ApproximateNumberOfMessages)
+        .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+        .attribute_names(A::ApproximateNumberOfMessagesDelayed)
+        .send()
+        .await
+        .map_err(|e| format!("GetQueueAttributes: {e:?}"))?;
+    let total: u64 = attrs
+        .attributes()
+        .map(|m| m.values().filter_map(|v| v.parse::<u64>().ok()).sum())
+        .unwrap_or(0);
+    Ok(total == 0)
+}
+
+/// Builds a source AMI the way a pipeline does (RunInstances, CreateImage with tags), shares it with
+/// `share_with`, and returns its id. For the demo and the end-to-end tests on the emulator.
+pub async fn seed_source_image(
+    ec2: &aws_sdk_ec2::Client,
+    name: &str,
+    tags: &[(&str, &str)],
+    share_with: &[LaunchPermission],
+) -> Result<String, String> {
+    use aws_sdk_ec2::types::{LaunchPermissionModifications, ResourceType, Tag, TagSpecification};
+    let run = ec2
+        .run_instances()
+        .image_id(EMULATOR_BASE_IMAGE)
+        .min_count(1)
+        .max_count(1)
+        .send()
+        .await
+        .map_err(|e| format!("RunInstances: {e:?}"))?;
+    let instance = run
+        .instances()
+        .first()
+        .and_then(|i| i.instance_id())
+        .ok_or("RunInstances: no instance")?
+        .to_string();
+    let spec = TagSpecification::builder()
+        .resource_type(ResourceType::Image)
+        .set_tags(Some(
+            tags.iter()
+                .map(|(k, v)| Tag::builder().key(*k).value(*v).build())
+                .collect(),
+        ))
+        .build();
+    let image = ec2
+        .create_image()
+        .instance_id(&instance)
+        .name(name)
+        .description(format!("{name}, built by the pipeline"))
+        .tag_specifications(spec)
+        .send()
+        .await
+        .map_err(|e| format!("CreateImage: {e:?}"))?;
+    let image_id = image.image_id().ok_or("CreateImage: no image id")?.to_string();
+    if !share_with.is_empty() {
+        let add = LaunchPermissionModifications::builder()
+            .set_add(Some(
+                share_with.iter().map(crate::aws::ec2::to_sdk_permission).collect(),
+            ))
+            .build();
+        ec2.modify_image_attribute()
+            .image_id(&image_id)
+            .launch_permission(add)
+            .send()
+            .await
+            .map_err(|e| format!("ModifyImageAttribute: {e:?}"))?;
+    }
+    ec2.terminate_instances()
+        .instance_ids(&instance)
+        .send()
+        .await
+        .map_err(|e| format!("TerminateInstances: {e:?}"))?;
+    Ok(image_id)
+}
+
+/// An image every region of the emulator has (moto's built-in catalogue), to launch the seed instance from.
+pub const EMULATOR_BASE_IMAGE: &str = "ami-12c6146b";
+
+/// Creates the work queue and its dead-letter queue (with a redrive policy), as template.yaml does, and
+/// returns their URLs.
+pub async fn create_queues(
+    sqs: &aws_sdk_sqs::Client,
+    prefix: &str,
+    visibility_seconds: u32,
+) -> Result<(String, String), String> {
+    use aws_sdk_sqs::types::QueueAttributeName as A;
+    let dlq = sqs
+        .create_queue()
+        .queue_name(format!("{prefix}-dlq"))
+        .send()
+        .await
+        .map_err(|e| format!("CreateQueue: {e:?}"))?;
+    let dlq_url = dlq.queue_url().ok_or("CreateQueue: no URL")?.to_string();
+    let dlq_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&dlq_url)
+        .attribute_names(A::QueueArn)
+        .send()
+        .await
+        .map_err(|e| format!("GetQueueAttributes: {e:?}"))?
+        .attributes()
+        .and_then(|a| a.get(&A::QueueArn).cloned())
+        .ok_or("GetQueueAttributes: no QueueArn")?;
+    let redrive = json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 5}).to_string();
+    let work = sqs
+        .create_queue()
+        .queue_name(format!("{prefix}-work"))
+        .attributes(A::VisibilityTimeout, visibility_seconds.to_string())
+        .attributes(A::RedrivePolicy, redrive)
+        .send()
+        .await
+        .map_err(|e| format!("CreateQueue: {e:?}"))?;
+    Ok((work.queue_url().ok_or("CreateQueue: no URL")?.to_string(), dlq_url))
+}
+
+/// The account moto answers for with any credentials.
+pub const EMULATOR_ACCOUNT: &str = "123456789012";
+
+/// The local AWS emulator: moto behind scripts/emulator.py, on a free loopback port, stopped when dropped.
+/// Its Python is `EMULATOR_PYTHON`, or the project's `.venv` (made by scripts/setup-emulator.sh).
+pub struct Emulator {
+    child: Child,
+    pub endpoint: String,
+    pub port: u16,
+    dir: PathBuf,
+}
+
+fn emulator_python() -> PathBuf {
+    match std::env::var("EMULATOR_PYTHON") {
+        Ok(p) => PathBuf::from(p),
+        Err(_) => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"),
+    }
+}
+
+impl Emulator {
+    /// Starts the emulator; copies stay pending for `copy_pending_seconds` before they become available.
+    pub fn start(copy_pending_seconds: f64) -> Result<Emulator, String> {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let n = N.fetch_add(1, Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("ami-replicator-emulator-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let port_file = dir.join("port");
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/emulator.py");
+        let python = emulator_python();
+        if !python.exists() {
+            return Err(format!(
+                "{} not found: run scripts/setup-emulator.sh (scripts/test.sh does)",
+                python.display()
+            ));
+        }
+        let log = std::fs::File::create(dir.join("emulator.log")).map_err(|e| e.to_string())?;
+        let child = Command::new(&python)
+            .arg(script)
+            .args(["--port", "0", "--port-file"])
+            .arg(&port_file)
+            .args(["--copy-pending-seconds", &copy_pending_seconds.to_string()])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("starting {}: {e}", python.display()))?;
+        let mut emulator = Emulator {
+            child,
+            endpoint: String::new(),
+            port: 0,
+            dir,
+        };
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(60) {
+            if let Some(port) = std::fs::read_to_string(&port_file)
+                .ok()
+                .and_then(|s| s.trim().parse::<u16>().ok())
+            {
+                emulator.port = port;
+                emulator.endpoint = format!("http://127.0.0.1:{port}");
+                return Ok(emulator);
+            }
+            if let Ok(Some(status)) = emulator.child.try_wait() {
+                let log = std::fs::read_to_string(emulator.dir.join("emulator.log")).unwrap_or_default();
+                return Err(format!("the emulator exited ({status}): {log}"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Err("the emulator did not start within 60 s".into())
+    }
+
+    /// SDK configuration pointed at the emulator (the same thing AWS_ENDPOINT_URL does for the function).
+    pub async fn sdk_config(&self) -> aws_config::SdkConfig {
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(&self.endpoint)
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_ec2::config::Credentials::new(
+                "testing", "testing", None, None, "emulator",
+            ))
+            .load()
+            .await
+    }
+
+    /// API calls the emulator has answered so far, by action.
+    pub fn calls(&self) -> Result<Value, String> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).map_err(|e| e.to_string())?;
+        write!(stream, "GET /_emulator/calls HTTP/1.0\r\nHost: localhost\r\n\r\n").map_err(|e| e.to_string())?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).map_err(|e| e.to_string())?;
+        let body = response.split("\r\n\r\n").nth(1).unwrap_or("{}");
+        serde_json::from_str(body).map_err(|e| e.to_string())
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// An EC2 client for `region` from a shared SDK configuration.
+pub fn ec2_client(sdk: &aws_config::SdkConfig, region: &str) -> aws_sdk_ec2::Client {
+    aws_sdk_ec2::Client::from_conf(
+        aws_sdk_ec2::config::Builder::from(sdk)
+            .region(aws_sdk_ec2::config::Region::new(region.to_string()))
+            .build(),
+    )
+}

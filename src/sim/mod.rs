@@ -1,0 +1,106 @@
+//! An in-memory EC2 + SQS over a virtual clock, implementing the same ports as the AWS adapters. It models what
+//! the AWS documentation says about copies: each stays `pending` for a duration drawn per copy, a destination
+//! region accepts at most `copy_limit` concurrent copies (`ResourceLimitExceeded` beyond), ClientToken makes
+//! CopyImage idempotent, launch permissions and S3 permissions are not copied, only the owner's non-`aws:` tags
+//! are copied and only when asked. SQS delays, visibility timeouts, redelivery and the redrive to a dead-letter
+//! queue are modelled too, and faults (throttling, failed copies) can be injected.
+
+mod ec2;
+mod queue;
+mod world;
+
+pub use ec2::{SimEc2, SimRegions};
+pub use queue::SimQueue;
+pub use world::{CopyRecord, Faults, QueuedMessage, SimConfig, SimImage, World};
+
+use crate::core::ids::AccountId;
+use crate::ports::OutgoingMessage;
+use crate::service::{BatchReport, Item, Replicator};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The shared state every simulated port reads and writes.
+pub type Shared = Arc<Mutex<World>>;
+
+pub(crate) fn lock(world: &Shared) -> std::sync::MutexGuard<'_, World> {
+    world.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A simulated deployment: the world, and the replicator running the production code over it.
+pub struct Simulation {
+    pub world: Shared,
+    pub replicator: Replicator<SimRegions, SimQueue>,
+    pub account: AccountId,
+    /// Lambda invocations made so far.
+    pub invocations: u64,
+    /// Real time spent inside the handler (the production code, not the simulator's bookkeeping is included).
+    pub handler_time: Duration,
+    /// Reports of every invocation, in order.
+    pub reports: Vec<BatchReport>,
+}
+
+impl Simulation {
+    pub fn new(world: World, settings: crate::service::Settings) -> Self {
+        let account = world.account.clone();
+        let world = Arc::new(Mutex::new(world));
+        let replicator = Replicator::new(
+            Arc::new(settings),
+            SimRegions::new(world.clone()),
+            SimQueue::new(world.clone()),
+        );
+        Self {
+            world,
+            replicator,
+            account,
+            invocations: 0,
+            handler_time: Duration::ZERO,
+            reports: Vec::new(),
+        }
+    }
+
+    /// Puts a message on the work queue (as EventBridge or a person would).
+    pub fn send(&self, body: &str) {
+        lock(&self.world).enqueue(&OutgoingMessage {
+            body: body.to_string(),
+            delay_seconds: 0,
+        });
+    }
+
+    /// Runs one invocation with the next visible batch (as the event source mapping would). `false` when
+    /// no message is visible now.
+    pub async fn invoke_once(&mut self, batch_size: usize) -> bool {
+        let batch = lock(&self.world).receive(batch_size);
+        if batch.is_empty() {
+            return false;
+        }
+        let items: Vec<Item> = batch
+            .iter()
+            .map(|m| Item {
+                id: m.id.clone(),
+                body: m.body.clone(),
+                message: crate::entry::decode_body(&m.body),
+            })
+            .collect();
+        let started = Instant::now();
+        let report = self.replicator.process(items, &self.account).await;
+        self.handler_time += started.elapsed();
+        self.invocations += 1;
+        lock(&self.world).settle_batch(&batch, &report.retry);
+        self.reports.push(report);
+        true
+    }
+
+    /// Runs invocations until the queue is empty, advancing the virtual clock whenever nothing is visible.
+    /// Stops after `max_virtual_seconds` of virtual time. Returns the virtual time at the end.
+    pub async fn run_until_idle(&mut self, batch_size: usize, max_virtual_seconds: u64) -> u64 {
+        loop {
+            if !self.invoke_once(batch_size).await {
+                let mut w = lock(&self.world);
+                match w.next_event_at() {
+                    Some(t) if t <= max_virtual_seconds * 1000 => w.advance_to(t),
+                    _ => return w.now_ms / 1000,
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,237 @@
+//! The adapters and the whole pipeline against a real HTTP AWS emulator (moto, started on loopback by the
+//! harness; see scripts/emulator.py for what its thin layer adds to moto).
+
+use ami_replicator::aws::{ec2::AwsEc2Regions, sqs::AwsQueue};
+use ami_replicator::core::ids::{AccountId, OrganizationArn, Region};
+use ami_replicator::core::image::LaunchPermission;
+use ami_replicator::core::provenance::{SOURCE_IMAGE_TAG, SOURCE_REGION_TAG};
+use ami_replicator::core::share::SharePolicy;
+use ami_replicator::core::step::StepPolicy;
+use ami_replicator::entry;
+use ami_replicator::local::{create_queues, drain_queue, ec2_client, seed_source_image};
+use ami_replicator::local::{Emulator, EMULATOR_ACCOUNT as ACCOUNT};
+use ami_replicator::service::{Replicator, Settings};
+use aws_sdk_ec2::types::{Filter, ImageAttributeName};
+use std::sync::Arc;
+use std::time::Duration;
+
+const DESTINATIONS: [&str; 3] = ["eu-west-1", "ap-southeast-2", "us-west-2"];
+const ORG: &str = "arn:aws:organizations::123456789012:organization/o-abc123def4";
+
+fn settings() -> Settings {
+    Settings {
+        target_regions: ["eu-west-1", "ap-southeast-2", "us-west-2", "us-east-1"]
+            .iter()
+            .map(|r| Region::parse(r).unwrap())
+            .collect(),
+        tag_filter: None,
+        step: StepPolicy {
+            poll_seconds: 1,
+            ..StepPolicy::default()
+        },
+        share: SharePolicy {
+            copy_source_permissions: true,
+            extra: vec![LaunchPermission::Account(AccountId::parse("444455556666").unwrap())],
+            allow_public: false,
+        },
+    }
+}
+
+fn event(image: &str, region: &str) -> serde_json::Value {
+    serde_json::json!({
+        "version": "0", "id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718", "detail-type": "EC2 AMI State Change",
+        "source": "aws.ec2", "account": ACCOUNT, "time": "2026-11-27T10:00:00Z", "region": region,
+        "resources": [format!("arn:aws:ec2:{region}::image/{image}")],
+        "detail": {"RequestId": "d9f1c0d6", "ImageId": image, "State": "available", "ErrorMessage": ""}
+    })
+}
+
+async fn copies_of(sdk: &aws_config::SdkConfig, region: &str, source: &str) -> Vec<aws_sdk_ec2::types::Image> {
+    ec2_client(sdk, region)
+        .describe_images()
+        .owners("self")
+        .filters(
+            Filter::builder()
+                .name(format!("tag:{SOURCE_IMAGE_TAG}"))
+                .values(source)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .images()
+        .to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicates_to_three_regions_once_with_tags_and_launch_permissions() {
+    let emulator = Emulator::start(1.5).unwrap();
+    let sdk = emulator.sdk_config().await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let (work, dlq) = create_queues(&sqs, "e2e", 2).await.unwrap();
+    let org = LaunchPermission::Organization(OrganizationArn::parse(ORG).unwrap());
+    let shared = LaunchPermission::Account(AccountId::parse("111122223333").unwrap());
+    let source = seed_source_image(
+        &ec2_client(&sdk, "us-east-1"),
+        "golden-2026.11",
+        &[("team", "platform")],
+        &[shared, org],
+    )
+    .await
+    .unwrap();
+
+    let replicator = Replicator::new(
+        Arc::new(settings()),
+        AwsEc2Regions::new(sdk.clone()),
+        AwsQueue::new(sqs.clone(), work.clone(), Some(dlq.clone())),
+    );
+    let account = AccountId::parse(ACCOUNT).unwrap();
+
+    // The event arrives directly from EventBridge, and (duplicated) twice more through the queue.
+    entry::handle(&replicator, event(&source, "us-east-1"), &account)
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        sqs.send_message()
+            .queue_url(&work)
+            .message_body(event(&source, "us-east-1").to_string())
+            .send()
+            .await
+            .unwrap();
+    }
+    let summary = drain_queue(&sqs, &work, &replicator, &account, Duration::from_secs(120))
+        .await
+        .unwrap();
+    assert!(summary.invocations >= 2, "{summary:?}");
+
+    for region in DESTINATIONS {
+        let copies = copies_of(&sdk, region, &source).await;
+        assert_eq!(copies.len(), 1, "{region}: exactly one copy");
+        let copy = &copies[0];
+        let tag = |k: &str| {
+            copy.tags()
+                .iter()
+                .find(|t| t.key() == Some(k))
+                .and_then(|t| t.value())
+                .map(str::to_string)
+        };
+        assert_eq!(tag(SOURCE_IMAGE_TAG).as_deref(), Some(source.as_str()));
+        assert_eq!(tag(SOURCE_REGION_TAG).as_deref(), Some("us-east-1"));
+        assert_eq!(tag("team").as_deref(), Some("platform"), "user tags copied");
+        assert_eq!(copy.name(), Some("golden-2026.11"));
+        assert_eq!(copy.state().map(|s| s.as_str()), Some("available"));
+
+        let perms = ec2_client(&sdk, region)
+            .describe_image_attribute()
+            .image_id(copy.image_id().unwrap())
+            .attribute(ImageAttributeName::LaunchPermission)
+            .send()
+            .await
+            .unwrap();
+        let users: Vec<&str> = perms.launch_permissions().iter().filter_map(|p| p.user_id()).collect();
+        let orgs: Vec<&str> = perms
+            .launch_permissions()
+            .iter()
+            .filter_map(|p| p.organization_arn())
+            .collect();
+        assert!(
+            users.contains(&"111122223333") && users.contains(&"444455556666"),
+            "{region}: {users:?}"
+        );
+        assert_eq!(orgs, vec![ORG], "{region}");
+    }
+    assert!(
+        copies_of(&sdk, "us-east-1", &source).await.is_empty(),
+        "no copy in the source region"
+    );
+
+    // The copy becoming available in eu-west-1 is never replicated back.
+    let copy = copies_of(&sdk, "eu-west-1", &source).await[0]
+        .image_id()
+        .unwrap()
+        .to_string();
+    sqs.send_message()
+        .queue_url(&work)
+        .message_body(event(&copy, "eu-west-1").to_string())
+        .send()
+        .await
+        .unwrap();
+    drain_queue(&sqs, &work, &replicator, &account, Duration::from_secs(60))
+        .await
+        .unwrap();
+    for region in ["us-east-1", "ap-southeast-2", "us-west-2"] {
+        assert!(copies_of(&sdk, region, &copy).await.is_empty(), "{region}");
+    }
+    let dead = sqs.receive_message().queue_url(&dlq).send().await.unwrap();
+    assert!(dead.messages().is_empty(), "nothing dead-lettered");
+
+    let calls = emulator.calls().unwrap();
+    eprintln!("emulator API calls for 3 copies (1 direct + 2 duplicated events): {calls}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_images_are_dead_lettered_with_their_reason_and_foreign_images_skipped() {
+    let emulator = Emulator::start(0.0).unwrap();
+    let sdk = emulator.sdk_config().await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let (work, dlq) = create_queues(&sqs, "dl", 2).await.unwrap();
+    let replicator = Replicator::new(
+        Arc::new(settings()),
+        AwsEc2Regions::new(sdk.clone()),
+        AwsQueue::new(sqs.clone(), work.clone(), Some(dlq.clone())),
+    );
+    let account = AccountId::parse(ACCOUNT).unwrap();
+
+    let missing = "ami-0000000000000dead";
+    sqs.send_message()
+        .queue_url(&work)
+        .message_body(event(missing, "us-east-1").to_string())
+        .send()
+        .await
+        .unwrap();
+    // An image owned by another account (moto's public catalogue) is skipped.
+    let foreign = ami_replicator::local::EMULATOR_BASE_IMAGE;
+    sqs.send_message()
+        .queue_url(&work)
+        .message_body(event(foreign, "us-east-1").to_string())
+        .send()
+        .await
+        .unwrap();
+    sqs.send_message()
+        .queue_url(&work)
+        .message_body("{\"garbage\": true}")
+        .send()
+        .await
+        .unwrap();
+    drain_queue(&sqs, &work, &replicator, &account, Duration::from_secs(60))
+        .await
+        .unwrap();
+
+    let dead = sqs
+        .receive_message()
+        .queue_url(&dlq)
+        .max_number_of_messages(10)
+        .message_attribute_names("All")
+        .send()
+        .await
+        .unwrap();
+    let reasons: Vec<String> = dead
+        .messages()
+        .iter()
+        .filter_map(|m| {
+            m.message_attributes()?
+                .get("failure_reason")?
+                .string_value()
+                .map(str::to_string)
+        })
+        .collect();
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert!(
+        reasons.iter().any(|r| r.contains(missing) && r.contains("not found")),
+        "{reasons:?}"
+    );
+    assert!(reasons.iter().any(|r| r.contains("undecodable")), "{reasons:?}");
+    for region in DESTINATIONS {
+        assert!(copies_of(&sdk, region, foreign).await.is_empty());
+    }
+}

@@ -1,0 +1,226 @@
+//! The AWS adapters against aws-smithy-mocks: the exact request of a call, and real EC2/SQS error responses
+//! (status and XML/JSON bodies as the services send them) mapped to the core's error classes.
+
+use ami_replicator::aws::ec2::AwsEc2;
+use ami_replicator::aws::sqs::AwsQueue;
+use ami_replicator::core::errors::ErrorClass;
+use ami_replicator::core::ids::{ImageId, Region};
+use ami_replicator::core::image::{LaunchPermission, Tag};
+use ami_replicator::core::provenance::SOURCE_IMAGE_TAG;
+use ami_replicator::ports::{CopyRequest, Ec2, OutgoingMessage, Queue};
+use aws_sdk_ec2::config::retry::RetryConfig;
+use aws_sdk_ec2::types::ResourceType;
+use aws_smithy_mocks::{mock, mock_client, RuleMode};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::http::StatusCode;
+use aws_smithy_types::body::SdkBody;
+
+fn ec2_error(status: u16, code: &str, message: &str) -> HttpResponse {
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors><RequestID>5b4c8a4e-0d2a-4a0e-9c8e-1f2e3d4c5b6a</RequestID></Response>"
+    );
+    HttpResponse::new(StatusCode::try_from(status).unwrap(), SdkBody::from(body))
+}
+
+fn request() -> CopyRequest {
+    CopyRequest {
+        source_image: ImageId::parse("ami-0123456789abcdef0").unwrap(),
+        source_region: Region::parse("us-east-1").unwrap(),
+        name: "golden".into(),
+        description: Some("built by CI".into()),
+        client_token: "a".repeat(64),
+        tags: vec![Tag::new(SOURCE_IMAGE_TAG, "ami-0123456789abcdef0")],
+        copy_image_tags: true,
+    }
+}
+
+/// Real EC2 error codes for CopyImage, with the status EC2 answers them with, and the class the core gives them.
+const COPY_IMAGE_ERRORS: &[(u16, &str, ErrorClass)] = &[
+    (400, "ResourceLimitExceeded", ErrorClass::Capacity),
+    (503, "RequestLimitExceeded", ErrorClass::Throttled),
+    (500, "InternalError", ErrorClass::Transient),
+    (503, "Unavailable", ErrorClass::Transient),
+    (400, "InvalidAMIID.NotFound", ErrorClass::Permanent),
+    (400, "InvalidAMIID.Unavailable", ErrorClass::Permanent),
+    (400, "InvalidSnapshot.NotFound", ErrorClass::Permanent),
+    (400, "InvalidParameterValue", ErrorClass::Permanent),
+    (400, "IdempotentParameterMismatch", ErrorClass::Permanent),
+    (403, "UnauthorizedOperation", ErrorClass::Permanent),
+    (401, "AuthFailure", ErrorClass::Permanent),
+    (401, "OptInRequired", ErrorClass::Permanent),
+    (400, "SomeCodeAddedNextYear", ErrorClass::Transient),
+];
+
+#[tokio::test]
+async fn copy_image_errors_are_classified_by_their_code() {
+    for &(status, code, class) in COPY_IMAGE_ERRORS {
+        let rule = mock!(aws_sdk_ec2::Client::copy_image).then_http_response(move || ec2_error(status, code, "boom"));
+        let client = mock_client!(aws_sdk_ec2, RuleMode::Sequential, &[&rule], |c| c
+            .retry_config(RetryConfig::disabled()));
+        let err = AwsEc2::new(client).copy_image(&request()).await.unwrap_err();
+        assert_eq!(err.code, code);
+        assert_eq!(err.class, class, "{code}");
+        assert!(err.message.contains("boom"), "{err}");
+    }
+}
+
+#[tokio::test]
+async fn copy_image_sends_token_tags_and_copy_image_tags() {
+    let rule = mock!(aws_sdk_ec2::Client::copy_image)
+        .match_requests(|r| {
+            let specs = r.tag_specifications();
+            let kinds: Vec<_> = specs.iter().filter_map(|s| s.resource_type().cloned()).collect();
+            r.source_image_id() == Some("ami-0123456789abcdef0")
+                && r.source_region() == Some("us-east-1")
+                && r.name() == Some("golden")
+                && r.description() == Some("built by CI")
+                && r.client_token().map(str::len) == Some(64)
+                && r.copy_image_tags() == Some(true)
+                && kinds == vec![ResourceType::Image, ResourceType::Snapshot]
+                && specs
+                    .iter()
+                    .all(|s| s.tags().iter().any(|t| t.key() == Some(SOURCE_IMAGE_TAG)))
+        })
+        .then_output(|| {
+            aws_sdk_ec2::operation::copy_image::CopyImageOutput::builder()
+                .image_id("ami-11111111")
+                .build()
+        });
+    let client = mock_client!(aws_sdk_ec2, [&rule]);
+    let copy = AwsEc2::new(client).copy_image(&request()).await.unwrap();
+    assert_eq!(copy.as_str(), "ami-11111111");
+    assert_eq!(rule.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn a_missing_source_is_none_and_deregistering_a_gone_image_is_success() {
+    let describe = mock!(aws_sdk_ec2::Client::describe_images).then_http_response(|| {
+        ec2_error(
+            400,
+            "InvalidAMIID.NotFound",
+            "The image id '[ami-0123456789abcdef0]' does not exist",
+        )
+    });
+    let deregister = mock!(aws_sdk_ec2::Client::deregister_image)
+        .then_http_response(|| ec2_error(400, "InvalidAMIID.Unavailable", "The image is already deregistered"));
+    let client = mock_client!(aws_sdk_ec2, RuleMode::MatchAny, &[&describe, &deregister], |c| c
+        .retry_config(RetryConfig::disabled()));
+    let ec2 = AwsEc2::new(client);
+    let id = ImageId::parse("ami-0123456789abcdef0").unwrap();
+    assert_eq!(ec2.describe_image(&id).await.unwrap(), None);
+    ec2.deregister_image(&id).await.unwrap();
+}
+
+#[tokio::test]
+async fn launch_permissions_round_trip_through_the_sdk_types() {
+    use aws_sdk_ec2::types::{LaunchPermission as P, PermissionGroup};
+    let describe = mock!(aws_sdk_ec2::Client::describe_image_attribute).then_output(|| {
+        aws_sdk_ec2::operation::describe_image_attribute::DescribeImageAttributeOutput::builder()
+            .launch_permissions(P::builder().user_id("111122223333").build())
+            .launch_permissions(P::builder().group(PermissionGroup::All).build())
+            .launch_permissions(
+                P::builder()
+                    .organization_arn("arn:aws:organizations::123456789012:organization/o-abc123def4")
+                    .build(),
+            )
+            .build()
+    });
+    let modify = mock!(aws_sdk_ec2::Client::modify_image_attribute)
+        .match_requests(|r| {
+            let add = r.launch_permission().map(|l| l.add().to_vec()).unwrap_or_default();
+            add.len() == 2 && add[0].user_id() == Some("111122223333") && add[1].group() == Some(&PermissionGroup::All)
+        })
+        .then_output(|| aws_sdk_ec2::operation::modify_image_attribute::ModifyImageAttributeOutput::builder().build());
+    let client = mock_client!(aws_sdk_ec2, RuleMode::MatchAny, &[&describe, &modify]);
+    let ec2 = AwsEc2::new(client);
+    let id = ImageId::parse("ami-0123456789abcdef0").unwrap();
+    let perms = ec2.launch_permissions(&id).await.unwrap();
+    assert_eq!(perms.len(), 3);
+    assert_eq!(perms[1], LaunchPermission::Public);
+    ec2.add_launch_permissions(&id, &perms[..2]).await.unwrap();
+    assert_eq!(modify.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn send_reports_each_entry_and_splits_into_batches_of_ten() {
+    use aws_sdk_sqs::operation::send_message_batch::SendMessageBatchOutput;
+    use aws_sdk_sqs::types::{BatchResultErrorEntry, SendMessageBatchResultEntry};
+    let ok = |id: &str| {
+        SendMessageBatchResultEntry::builder()
+            .id(id)
+            .message_id("m")
+            .md5_of_message_body("x")
+            .build()
+            .unwrap()
+    };
+    let rule = mock!(aws_sdk_sqs::Client::send_message_batch)
+        .sequence()
+        .output(move || {
+            let mut out = SendMessageBatchOutput::builder();
+            for i in 0..10 {
+                if i == 3 {
+                    continue;
+                }
+                out = out.successful(ok(&i.to_string()));
+            }
+            out.failed(
+                BatchResultErrorEntry::builder()
+                    .id("3")
+                    .code("InternalError")
+                    .sender_fault(false)
+                    .message("try later")
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+            .unwrap()
+        })
+        .output(move || {
+            SendMessageBatchOutput::builder()
+                .successful(ok("0"))
+                .successful(ok("1"))
+                .set_failed(Some(vec![]))
+                .build()
+                .unwrap()
+        })
+        .build();
+    let client = mock_client!(aws_sdk_sqs, [&rule]);
+    let queue = AwsQueue::new(
+        client,
+        "https://sqs.us-east-1.amazonaws.com/123456789012/work".into(),
+        None,
+    );
+    let messages: Vec<OutgoingMessage> = (0..12)
+        .map(|i| OutgoingMessage {
+            body: format!("m{i}"),
+            delay_seconds: 5,
+        })
+        .collect();
+    let results = queue.send(&messages).await;
+    assert_eq!(results.len(), 12);
+    assert_eq!(results.iter().filter(|r| r.is_err()).count(), 1);
+    assert_eq!(results[3].as_ref().unwrap_err().class, ErrorClass::Transient);
+    assert_eq!(rule.num_calls(), 2);
+}
+
+#[tokio::test]
+async fn dead_letters_carry_the_reason_as_an_attribute() {
+    let rule = mock!(aws_sdk_sqs::Client::send_message)
+        .match_requests(|r| {
+            r.queue_url() == Some("https://sqs.us-east-1.amazonaws.com/123456789012/dlq")
+                && r.message_body() == Some("{}")
+                && r.message_attributes()
+                    .and_then(|a| a.get("failure_reason"))
+                    .and_then(|v| v.string_value())
+                    == Some("source image not found")
+        })
+        .then_output(|| aws_sdk_sqs::operation::send_message::SendMessageOutput::builder().build());
+    let client = mock_client!(aws_sdk_sqs, [&rule]);
+    let queue = AwsQueue::new(
+        client,
+        "https://sqs.us-east-1.amazonaws.com/123456789012/work".into(),
+        Some("https://sqs.us-east-1.amazonaws.com/123456789012/dlq".into()),
+    );
+    assert!(queue.dead_letter("{}", "source image not found").await.unwrap());
+    assert_eq!(rule.num_calls(), 1);
+}

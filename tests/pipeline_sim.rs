@@ -1,0 +1,342 @@
+//! The pipeline over the in-memory simulation: the production handler code against simulated EC2 and SQS
+//! with a virtual clock.
+
+use ami_replicator::core::ids::{AccountId, ImageId, OrganizationArn, Region};
+use ami_replicator::core::image::{ImageState, LaunchPermission, Tag};
+use ami_replicator::core::provenance::{SOURCE_IMAGE_TAG, SOURCE_REGION_TAG};
+use ami_replicator::core::share::SharePolicy;
+use ami_replicator::core::step::StepPolicy;
+use ami_replicator::service::Settings;
+use ami_replicator::sim::{SimConfig, SimImage, Simulation, World};
+
+const ME: &str = "123456789012";
+const DAY: u64 = 86_400;
+
+fn r(s: &str) -> Region {
+    Region::parse(s).unwrap()
+}
+
+fn acct(s: &str) -> AccountId {
+    AccountId::parse(s).unwrap()
+}
+
+fn settings(targets: &[&str]) -> Settings {
+    Settings {
+        target_regions: targets.iter().map(|t| r(t)).collect(),
+        tag_filter: None,
+        step: StepPolicy {
+            poll_seconds: 60,
+            ..StepPolicy::default()
+        },
+        share: SharePolicy {
+            copy_source_permissions: true,
+            extra: vec![LaunchPermission::Account(acct("444455556666"))],
+            allow_public: false,
+        },
+    }
+}
+
+fn event(image: &ImageId, region: &str, state: &str) -> String {
+    serde_json::json!({
+        "version": "0", "id": "e-1", "detail-type": "EC2 AMI State Change", "source": "aws.ec2",
+        "account": ME, "region": region, "time": "2026-11-27T10:00:00Z", "resources": [],
+        "detail": {"RequestId": "r", "ImageId": image.as_str(), "State": state, "ErrorMessage": ""}
+    })
+    .to_string()
+}
+
+struct Fixture {
+    sim: Simulation,
+    source: ImageId,
+}
+
+fn fixture(targets: &[&str], config: SimConfig) -> Fixture {
+    let mut world = World::new(acct(ME), config);
+    let org = OrganizationArn::parse("arn:aws:organizations::123456789012:organization/o-abc123def4").unwrap();
+    let source = world.add_image(
+        &r("us-east-1"),
+        &acct(ME),
+        "golden-2026.11",
+        vec![
+            Tag::new("team", "platform"),
+            Tag::new("aws:ec2launchtemplate:id", "lt-1"),
+        ],
+        vec![
+            LaunchPermission::Account(acct("111122223333")),
+            LaunchPermission::Organization(org),
+            LaunchPermission::Public,
+        ],
+    );
+    Fixture {
+        sim: Simulation::new(world, settings(targets)),
+        source,
+    }
+}
+
+/// The images in `region` that are copies of `source` (any state).
+fn copies_of(sim: &Simulation, region: &str, source: &ImageId) -> Vec<SimImage> {
+    let w = sim.world.lock().unwrap();
+    w.images
+        .get(&r(region))
+        .map(|m| {
+            m.values()
+                .filter(|i| i.info.tag(SOURCE_IMAGE_TAG) == Some(source.as_str()))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+const TARGETS: [&str; 4] = ["eu-west-1", "ap-southeast-2", "us-west-2", "us-east-1"];
+
+#[tokio::test]
+async fn an_available_ami_is_copied_once_to_every_region_with_tags_and_permissions() {
+    let mut f = fixture(&TARGETS, SimConfig::default());
+    f.sim.send(&event(&f.source, "us-east-1", "available"));
+    let end = f.sim.run_until_idle(10, DAY).await;
+
+    for region in ["eu-west-1", "ap-southeast-2", "us-west-2"] {
+        let copies = copies_of(&f.sim, region, &f.source);
+        assert_eq!(copies.len(), 1, "{region}: exactly one copy");
+        let copy = &copies[0];
+        assert_eq!(copy.info.state, ImageState::Available);
+        assert_eq!(copy.info.name.as_deref(), Some("golden-2026.11"));
+        assert_eq!(copy.info.tag(SOURCE_REGION_TAG), Some("us-east-1"));
+        assert_eq!(copy.info.tag("team"), Some("platform"), "user tags are copied");
+        assert_eq!(
+            copy.info.tag("aws:ec2launchtemplate:id"),
+            None,
+            "aws: tags are never copied"
+        );
+        assert!(
+            copy.snapshot_tags.iter().any(|t| t.key == SOURCE_IMAGE_TAG),
+            "snapshots carry provenance"
+        );
+        let perms = &copy.launch_permissions;
+        assert!(
+            perms.contains(&LaunchPermission::Account(acct("111122223333"))),
+            "source permission re-applied"
+        );
+        assert!(
+            perms.contains(&LaunchPermission::Account(acct("444455556666"))),
+            "configured permission applied"
+        );
+        assert!(perms.iter().any(|p| matches!(p, LaunchPermission::Organization(_))));
+        assert!(
+            !perms.contains(&LaunchPermission::Public),
+            "never public without ALLOW_PUBLIC"
+        );
+    }
+    assert!(
+        copies_of(&f.sim, "us-east-1", &f.source).is_empty(),
+        "the source region is never a destination"
+    );
+    let w = f.sim.world.lock().unwrap();
+    assert!(w.dead_letters.is_empty() && w.redriven.is_empty());
+    assert!(
+        end >= 600,
+        "copies take virtual time ({end}s), the handler never sleeps"
+    );
+    assert_eq!(f.sim.reports.iter().map(|r| r.completed.len()).sum::<usize>(), 3);
+}
+
+#[tokio::test]
+async fn the_same_event_delivered_twice_makes_no_second_copy() {
+    let mut f = fixture(&TARGETS, SimConfig::default());
+    f.sim.send(&event(&f.source, "us-east-1", "available"));
+    f.sim.send(&event(&f.source, "us-east-1", "available"));
+    f.sim.run_until_idle(10, DAY).await;
+    // And once more, long after the copies are done.
+    f.sim.send(&event(&f.source, "us-east-1", "available"));
+    f.sim.run_until_idle(10, 2 * DAY).await;
+    for region in ["eu-west-1", "ap-southeast-2", "us-west-2"] {
+        assert_eq!(copies_of(&f.sim, region, &f.source).len(), 1, "{region}");
+    }
+    assert_eq!(f.sim.world.lock().unwrap().copies.len(), 3);
+}
+
+#[tokio::test]
+async fn a_copy_becoming_available_is_never_replicated_back() {
+    let mut f = fixture(&TARGETS, SimConfig::default());
+    f.sim.send(&event(&f.source, "us-east-1", "available"));
+    f.sim.run_until_idle(10, DAY).await;
+    let copy = copies_of(&f.sim, "eu-west-1", &f.source)[0].info.id.clone();
+    f.sim.send(&event(&copy, "eu-west-1", "available"));
+    f.sim.run_until_idle(10, 2 * DAY).await;
+    assert_eq!(f.sim.world.lock().unwrap().copies.len(), 3, "no copy of a copy");
+    assert!(copies_of(&f.sim, "us-east-1", &copy).is_empty());
+}
+
+#[tokio::test]
+async fn images_of_other_owners_and_filtered_images_are_skipped() {
+    let mut f = fixture(&TARGETS, SimConfig::default());
+    let foreign =
+        f.sim
+            .world
+            .lock()
+            .unwrap()
+            .add_image(&r("us-east-1"), &acct("999988887777"), "shared", vec![], vec![]);
+    f.sim.send(&event(&foreign, "us-east-1", "available"));
+    f.sim.run_until_idle(10, DAY).await;
+    assert!(f.sim.world.lock().unwrap().copies.is_empty());
+
+    let mut s = settings(&TARGETS);
+    s.tag_filter = Some(Tag::new("replicate", "true"));
+    let mut world = World::new(acct(ME), SimConfig::default());
+    let plain = world.add_image(&r("us-east-1"), &acct(ME), "plain", vec![], vec![]);
+    let wanted = world.add_image(
+        &r("us-east-1"),
+        &acct(ME),
+        "wanted",
+        vec![Tag::new("replicate", "true")],
+        vec![],
+    );
+    let mut sim = Simulation::new(world, s);
+    sim.send(&event(&plain, "us-east-1", "available"));
+    sim.send(&event(&wanted, "us-east-1", "available"));
+    sim.run_until_idle(10, DAY).await;
+    let w = sim.world.lock().unwrap();
+    assert_eq!(w.copies.len(), 3);
+    assert!(w.copies.iter().all(|c| c.source == wanted));
+}
+
+#[tokio::test]
+async fn other_states_and_work_items_with_explicit_targets() {
+    let mut f = fixture(&TARGETS, SimConfig::default());
+    f.sim.send(&event(&f.source, "us-east-1", "failed"));
+    f.sim.run_until_idle(10, DAY).await;
+    assert!(
+        f.sim.world.lock().unwrap().copies.is_empty(),
+        "only available starts replication"
+    );
+
+    let item = serde_json::json!({"image_id": f.source.as_str(), "source_region": "us-east-1", "target_regions": ["sa-east-1"]});
+    f.sim.send(&item.to_string());
+    f.sim.run_until_idle(10, 2 * DAY).await;
+    let w = f.sim.world.lock().unwrap();
+    assert_eq!(w.copies.len(), 1);
+    assert_eq!(w.copies[0].destination, r("sa-east-1"));
+}
+
+#[tokio::test]
+async fn failed_copies_are_deregistered_and_retried_then_dead_lettered() {
+    let mut f = fixture(&["eu-west-1"], SimConfig::default());
+    f.sim.world.lock().unwrap().faults.fail_next_copies = 2;
+    f.sim.send(&event(&f.source, "us-east-1", "available"));
+    f.sim.run_until_idle(10, DAY).await;
+    let copies = copies_of(&f.sim, "eu-west-1", &f.source);
+    assert_eq!(copies.len(), 1, "failed copies were deregistered");
+    assert_eq!(copies[0].info.state, ImageState::Available);
+    assert_eq!(
+        f.sim.world.lock().unwrap().copies.len(),
+        3,
+        "two failed attempts, then success"
+    );
+
+    let mut f = fixture(&["eu-west-1"], SimConfig::default());
+    f.sim.world.lock().unwrap().faults.fail_next_copies = 3;
+    f.sim.send(&event(&f.source, "us-east-1", "available"));
+    f.sim.run_until_idle(10, DAY).await;
+    assert!(
+        copies_of(&f.sim, "eu-west-1", &f.source).is_empty(),
+        "the last failed copy is deregistered too"
+    );
+    let w = f.sim.world.lock().unwrap();
+    assert_eq!(w.copies.len(), 3);
+    assert_eq!(w.dead_letters.len(), 1);
+    assert!(
+        w.dead_letters[0].1.contains("3 copies failed"),
+        "{}",
+        w.dead_letters[0].1
+    );
+}
+
+#[tokio::test]
+async fn bad_messages_are_dead_lettered_without_blocking_the_batch() {
+    let mut f = fixture(&["eu-west-1"], SimConfig::default());
+    f.sim.send("this is not json");
+    f.sim.send(r#"{"image_id": "ami-nope", "source_region": "us-east-1"}"#);
+    f.sim.send(&event(
+        &ImageId::parse("ami-0000000000000dead").unwrap(),
+        "us-east-1",
+        "available",
+    ));
+    f.sim.send(&event(&f.source, "us-east-1", "available"));
+    f.sim.run_until_idle(10, DAY).await;
+    let w = f.sim.world.lock().unwrap();
+    assert_eq!(w.copies.len(), 1, "the good message was processed");
+    let reasons: Vec<&str> = w.dead_letters.iter().map(|(_, r)| r.as_str()).collect();
+    assert_eq!(reasons.len(), 3, "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.contains("not JSON")));
+    assert!(reasons.iter().any(|r| r.contains("ami-nope")));
+    assert!(reasons.iter().any(|r| r.contains("not found")));
+    assert!(w.redriven.is_empty());
+}
+
+#[tokio::test]
+async fn throttling_is_retried_without_loss_or_duplicates() {
+    let mut f = fixture(&TARGETS, SimConfig::default());
+    f.sim.world.lock().unwrap().faults.throttle_rate = 0.3;
+    f.sim.send(&event(&f.source, "us-east-1", "available"));
+    f.sim.run_until_idle(10, 3 * DAY).await;
+    let w = f.sim.world.lock().unwrap();
+    assert!(w.throttle_errors > 0, "throttling was injected");
+    drop(w);
+    for region in ["eu-west-1", "ap-southeast-2", "us-west-2"] {
+        let copies = copies_of(&f.sim, region, &f.source);
+        assert_eq!(copies.len(), 1, "{region}");
+        assert!(copies[0]
+            .launch_permissions
+            .contains(&LaunchPermission::Account(acct("111122223333"))));
+    }
+}
+
+#[tokio::test]
+async fn a_refused_continuation_is_retried_not_lost() {
+    let mut f = fixture(&TARGETS, SimConfig::default());
+    f.sim.world.lock().unwrap().faults.refuse_next_sends = 2;
+    f.sim.send(&event(&f.source, "us-east-1", "available"));
+    f.sim.run_until_idle(10, DAY).await;
+    assert!(f.sim.reports[0].retry.len() == 1, "the fan-out message is redelivered");
+    for region in ["eu-west-1", "ap-southeast-2", "us-west-2"] {
+        assert_eq!(copies_of(&f.sim, region, &f.source).len(), 1, "{region}");
+    }
+}
+
+#[tokio::test]
+async fn a_pending_copy_deregistered_by_an_operator_is_reported_not_recopied() {
+    let mut f = fixture(&["eu-west-1"], SimConfig::default());
+    f.sim.send(&event(&f.source, "us-east-1", "available"));
+    // fan-out, copy, first poll.
+    for _ in 0..3 {
+        f.sim.invoke_once(10).await;
+        let t = f.sim.world.lock().unwrap().next_event_at().unwrap();
+        f.sim.world.lock().unwrap().advance_to(t);
+    }
+    let copy = copies_of(&f.sim, "eu-west-1", &f.source)[0].info.id.clone();
+    f.sim.world.lock().unwrap().deregister(&r("eu-west-1"), &copy);
+    f.sim.run_until_idle(10, DAY).await;
+    let w = f.sim.world.lock().unwrap();
+    assert_eq!(w.copies.len(), 1);
+    assert_eq!(w.dead_letters.len(), 1);
+    assert!(w.dead_letters[0].1.contains("disappeared"), "{}", w.dead_letters[0].1);
+}
+
+#[tokio::test]
+async fn public_sources_are_shared_publicly_only_when_allowed() {
+    let mut s = settings(&["eu-west-1"]);
+    s.share.allow_public = true;
+    let mut world = World::new(acct(ME), SimConfig::default());
+    let src = world.add_image(
+        &r("us-east-1"),
+        &acct(ME),
+        "public",
+        vec![],
+        vec![LaunchPermission::Public],
+    );
+    let mut sim = Simulation::new(world, s);
+    sim.send(&event(&src, "us-east-1", "available"));
+    sim.run_until_idle(10, DAY).await;
+    let copy = &copies_of(&sim, "eu-west-1", &src)[0];
+    assert!(copy.launch_permissions.contains(&LaunchPermission::Public));
+}
