@@ -62,27 +62,17 @@ async fn main() -> Result<(), String> {
     let mut event: Value =
         serde_json::from_str(include_str!("../events/ami-available.json")).map_err(|e| e.to_string())?;
     event["detail"]["ImageId"] = Value::String(source.clone());
-    entry::handle(&replicator, event, &account)
-        .await
-        .map_err(|e| e.to_string())?;
+    entry::handle(&replicator, event, &account).await.map_err(|e| e.to_string())?;
     let summary = drain_queue(&sqs, &work, &replicator, &account, Duration::from_secs(120)).await?;
 
-    println!(
-        "\n{:<16} {:<23} {:<10} {:<40} launch permissions",
-        "region", "copy", "state", "tags"
-    );
+    println!("\n{:<16} {:<23} {:<10} {:<40} launch permissions", "region", "copy", "state", "tags");
     let mut copies = 0;
     for region in TARGET_REGIONS.split(',') {
         let ec2 = ec2_client(&sdk, region);
         let found = ec2
             .describe_images()
             .owners("self")
-            .filters(
-                Filter::builder()
-                    .name(format!("tag:{SOURCE_IMAGE_TAG}"))
-                    .values(&source)
-                    .build(),
-            )
+            .filters(Filter::builder().name(format!("tag:{SOURCE_IMAGE_TAG}")).values(&source).build())
             .send()
             .await
             .map_err(|e| format!("{e:?}"))?;
@@ -107,27 +97,17 @@ async fn main() -> Result<(), String> {
                 .filter_map(|p| p.user_id().or(p.organization_arn()).or(p.organizational_unit_arn()))
                 .collect();
             let state = image.state().map(|s| s.as_str()).unwrap_or("?");
-            println!(
-                "{region:<16} {id:<23} {state:<10} {:<40} {}",
-                tags.join(","),
-                grants.join(",")
-            );
+            println!("{region:<16} {id:<23} {state:<10} {:<40} {}", tags.join(","), grants.join(","));
         }
     }
     let calls = emulator.calls()?;
-    let total: u64 = calls
-        .as_object()
-        .map(|m| m.values().filter_map(Value::as_u64).sum())
-        .unwrap_or(0);
+    let total: u64 = calls.as_object().map(|m| m.values().filter_map(Value::as_u64).sum()).unwrap_or(0);
     println!(
         "\ninvocations: {} (+1 direct), messages: {}, retried: {}",
         summary.invocations, summary.messages, summary.retried
     );
     println!("emulator API calls (incl. the demo's own setup and checks): {calls}");
-    println!(
-        "copies: {copies}, wall time: {:.1}s, total calls: {total}",
-        started.elapsed().as_secs_f64()
-    );
+    println!("copies: {copies}, wall time: {:.1}s, total calls: {total}", started.elapsed().as_secs_f64());
     if copies != 3 {
         return Err(format!("expected 3 copies, found {copies}"));
     }

@@ -33,9 +33,7 @@ struct Reader<'a> {
 impl Reader<'_> {
     /// The trimmed value, `None` when unset or blank.
     fn get(&self, name: &str) -> Option<String> {
-        (self.lookup)(name)
-            .map(|v| v.trim().to_string())
-            .filter(|v| !v.is_empty())
+        (self.lookup)(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
     }
 
     fn required(&mut self, name: &str) -> String {
@@ -69,15 +67,14 @@ impl Reader<'_> {
         }
     }
 
-    fn seconds(&mut self, name: &str, default: u32) -> u32 {
+    fn number(&mut self, name: &str, default: u32, range: std::ops::RangeInclusive<u32>) -> u32 {
         match self.get(name) {
             None => default,
             Some(raw) => match raw.parse::<u32>() {
-                Ok(v) if v <= MAX_DELAY_SECONDS => v,
+                Ok(v) if range.contains(&v) => v,
                 _ => {
-                    self.problems.push(format!(
-                        "{name}: {raw:?} is not a number of seconds from 0 to {MAX_DELAY_SECONDS}"
-                    ));
+                    let (lo, hi) = (range.start(), range.end());
+                    self.problems.push(format!("{name}: {raw:?} is not a whole number from {lo} to {hi}"));
                     default
                 }
             },
@@ -89,9 +86,8 @@ impl Reader<'_> {
         if v.starts_with("https://") || v.starts_with("http://") {
             Some(v)
         } else {
-            self.problems.push(format!(
-                "{name}: {v:?} is not a queue URL (https://sqs.REGION.amazonaws.com/ACCOUNT/NAME)"
-            ));
+            self.problems
+                .push(format!("{name}: {v:?} is not a queue URL (https://sqs.REGION.amazonaws.com/ACCOUNT/NAME)"));
             None
         }
     }
@@ -103,10 +99,7 @@ impl Config {
     }
 
     pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let mut r = Reader {
-            lookup,
-            problems: Vec::new(),
-        };
+        let mut r = Reader { lookup, problems: Vec::new() };
         let target_regions = r.list("TARGET_REGIONS", Region::parse);
         if target_regions.is_empty() && r.problems.is_empty() {
             r.problems
@@ -123,24 +116,18 @@ impl Config {
                 None
             }
         });
-        let poll_seconds = r.seconds("COPY_POLL_SECONDS", 60);
+        let poll_seconds = r.number("COPY_POLL_SECONDS", 60, 0..=MAX_DELAY_SECONDS);
+        let max_copies_per_region = r.number("MAX_CONCURRENT_COPIES_PER_REGION", 100, 1..=10_000);
         let copy_source_permissions = r.flag("COPY_SOURCE_LAUNCH_PERMISSIONS", true);
         let allow_public = r.flag("ALLOW_PUBLIC", false);
-        let mut extra: Vec<LaunchPermission> = r
-            .list("SHARE_WITH_ACCOUNTS", AccountId::parse)
-            .into_iter()
-            .map(LaunchPermission::Account)
-            .collect();
+        let mut extra: Vec<LaunchPermission> =
+            r.list("SHARE_WITH_ACCOUNTS", AccountId::parse).into_iter().map(LaunchPermission::Account).collect();
         extra.extend(
             r.list("SHARE_WITH_ORGANIZATION_ARNS", OrganizationArn::parse)
                 .into_iter()
                 .map(LaunchPermission::Organization),
         );
-        extra.extend(
-            r.list("SHARE_WITH_OU_ARNS", OuArn::parse)
-                .into_iter()
-                .map(LaunchPermission::OrganizationalUnit),
-        );
+        extra.extend(r.list("SHARE_WITH_OU_ARNS", OuArn::parse).into_iter().map(LaunchPermission::OrganizationalUnit));
 
         if !r.problems.is_empty() {
             return Err(ConfigError(r.problems));
@@ -149,15 +136,9 @@ impl Config {
             settings: Settings {
                 target_regions,
                 tag_filter,
-                step: StepPolicy {
-                    poll_seconds,
-                    ..StepPolicy::default()
-                },
-                share: SharePolicy {
-                    copy_source_permissions,
-                    extra,
-                    allow_public,
-                },
+                max_copies_per_region,
+                step: StepPolicy { poll_seconds, capacity_max_seconds: poll_seconds.max(1), ..StepPolicy::default() },
+                share: SharePolicy { copy_source_permissions, extra, allow_public },
             },
             work_queue_url: work_queue_url.unwrap_or_default(),
             dead_letter_queue_url,
@@ -175,16 +156,14 @@ mod tests {
         Config::from_lookup(&move |k| map.get(k).cloned())
     }
 
-    const QUEUE: (&str, &str) = (
-        "WORK_QUEUE_URL",
-        "https://sqs.us-east-1.amazonaws.com/123456789012/work",
-    );
+    const QUEUE: (&str, &str) = ("WORK_QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/123456789012/work");
 
     #[test]
     fn minimal_configuration_has_safe_defaults() {
         let c = parse(&[("TARGET_REGIONS", "eu-west-1, us-west-2"), QUEUE]).unwrap();
         assert_eq!(c.settings.target_regions.len(), 2);
         assert_eq!(c.settings.step.poll_seconds, 60);
+        assert_eq!(c.settings.max_copies_per_region, 100);
         assert!(c.settings.share.copy_source_permissions);
         assert!(!c.settings.share.allow_public);
         assert!(c.settings.share.extra.is_empty());
@@ -197,23 +176,15 @@ mod tests {
         let c = parse(&[
             ("TARGET_REGIONS", "eu-west-1"),
             QUEUE,
-            (
-                "DEAD_LETTER_QUEUE_URL",
-                "https://sqs.us-east-1.amazonaws.com/123456789012/dlq",
-            ),
+            ("DEAD_LETTER_QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/123456789012/dlq"),
             ("IMAGE_TAG_FILTER", "replicate=true"),
             ("COPY_POLL_SECONDS", "0"),
             ("COPY_SOURCE_LAUNCH_PERMISSIONS", "false"),
             ("SHARE_WITH_ACCOUNTS", "111111111111,222222222222"),
-            (
-                "SHARE_WITH_ORGANIZATION_ARNS",
-                "arn:aws:organizations::123456789012:organization/o-abc123def4",
-            ),
-            (
-                "SHARE_WITH_OU_ARNS",
-                "arn:aws:organizations::123456789012:ou/o-abc123def4/ou-ab12-cd34ef56",
-            ),
+            ("SHARE_WITH_ORGANIZATION_ARNS", "arn:aws:organizations::123456789012:organization/o-abc123def4"),
+            ("SHARE_WITH_OU_ARNS", "arn:aws:organizations::123456789012:ou/o-abc123def4/ou-ab12-cd34ef56"),
             ("ALLOW_PUBLIC", "TRUE"),
+            ("MAX_CONCURRENT_COPIES_PER_REGION", "300"),
         ])
         .unwrap();
         assert_eq!(c.settings.tag_filter, Some(Tag::new("replicate", "true")));
@@ -221,6 +192,7 @@ mod tests {
         assert!(!c.settings.share.copy_source_permissions);
         assert!(c.settings.share.allow_public);
         assert_eq!(c.settings.share.extra.len(), 4);
+        assert_eq!(c.settings.max_copies_per_region, 300);
     }
 
     #[test]
@@ -232,6 +204,7 @@ mod tests {
             ("COPY_POLL_SECONDS", "901"),
             ("ALLOW_PUBLIC", "maybe"),
             ("IMAGE_TAG_FILTER", "novalue"),
+            ("MAX_CONCURRENT_COPIES_PER_REGION", "0"),
         ])
         .unwrap_err();
         let text = err.to_string();
@@ -243,6 +216,7 @@ mod tests {
             "COPY_POLL_SECONDS",
             "ALLOW_PUBLIC",
             "IMAGE_TAG_FILTER",
+            "MAX_CONCURRENT_COPIES_PER_REGION",
         ] {
             assert!(text.contains(needle), "{needle} missing from: {text}");
         }

@@ -68,11 +68,7 @@ pub fn decode_input(payload: Value) -> Result<Input, EntryError> {
     }
     if payload.is_object() {
         let body = payload.to_string();
-        let id = payload
-            .get("id")
-            .and_then(Value::as_str)
-            .unwrap_or("direct")
-            .to_string();
+        let id = payload.get("id").and_then(Value::as_str).unwrap_or("direct").to_string();
         let message = decode_value(payload);
         return Ok(Input::Direct(Item { id, body, message }));
     }
@@ -105,7 +101,7 @@ fn decode_value(value: Value) -> Result<Message, String> {
             ));
         }
         let c: Continuation = serde_json::from_value(value).map_err(|e| format!("bad continuation: {e}"))?;
-        return Ok(Message::Job(c.job));
+        return Ok(Message::Jobs(c.jobs));
     }
     if value.get("detail-type").is_some() {
         return decode_event(value);
@@ -146,12 +142,9 @@ fn decode_work_item(value: Value) -> Result<Message, String> {
     let item: WorkItem = serde_json::from_value(value).map_err(|e| format!("bad work item: {e}"))?;
     let targets = match item.target_regions {
         None => None,
-        Some(list) => Some(
-            list.iter()
-                .map(|r| Region::parse(r))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| e.to_string())?,
-        ),
+        Some(list) => {
+            Some(list.iter().map(|r| Region::parse(r)).collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())?)
+        }
     };
     Ok(Message::Request(ReplicationRequest {
         image: ImageId::parse(&item.image_id).map_err(|e| e.to_string())?,
@@ -175,12 +168,10 @@ pub async fn handle<R: Ec2Regions, Q: Queue>(
         Input::Direct(item) => {
             let report = replicator.process(vec![item], account).await;
             if !report.retry.is_empty() {
-                return Err(EntryError::Retry(
-                    "the event could not be processed now; see the log".into(),
-                ));
+                return Err(EntryError::Retry("the event could not be processed now; see the log".into()));
             }
             Ok(serde_json::json!({
-                "dead_lettered": report.dead_lettered.iter().map(|(_, r)| r).collect::<Vec<_>>(),
+                "dead_lettered": report.dead_lettered,
                 "completed": report.completed.len(),
             }))
         }
@@ -216,9 +207,7 @@ mod tests {
 
     #[test]
     fn available_event_is_a_request() {
-        let Input::Direct(item) = decode_input(event("available")).unwrap() else {
-            panic!("direct")
-        };
+        let Input::Direct(item) = decode_input(event("available")).unwrap() else { panic!("direct") };
         match item.message.unwrap() {
             Message::Request(r) => {
                 assert_eq!(r.image.as_str(), "ami-0123456789abcdef0");
@@ -231,9 +220,7 @@ mod tests {
 
     #[test]
     fn other_states_are_ignored_with_a_reason() {
-        let Input::Direct(item) = decode_input(event("deregistered")).unwrap() else {
-            panic!("direct")
-        };
+        let Input::Direct(item) = decode_input(event("deregistered")).unwrap() else { panic!("direct") };
         assert!(matches!(item.message.unwrap(), Message::Ignore(r) if r.contains("deregistered")));
     }
 
@@ -245,12 +232,10 @@ mod tests {
             {"messageId": "m2", "body": work},
             {"messageId": "m3", "body": "not json"},
             {"messageId": "m4", "body": r#"{"image_id":"ami-0123456789abcdef0","source_region":"moon-1"}"#},
-            {"messageId": "m5", "body": r#"{"ami_replicator": 99, "job": {}}"#},
+            {"messageId": "m5", "body": r#"{"ami_replicator": 99, "jobs": []}"#},
             {"messageId": "m6", "body": r#"{"hello": "world"}"#},
         ]});
-        let Input::Batch(items) = decode_input(payload).unwrap() else {
-            panic!("batch")
-        };
+        let Input::Batch(items) = decode_input(payload).unwrap() else { panic!("batch") };
         assert_eq!(items.len(), 6);
         assert!(matches!(items[0].message, Ok(Message::Request(_))));
         match &items[1].message {
@@ -272,13 +257,7 @@ mod tests {
 
     #[test]
     fn batch_response_lists_only_retries() {
-        let report = BatchReport {
-            retry: vec!["m2".into()],
-            ..Default::default()
-        };
-        assert_eq!(
-            batch_response(&report),
-            serde_json::json!({"batchItemFailures": [{"itemIdentifier": "m2"}]})
-        );
+        let report = BatchReport { retry: vec!["m2".into()], ..Default::default() };
+        assert_eq!(batch_response(&report), serde_json::json!({"batchItemFailures": [{"itemIdentifier": "m2"}]}));
     }
 }

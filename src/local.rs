@@ -53,9 +53,8 @@ pub async fn drain_queue<R: Ec2Regions, Q: Queue>(
             .iter()
             .map(|m| json!({"messageId": m.message_id(), "receiptHandle": m.receipt_handle(), "body": m.body(), "eventSource": "aws:sqs"}))
             .collect();
-        let response = entry::handle(replicator, json!({ "Records": records }), account)
-            .await
-            .map_err(|e| e.to_string())?;
+        let response =
+            entry::handle(replicator, json!({ "Records": records }), account).await.map_err(|e| e.to_string())?;
         let failed: Vec<&str> = response["batchItemFailures"]
             .as_array()
             .map(|a| a.iter().filter_map(|f| f["itemIdentifier"].as_str()).collect())
@@ -90,10 +89,7 @@ async fn queue_is_empty(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Result<bo
         .send()
         .await
         .map_err(|e| format!("GetQueueAttributes: {e:?}"))?;
-    let total: u64 = attrs
-        .attributes()
-        .map(|m| m.values().filter_map(|v| v.parse::<u64>().ok()).sum())
-        .unwrap_or(0);
+    let total: u64 = attrs.attributes().map(|m| m.values().filter_map(|v| v.parse::<u64>().ok()).sum()).unwrap_or(0);
     Ok(total == 0)
 }
 
@@ -114,19 +110,11 @@ pub async fn seed_source_image(
         .send()
         .await
         .map_err(|e| format!("RunInstances: {e:?}"))?;
-    let instance = run
-        .instances()
-        .first()
-        .and_then(|i| i.instance_id())
-        .ok_or("RunInstances: no instance")?
-        .to_string();
+    let instance =
+        run.instances().first().and_then(|i| i.instance_id()).ok_or("RunInstances: no instance")?.to_string();
     let spec = TagSpecification::builder()
         .resource_type(ResourceType::Image)
-        .set_tags(Some(
-            tags.iter()
-                .map(|(k, v)| Tag::builder().key(*k).value(*v).build())
-                .collect(),
-        ))
+        .set_tags(Some(tags.iter().map(|(k, v)| Tag::builder().key(*k).value(*v).build()).collect()))
         .build();
     let image = ec2
         .create_image()
@@ -140,9 +128,7 @@ pub async fn seed_source_image(
     let image_id = image.image_id().ok_or("CreateImage: no image id")?.to_string();
     if !share_with.is_empty() {
         let add = LaunchPermissionModifications::builder()
-            .set_add(Some(
-                share_with.iter().map(crate::aws::ec2::to_sdk_permission).collect(),
-            ))
+            .set_add(Some(share_with.iter().map(crate::aws::ec2::to_sdk_permission).collect()))
             .build();
         ec2.modify_image_attribute()
             .image_id(&image_id)
@@ -151,11 +137,7 @@ pub async fn seed_source_image(
             .await
             .map_err(|e| format!("ModifyImageAttribute: {e:?}"))?;
     }
-    ec2.terminate_instances()
-        .instance_ids(&instance)
-        .send()
-        .await
-        .map_err(|e| format!("TerminateInstances: {e:?}"))?;
+    ec2.terminate_instances().instance_ids(&instance).send().await.map_err(|e| format!("TerminateInstances: {e:?}"))?;
     Ok(image_id)
 }
 
@@ -244,18 +226,10 @@ impl Emulator {
             .stderr(log)
             .spawn()
             .map_err(|e| format!("starting {}: {e}", python.display()))?;
-        let mut emulator = Emulator {
-            child,
-            endpoint: String::new(),
-            port: 0,
-            dir,
-        };
+        let mut emulator = Emulator { child, endpoint: String::new(), port: 0, dir };
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(60) {
-            if let Some(port) = std::fs::read_to_string(&port_file)
-                .ok()
-                .and_then(|s| s.trim().parse::<u16>().ok())
-            {
+            if let Some(port) = std::fs::read_to_string(&port_file).ok().and_then(|s| s.trim().parse::<u16>().ok()) {
                 emulator.port = port;
                 emulator.endpoint = format!("http://127.0.0.1:{port}");
                 return Ok(emulator);
@@ -274,9 +248,7 @@ impl Emulator {
         aws_config::defaults(aws_config::BehaviorVersion::latest())
             .endpoint_url(&self.endpoint)
             .region(aws_config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_ec2::config::Credentials::new(
-                "testing", "testing", None, None, "emulator",
-            ))
+            .credentials_provider(aws_sdk_ec2::config::Credentials::new("testing", "testing", None, None, "emulator"))
             .load()
             .await
     }
@@ -303,8 +275,6 @@ impl Drop for Emulator {
 /// An EC2 client for `region` from a shared SDK configuration.
 pub fn ec2_client(sdk: &aws_config::SdkConfig, region: &str) -> aws_sdk_ec2::Client {
     aws_sdk_ec2::Client::from_conf(
-        aws_sdk_ec2::config::Builder::from(sdk)
-            .region(aws_sdk_ec2::config::Region::new(region.to_string()))
-            .build(),
+        aws_sdk_ec2::config::Builder::from(sdk).region(aws_sdk_ec2::config::Region::new(region.to_string())).build(),
     )
 }

@@ -16,15 +16,8 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = Config::from_env().inspect_err(|e| tracing::error!(error = %e, "start-up failed"))?;
     // One SDK configuration for every client; AWS_ENDPOINT_URL (if set) points them all at an emulator.
-    let sdk = aws_config::defaults(BehaviorVersion::latest())
-        .retry_config(RetryConfig::adaptive())
-        .load()
-        .await;
-    let queue = AwsQueue::new(
-        aws_sdk_sqs::Client::new(&sdk),
-        config.work_queue_url,
-        config.dead_letter_queue_url,
-    );
+    let sdk = aws_config::defaults(BehaviorVersion::latest()).retry_config(RetryConfig::adaptive()).load().await;
+    let queue = AwsQueue::new(aws_sdk_sqs::Client::new(&sdk), config.work_queue_url, config.dead_letter_queue_url);
     let replicator = Replicator::new(Arc::new(config.settings), AwsEc2Regions::new(sdk), queue);
     let replicator = &replicator;
     run(service_fn(move |event: LambdaEvent<Value>| async move {

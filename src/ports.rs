@@ -30,6 +30,10 @@ pub trait Ec2: Send + Sync {
     /// answer, never an error.
     fn describe_own_images(&self, ids: &[ImageId]) -> impl Future<Output = Result<Vec<ImageInfo>, PortError>> + Send;
 
+    /// The ids of all images owned by this account that are `pending` in this region (copies in flight, counted
+    /// against the concurrent-copy limit), in one call.
+    fn pending_images(&self) -> impl Future<Output = Result<Vec<ImageId>, PortError>> + Send;
+
     /// Images owned by this account whose `ami-replicator:source-image` tag is one of `sources`, in one call.
     fn find_copies(&self, sources: &[ImageId]) -> impl Future<Output = Result<Vec<ImageInfo>, PortError>> + Send;
 

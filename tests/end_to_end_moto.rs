@@ -25,10 +25,8 @@ fn settings() -> Settings {
             .map(|r| Region::parse(r).unwrap())
             .collect(),
         tag_filter: None,
-        step: StepPolicy {
-            poll_seconds: 1,
-            ..StepPolicy::default()
-        },
+        max_copies_per_region: 100,
+        step: StepPolicy { poll_seconds: 1, ..StepPolicy::default() },
         share: SharePolicy {
             copy_source_permissions: true,
             extra: vec![LaunchPermission::Account(AccountId::parse("444455556666").unwrap())],
@@ -50,12 +48,7 @@ async fn copies_of(sdk: &aws_config::SdkConfig, region: &str, source: &str) -> V
     ec2_client(sdk, region)
         .describe_images()
         .owners("self")
-        .filters(
-            Filter::builder()
-                .name(format!("tag:{SOURCE_IMAGE_TAG}"))
-                .values(source)
-                .build(),
-        )
+        .filters(Filter::builder().name(format!("tag:{SOURCE_IMAGE_TAG}")).values(source).build())
         .send()
         .await
         .unwrap()
@@ -71,14 +64,10 @@ async fn replicates_to_three_regions_once_with_tags_and_launch_permissions() {
     let (work, dlq) = create_queues(&sqs, "e2e", 2).await.unwrap();
     let org = LaunchPermission::Organization(OrganizationArn::parse(ORG).unwrap());
     let shared = LaunchPermission::Account(AccountId::parse("111122223333").unwrap());
-    let source = seed_source_image(
-        &ec2_client(&sdk, "us-east-1"),
-        "golden-2026.11",
-        &[("team", "platform")],
-        &[shared, org],
-    )
-    .await
-    .unwrap();
+    let source =
+        seed_source_image(&ec2_client(&sdk, "us-east-1"), "golden-2026.11", &[("team", "platform")], &[shared, org])
+            .await
+            .unwrap();
 
     let replicator = Replicator::new(
         Arc::new(settings()),
@@ -88,33 +77,18 @@ async fn replicates_to_three_regions_once_with_tags_and_launch_permissions() {
     let account = AccountId::parse(ACCOUNT).unwrap();
 
     // The event arrives directly from EventBridge, and (duplicated) twice more through the queue.
-    entry::handle(&replicator, event(&source, "us-east-1"), &account)
-        .await
-        .unwrap();
+    entry::handle(&replicator, event(&source, "us-east-1"), &account).await.unwrap();
     for _ in 0..2 {
-        sqs.send_message()
-            .queue_url(&work)
-            .message_body(event(&source, "us-east-1").to_string())
-            .send()
-            .await
-            .unwrap();
+        sqs.send_message().queue_url(&work).message_body(event(&source, "us-east-1").to_string()).send().await.unwrap();
     }
-    let summary = drain_queue(&sqs, &work, &replicator, &account, Duration::from_secs(120))
-        .await
-        .unwrap();
+    let summary = drain_queue(&sqs, &work, &replicator, &account, Duration::from_secs(120)).await.unwrap();
     assert!(summary.invocations >= 2, "{summary:?}");
 
     for region in DESTINATIONS {
         let copies = copies_of(&sdk, region, &source).await;
         assert_eq!(copies.len(), 1, "{region}: exactly one copy");
         let copy = &copies[0];
-        let tag = |k: &str| {
-            copy.tags()
-                .iter()
-                .find(|t| t.key() == Some(k))
-                .and_then(|t| t.value())
-                .map(str::to_string)
-        };
+        let tag = |k: &str| copy.tags().iter().find(|t| t.key() == Some(k)).and_then(|t| t.value()).map(str::to_string);
         assert_eq!(tag(SOURCE_IMAGE_TAG).as_deref(), Some(source.as_str()));
         assert_eq!(tag(SOURCE_REGION_TAG).as_deref(), Some("us-east-1"));
         assert_eq!(tag("team").as_deref(), Some("platform"), "user tags copied");
@@ -129,36 +103,16 @@ async fn replicates_to_three_regions_once_with_tags_and_launch_permissions() {
             .await
             .unwrap();
         let users: Vec<&str> = perms.launch_permissions().iter().filter_map(|p| p.user_id()).collect();
-        let orgs: Vec<&str> = perms
-            .launch_permissions()
-            .iter()
-            .filter_map(|p| p.organization_arn())
-            .collect();
-        assert!(
-            users.contains(&"111122223333") && users.contains(&"444455556666"),
-            "{region}: {users:?}"
-        );
+        let orgs: Vec<&str> = perms.launch_permissions().iter().filter_map(|p| p.organization_arn()).collect();
+        assert!(users.contains(&"111122223333") && users.contains(&"444455556666"), "{region}: {users:?}");
         assert_eq!(orgs, vec![ORG], "{region}");
     }
-    assert!(
-        copies_of(&sdk, "us-east-1", &source).await.is_empty(),
-        "no copy in the source region"
-    );
+    assert!(copies_of(&sdk, "us-east-1", &source).await.is_empty(), "no copy in the source region");
 
     // The copy becoming available in eu-west-1 is never replicated back.
-    let copy = copies_of(&sdk, "eu-west-1", &source).await[0]
-        .image_id()
-        .unwrap()
-        .to_string();
-    sqs.send_message()
-        .queue_url(&work)
-        .message_body(event(&copy, "eu-west-1").to_string())
-        .send()
-        .await
-        .unwrap();
-    drain_queue(&sqs, &work, &replicator, &account, Duration::from_secs(60))
-        .await
-        .unwrap();
+    let copy = copies_of(&sdk, "eu-west-1", &source).await[0].image_id().unwrap().to_string();
+    sqs.send_message().queue_url(&work).message_body(event(&copy, "eu-west-1").to_string()).send().await.unwrap();
+    drain_queue(&sqs, &work, &replicator, &account, Duration::from_secs(60)).await.unwrap();
     for region in ["us-east-1", "ap-southeast-2", "us-west-2"] {
         assert!(copies_of(&sdk, region, &copy).await.is_empty(), "{region}");
     }
@@ -183,29 +137,12 @@ async fn unknown_images_are_dead_lettered_with_their_reason_and_foreign_images_s
     let account = AccountId::parse(ACCOUNT).unwrap();
 
     let missing = "ami-0000000000000dead";
-    sqs.send_message()
-        .queue_url(&work)
-        .message_body(event(missing, "us-east-1").to_string())
-        .send()
-        .await
-        .unwrap();
+    sqs.send_message().queue_url(&work).message_body(event(missing, "us-east-1").to_string()).send().await.unwrap();
     // An image owned by another account (moto's public catalogue) is skipped.
     let foreign = ami_replicator::local::EMULATOR_BASE_IMAGE;
-    sqs.send_message()
-        .queue_url(&work)
-        .message_body(event(foreign, "us-east-1").to_string())
-        .send()
-        .await
-        .unwrap();
-    sqs.send_message()
-        .queue_url(&work)
-        .message_body("{\"garbage\": true}")
-        .send()
-        .await
-        .unwrap();
-    drain_queue(&sqs, &work, &replicator, &account, Duration::from_secs(60))
-        .await
-        .unwrap();
+    sqs.send_message().queue_url(&work).message_body(event(foreign, "us-east-1").to_string()).send().await.unwrap();
+    sqs.send_message().queue_url(&work).message_body("{\"garbage\": true}").send().await.unwrap();
+    drain_queue(&sqs, &work, &replicator, &account, Duration::from_secs(60)).await.unwrap();
 
     let dead = sqs
         .receive_message()
@@ -218,18 +155,10 @@ async fn unknown_images_are_dead_lettered_with_their_reason_and_foreign_images_s
     let reasons: Vec<String> = dead
         .messages()
         .iter()
-        .filter_map(|m| {
-            m.message_attributes()?
-                .get("failure_reason")?
-                .string_value()
-                .map(str::to_string)
-        })
+        .filter_map(|m| m.message_attributes()?.get("failure_reason")?.string_value().map(str::to_string))
         .collect();
     assert_eq!(reasons.len(), 2, "{reasons:?}");
-    assert!(
-        reasons.iter().any(|r| r.contains(missing) && r.contains("not found")),
-        "{reasons:?}"
-    );
+    assert!(reasons.iter().any(|r| r.contains(missing) && r.contains("not found")), "{reasons:?}");
     assert!(reasons.iter().any(|r| r.contains("undecodable")), "{reasons:?}");
     for region in DESTINATIONS {
         assert!(copies_of(&sdk, region, foreign).await.is_empty());

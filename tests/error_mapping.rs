@@ -55,8 +55,8 @@ const COPY_IMAGE_ERRORS: &[(u16, &str, ErrorClass)] = &[
 async fn copy_image_errors_are_classified_by_their_code() {
     for &(status, code, class) in COPY_IMAGE_ERRORS {
         let rule = mock!(aws_sdk_ec2::Client::copy_image).then_http_response(move || ec2_error(status, code, "boom"));
-        let client = mock_client!(aws_sdk_ec2, RuleMode::Sequential, &[&rule], |c| c
-            .retry_config(RetryConfig::disabled()));
+        let client =
+            mock_client!(aws_sdk_ec2, RuleMode::Sequential, &[&rule], |c| c.retry_config(RetryConfig::disabled()));
         let err = AwsEc2::new(client).copy_image(&request()).await.unwrap_err();
         assert_eq!(err.code, code);
         assert_eq!(err.class, class, "{code}");
@@ -77,14 +77,10 @@ async fn copy_image_sends_token_tags_and_copy_image_tags() {
                 && r.client_token().map(str::len) == Some(64)
                 && r.copy_image_tags() == Some(true)
                 && kinds == vec![ResourceType::Image, ResourceType::Snapshot]
-                && specs
-                    .iter()
-                    .all(|s| s.tags().iter().any(|t| t.key() == Some(SOURCE_IMAGE_TAG)))
+                && specs.iter().all(|s| s.tags().iter().any(|t| t.key() == Some(SOURCE_IMAGE_TAG)))
         })
         .then_output(|| {
-            aws_sdk_ec2::operation::copy_image::CopyImageOutput::builder()
-                .image_id("ami-11111111")
-                .build()
+            aws_sdk_ec2::operation::copy_image::CopyImageOutput::builder().image_id("ami-11111111").build()
         });
     let client = mock_client!(aws_sdk_ec2, [&rule]);
     let copy = AwsEc2::new(client).copy_image(&request()).await.unwrap();
@@ -95,11 +91,7 @@ async fn copy_image_sends_token_tags_and_copy_image_tags() {
 #[tokio::test]
 async fn a_missing_source_is_none_and_deregistering_a_gone_image_is_success() {
     let describe = mock!(aws_sdk_ec2::Client::describe_images).then_http_response(|| {
-        ec2_error(
-            400,
-            "InvalidAMIID.NotFound",
-            "The image id '[ami-0123456789abcdef0]' does not exist",
-        )
+        ec2_error(400, "InvalidAMIID.NotFound", "The image id '[ami-0123456789abcdef0]' does not exist")
     });
     let deregister = mock!(aws_sdk_ec2::Client::deregister_image)
         .then_http_response(|| ec2_error(400, "InvalidAMIID.Unavailable", "The image is already deregistered"));
@@ -119,9 +111,7 @@ async fn launch_permissions_round_trip_through_the_sdk_types() {
             .launch_permissions(P::builder().user_id("111122223333").build())
             .launch_permissions(P::builder().group(PermissionGroup::All).build())
             .launch_permissions(
-                P::builder()
-                    .organization_arn("arn:aws:organizations::123456789012:organization/o-abc123def4")
-                    .build(),
+                P::builder().organization_arn("arn:aws:organizations::123456789012:organization/o-abc123def4").build(),
             )
             .build()
     });
@@ -146,12 +136,7 @@ async fn send_reports_each_entry_and_splits_into_batches_of_ten() {
     use aws_sdk_sqs::operation::send_message_batch::SendMessageBatchOutput;
     use aws_sdk_sqs::types::{BatchResultErrorEntry, SendMessageBatchResultEntry};
     let ok = |id: &str| {
-        SendMessageBatchResultEntry::builder()
-            .id(id)
-            .message_id("m")
-            .md5_of_message_body("x")
-            .build()
-            .unwrap()
+        SendMessageBatchResultEntry::builder().id(id).message_id("m").md5_of_message_body("x").build().unwrap()
     };
     let rule = mock!(aws_sdk_sqs::Client::send_message_batch)
         .sequence()
@@ -185,17 +170,9 @@ async fn send_reports_each_entry_and_splits_into_batches_of_ten() {
         })
         .build();
     let client = mock_client!(aws_sdk_sqs, [&rule]);
-    let queue = AwsQueue::new(
-        client,
-        "https://sqs.us-east-1.amazonaws.com/123456789012/work".into(),
-        None,
-    );
-    let messages: Vec<OutgoingMessage> = (0..12)
-        .map(|i| OutgoingMessage {
-            body: format!("m{i}"),
-            delay_seconds: 5,
-        })
-        .collect();
+    let queue = AwsQueue::new(client, "https://sqs.us-east-1.amazonaws.com/123456789012/work".into(), None);
+    let messages: Vec<OutgoingMessage> =
+        (0..12).map(|i| OutgoingMessage { body: format!("m{i}"), delay_seconds: 5 }).collect();
     let results = queue.send(&messages).await;
     assert_eq!(results.len(), 12);
     assert_eq!(results.iter().filter(|r| r.is_err()).count(), 1);
@@ -209,9 +186,7 @@ async fn dead_letters_carry_the_reason_as_an_attribute() {
         .match_requests(|r| {
             r.queue_url() == Some("https://sqs.us-east-1.amazonaws.com/123456789012/dlq")
                 && r.message_body() == Some("{}")
-                && r.message_attributes()
-                    .and_then(|a| a.get("failure_reason"))
-                    .and_then(|v| v.string_value())
+                && r.message_attributes().and_then(|a| a.get("failure_reason")).and_then(|v| v.string_value())
                     == Some("source image not found")
         })
         .then_output(|| aws_sdk_sqs::operation::send_message::SendMessageOutput::builder().build());

@@ -24,10 +24,8 @@ fn settings(targets: &[&str]) -> Settings {
     Settings {
         target_regions: targets.iter().map(|t| r(t)).collect(),
         tag_filter: None,
-        step: StepPolicy {
-            poll_seconds: 60,
-            ..StepPolicy::default()
-        },
+        max_copies_per_region: 100,
+        step: StepPolicy { poll_seconds: 60, ..StepPolicy::default() },
         share: SharePolicy {
             copy_source_permissions: true,
             extra: vec![LaunchPermission::Account(acct("444455556666"))],
@@ -57,20 +55,14 @@ fn fixture(targets: &[&str], config: SimConfig) -> Fixture {
         &r("us-east-1"),
         &acct(ME),
         "golden-2026.11",
-        vec![
-            Tag::new("team", "platform"),
-            Tag::new("aws:ec2launchtemplate:id", "lt-1"),
-        ],
+        vec![Tag::new("team", "platform"), Tag::new("aws:ec2launchtemplate:id", "lt-1")],
         vec![
             LaunchPermission::Account(acct("111122223333")),
             LaunchPermission::Organization(org),
             LaunchPermission::Public,
         ],
     );
-    Fixture {
-        sim: Simulation::new(world, settings(targets)),
-        source,
-    }
+    Fixture { sim: Simulation::new(world, settings(targets)), source }
 }
 
 /// The images in `region` that are copies of `source` (any state).
@@ -78,12 +70,7 @@ fn copies_of(sim: &Simulation, region: &str, source: &ImageId) -> Vec<SimImage> 
     let w = sim.world.lock().unwrap();
     w.images
         .get(&r(region))
-        .map(|m| {
-            m.values()
-                .filter(|i| i.info.tag(SOURCE_IMAGE_TAG) == Some(source.as_str()))
-                .cloned()
-                .collect()
-        })
+        .map(|m| m.values().filter(|i| i.info.tag(SOURCE_IMAGE_TAG) == Some(source.as_str())).cloned().collect())
         .unwrap_or_default()
 }
 
@@ -103,40 +90,18 @@ async fn an_available_ami_is_copied_once_to_every_region_with_tags_and_permissio
         assert_eq!(copy.info.name.as_deref(), Some("golden-2026.11"));
         assert_eq!(copy.info.tag(SOURCE_REGION_TAG), Some("us-east-1"));
         assert_eq!(copy.info.tag("team"), Some("platform"), "user tags are copied");
-        assert_eq!(
-            copy.info.tag("aws:ec2launchtemplate:id"),
-            None,
-            "aws: tags are never copied"
-        );
-        assert!(
-            copy.snapshot_tags.iter().any(|t| t.key == SOURCE_IMAGE_TAG),
-            "snapshots carry provenance"
-        );
+        assert_eq!(copy.info.tag("aws:ec2launchtemplate:id"), None, "aws: tags are never copied");
+        assert!(copy.snapshot_tags.iter().any(|t| t.key == SOURCE_IMAGE_TAG), "snapshots carry provenance");
         let perms = &copy.launch_permissions;
-        assert!(
-            perms.contains(&LaunchPermission::Account(acct("111122223333"))),
-            "source permission re-applied"
-        );
-        assert!(
-            perms.contains(&LaunchPermission::Account(acct("444455556666"))),
-            "configured permission applied"
-        );
+        assert!(perms.contains(&LaunchPermission::Account(acct("111122223333"))), "source permission re-applied");
+        assert!(perms.contains(&LaunchPermission::Account(acct("444455556666"))), "configured permission applied");
         assert!(perms.iter().any(|p| matches!(p, LaunchPermission::Organization(_))));
-        assert!(
-            !perms.contains(&LaunchPermission::Public),
-            "never public without ALLOW_PUBLIC"
-        );
+        assert!(!perms.contains(&LaunchPermission::Public), "never public without ALLOW_PUBLIC");
     }
-    assert!(
-        copies_of(&f.sim, "us-east-1", &f.source).is_empty(),
-        "the source region is never a destination"
-    );
+    assert!(copies_of(&f.sim, "us-east-1", &f.source).is_empty(), "the source region is never a destination");
     let w = f.sim.world.lock().unwrap();
     assert!(w.dead_letters.is_empty() && w.redriven.is_empty());
-    assert!(
-        end >= 600,
-        "copies take virtual time ({end}s), the handler never sleeps"
-    );
+    assert!(end >= 600, "copies take virtual time ({end}s), the handler never sleeps");
     assert_eq!(f.sim.reports.iter().map(|r| r.completed.len()).sum::<usize>(), 3);
 }
 
@@ -171,11 +136,7 @@ async fn a_copy_becoming_available_is_never_replicated_back() {
 async fn images_of_other_owners_and_filtered_images_are_skipped() {
     let mut f = fixture(&TARGETS, SimConfig::default());
     let foreign =
-        f.sim
-            .world
-            .lock()
-            .unwrap()
-            .add_image(&r("us-east-1"), &acct("999988887777"), "shared", vec![], vec![]);
+        f.sim.world.lock().unwrap().add_image(&r("us-east-1"), &acct("999988887777"), "shared", vec![], vec![]);
     f.sim.send(&event(&foreign, "us-east-1", "available"));
     f.sim.run_until_idle(10, DAY).await;
     assert!(f.sim.world.lock().unwrap().copies.is_empty());
@@ -184,13 +145,7 @@ async fn images_of_other_owners_and_filtered_images_are_skipped() {
     s.tag_filter = Some(Tag::new("replicate", "true"));
     let mut world = World::new(acct(ME), SimConfig::default());
     let plain = world.add_image(&r("us-east-1"), &acct(ME), "plain", vec![], vec![]);
-    let wanted = world.add_image(
-        &r("us-east-1"),
-        &acct(ME),
-        "wanted",
-        vec![Tag::new("replicate", "true")],
-        vec![],
-    );
+    let wanted = world.add_image(&r("us-east-1"), &acct(ME), "wanted", vec![Tag::new("replicate", "true")], vec![]);
     let mut sim = Simulation::new(world, s);
     sim.send(&event(&plain, "us-east-1", "available"));
     sim.send(&event(&wanted, "us-east-1", "available"));
@@ -205,10 +160,7 @@ async fn other_states_and_work_items_with_explicit_targets() {
     let mut f = fixture(&TARGETS, SimConfig::default());
     f.sim.send(&event(&f.source, "us-east-1", "failed"));
     f.sim.run_until_idle(10, DAY).await;
-    assert!(
-        f.sim.world.lock().unwrap().copies.is_empty(),
-        "only available starts replication"
-    );
+    assert!(f.sim.world.lock().unwrap().copies.is_empty(), "only available starts replication");
 
     let item = serde_json::json!({"image_id": f.source.as_str(), "source_region": "us-east-1", "target_regions": ["sa-east-1"]});
     f.sim.send(&item.to_string());
@@ -227,28 +179,17 @@ async fn failed_copies_are_deregistered_and_retried_then_dead_lettered() {
     let copies = copies_of(&f.sim, "eu-west-1", &f.source);
     assert_eq!(copies.len(), 1, "failed copies were deregistered");
     assert_eq!(copies[0].info.state, ImageState::Available);
-    assert_eq!(
-        f.sim.world.lock().unwrap().copies.len(),
-        3,
-        "two failed attempts, then success"
-    );
+    assert_eq!(f.sim.world.lock().unwrap().copies.len(), 3, "two failed attempts, then success");
 
     let mut f = fixture(&["eu-west-1"], SimConfig::default());
     f.sim.world.lock().unwrap().faults.fail_next_copies = 3;
     f.sim.send(&event(&f.source, "us-east-1", "available"));
     f.sim.run_until_idle(10, DAY).await;
-    assert!(
-        copies_of(&f.sim, "eu-west-1", &f.source).is_empty(),
-        "the last failed copy is deregistered too"
-    );
+    assert!(copies_of(&f.sim, "eu-west-1", &f.source).is_empty(), "the last failed copy is deregistered too");
     let w = f.sim.world.lock().unwrap();
     assert_eq!(w.copies.len(), 3);
     assert_eq!(w.dead_letters.len(), 1);
-    assert!(
-        w.dead_letters[0].1.contains("3 copies failed"),
-        "{}",
-        w.dead_letters[0].1
-    );
+    assert!(w.dead_letters[0].1.contains("3 copies failed"), "{}", w.dead_letters[0].1);
 }
 
 #[tokio::test]
@@ -256,11 +197,7 @@ async fn bad_messages_are_dead_lettered_without_blocking_the_batch() {
     let mut f = fixture(&["eu-west-1"], SimConfig::default());
     f.sim.send("this is not json");
     f.sim.send(r#"{"image_id": "ami-nope", "source_region": "us-east-1"}"#);
-    f.sim.send(&event(
-        &ImageId::parse("ami-0000000000000dead").unwrap(),
-        "us-east-1",
-        "available",
-    ));
+    f.sim.send(&event(&ImageId::parse("ami-0000000000000dead").unwrap(), "us-east-1", "available"));
     f.sim.send(&event(&f.source, "us-east-1", "available"));
     f.sim.run_until_idle(10, DAY).await;
     let w = f.sim.world.lock().unwrap();
@@ -281,13 +218,12 @@ async fn throttling_is_retried_without_loss_or_duplicates() {
     f.sim.run_until_idle(10, 3 * DAY).await;
     let w = f.sim.world.lock().unwrap();
     assert!(w.throttle_errors > 0, "throttling was injected");
+    assert!(w.dead_letters.is_empty(), "{:?}", w.dead_letters);
     drop(w);
     for region in ["eu-west-1", "ap-southeast-2", "us-west-2"] {
         let copies = copies_of(&f.sim, region, &f.source);
         assert_eq!(copies.len(), 1, "{region}");
-        assert!(copies[0]
-            .launch_permissions
-            .contains(&LaunchPermission::Account(acct("111122223333"))));
+        assert!(copies[0].launch_permissions.contains(&LaunchPermission::Account(acct("111122223333"))));
     }
 }
 
@@ -327,13 +263,7 @@ async fn public_sources_are_shared_publicly_only_when_allowed() {
     let mut s = settings(&["eu-west-1"]);
     s.share.allow_public = true;
     let mut world = World::new(acct(ME), SimConfig::default());
-    let src = world.add_image(
-        &r("us-east-1"),
-        &acct(ME),
-        "public",
-        vec![],
-        vec![LaunchPermission::Public],
-    );
+    let src = world.add_image(&r("us-east-1"), &acct(ME), "public", vec![], vec![LaunchPermission::Public]);
     let mut sim = Simulation::new(world, s);
     sim.send(&event(&src, "us-east-1", "available"));
     sim.run_until_idle(10, DAY).await;

@@ -36,10 +36,7 @@ pub struct AwsEc2Regions {
 
 impl AwsEc2Regions {
     pub fn new(base: aws_config::SdkConfig) -> Self {
-        Self {
-            base,
-            clients: Mutex::new(HashMap::new()),
-        }
+        Self { base, clients: Mutex::new(HashMap::new()) }
     }
 }
 
@@ -80,13 +77,17 @@ pub(crate) fn image_info(image: &Image) -> Option<ImageInfo> {
             .iter()
             .map(|t| Tag::new(t.key().unwrap_or_default(), t.value().unwrap_or_default()))
             .collect(),
+        size_gib: image
+            .block_device_mappings()
+            .iter()
+            .filter_map(|m| m.ebs()?.volume_size())
+            .map(|s| s.max(0) as u32)
+            .sum(),
     })
 }
 
 fn sdk_tags(tags: &[Tag]) -> Vec<SdkTag> {
-    tags.iter()
-        .map(|t| SdkTag::builder().key(&t.key).value(&t.value).build())
-        .collect()
+    tags.iter().map(|t| SdkTag::builder().key(&t.key).value(&t.value).build()).collect()
 }
 
 pub(crate) fn to_sdk_permission(p: &LaunchPermission) -> SdkPermission {
@@ -148,10 +149,8 @@ impl Ec2 for AwsEc2 {
     }
 
     async fn describe_own_images(&self, ids: &[ImageId]) -> Result<Vec<ImageInfo>, PortError> {
-        let filter = Filter::builder()
-            .name("image-id")
-            .set_values(Some(ids.iter().map(ToString::to_string).collect()))
-            .build();
+        let filter =
+            Filter::builder().name("image-id").set_values(Some(ids.iter().map(ToString::to_string).collect())).build();
         let output = self
             .client
             .describe_images()
@@ -162,6 +161,19 @@ impl Ec2 for AwsEc2 {
             .await
             .map_err(|e| port_error("DescribeImages", e))?;
         Ok(images(&output))
+    }
+
+    async fn pending_images(&self) -> Result<Vec<ImageId>, PortError> {
+        let output = self
+            .client
+            .describe_images()
+            .owners("self")
+            .filters(Filter::builder().name("state").values("pending").build())
+            .include_deprecated(true)
+            .send()
+            .await
+            .map_err(|e| port_error("DescribeImages", e))?;
+        Ok(images(&output).into_iter().map(|i| i.id).collect())
     }
 
     async fn find_copies(&self, sources: &[ImageId]) -> Result<Vec<ImageInfo>, PortError> {
@@ -183,10 +195,7 @@ impl Ec2 for AwsEc2 {
 
     async fn copy_image(&self, request: &CopyRequest) -> Result<ImageId, PortError> {
         let spec = |kind: ResourceType| {
-            TagSpecification::builder()
-                .resource_type(kind)
-                .set_tags(Some(sdk_tags(&request.tags)))
-                .build()
+            TagSpecification::builder().resource_type(kind).set_tags(Some(sdk_tags(&request.tags))).build()
         };
         let output = self
             .client
@@ -229,11 +238,7 @@ impl Ec2 for AwsEc2 {
             .send()
             .await
             .map_err(|e| port_error("DescribeImageAttribute", e))?;
-        Ok(output
-            .launch_permissions()
-            .iter()
-            .filter_map(from_sdk_permission)
-            .collect())
+        Ok(output.launch_permissions().iter().filter_map(from_sdk_permission).collect())
     }
 
     async fn add_launch_permissions(&self, id: &ImageId, grants: &[LaunchPermission]) -> Result<(), PortError> {

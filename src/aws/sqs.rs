@@ -20,11 +20,7 @@ pub struct AwsQueue {
 
 impl AwsQueue {
     pub fn new(client: Client, work_queue_url: String, dead_letter_queue_url: Option<String>) -> Self {
-        Self {
-            client,
-            work_queue_url,
-            dead_letter_queue_url,
-        }
+        Self { client, work_queue_url, dead_letter_queue_url }
     }
 
     async fn send_chunk(&self, chunk: &[OutgoingMessage]) -> Vec<Result<(), PortError>> {
@@ -42,10 +38,7 @@ impl AwsQueue {
         let entries = match entries {
             Ok(e) => e,
             Err(e) => {
-                return chunk
-                    .iter()
-                    .map(|_| Err(PortError::permanent("ConstructionFailure", e.to_string())))
-                    .collect()
+                return chunk.iter().map(|_| Err(PortError::permanent("ConstructionFailure", e.to_string()))).collect()
             }
         };
         let output = match self
@@ -62,10 +55,8 @@ impl AwsQueue {
                 return chunk.iter().map(|_| Err(err.clone())).collect();
             }
         };
-        let mut results: Vec<Result<(), PortError>> = chunk
-            .iter()
-            .map(|_| Err(PortError::transient("SendMessageBatch", "no answer for this entry")))
-            .collect();
+        let mut results: Vec<Result<(), PortError>> =
+            chunk.iter().map(|_| Err(PortError::transient("SendMessageBatch", "no answer for this entry"))).collect();
         for ok in output.successful() {
             if let Some(slot) = ok.id().parse::<usize>().ok().and_then(|i| results.get_mut(i)) {
                 *slot = Ok(());
@@ -73,10 +64,7 @@ impl AwsQueue {
         }
         for failed in output.failed() {
             if let Some(slot) = failed.id().parse::<usize>().ok().and_then(|i| results.get_mut(i)) {
-                *slot = Err(PortError::from_code(
-                    failed.code(),
-                    failed.message().unwrap_or_default(),
-                ));
+                *slot = Err(PortError::from_code(failed.code(), failed.message().unwrap_or_default()));
             }
         }
         results

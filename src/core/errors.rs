@@ -19,117 +19,41 @@ pub enum ErrorClass {
 /// How each AWS error code the product can meet is treated. Codes not listed are [`ErrorClass::Transient`]
 /// (and therefore bounded by the job's retry budget).
 pub const ERROR_TABLE: &[(&str, ErrorClass, &str)] = &[
-    (
-        "RequestLimitExceeded",
-        ErrorClass::Throttled,
-        "EC2 API request rate exceeded",
-    ),
+    ("RequestLimitExceeded", ErrorClass::Throttled, "EC2 API request rate exceeded"),
     ("Throttling", ErrorClass::Throttled, "API request rate exceeded"),
-    (
-        "ThrottlingException",
-        ErrorClass::Throttled,
-        "API request rate exceeded",
-    ),
+    ("ThrottlingException", ErrorClass::Throttled, "API request rate exceeded"),
     ("RequestThrottled", ErrorClass::Throttled, "SQS request rate exceeded"),
-    (
-        "ResourceLimitExceeded",
-        ErrorClass::Capacity,
-        "too many concurrent AMI copies in the destination region",
-    ),
+    ("ResourceLimitExceeded", ErrorClass::Capacity, "too many concurrent AMI copies in the destination region"),
     ("InternalError", ErrorClass::Transient, "EC2 internal error"),
     ("InternalFailure", ErrorClass::Transient, "internal error"),
     ("ServiceUnavailable", ErrorClass::Transient, "service unavailable"),
     ("Unavailable", ErrorClass::Transient, "service unavailable"),
     ("RequestTimeout", ErrorClass::Transient, "request timed out"),
-    (
-        "IncorrectState",
-        ErrorClass::Transient,
-        "the resource is not in a state that allows this yet",
-    ),
-    (
-        "InvalidAMIID.NotFound",
-        ErrorClass::Permanent,
-        "the image does not exist (or is not visible to this account)",
-    ),
-    (
-        "InvalidAMIID.Malformed",
-        ErrorClass::Permanent,
-        "the image id is malformed",
-    ),
-    (
-        "InvalidAMIID.Unavailable",
-        ErrorClass::Permanent,
-        "the image is deregistered or not available",
-    ),
-    (
-        "InvalidSnapshot.NotFound",
-        ErrorClass::Permanent,
-        "a snapshot of the image does not exist or is not readable",
-    ),
-    (
-        "InvalidParameterValue",
-        ErrorClass::Permanent,
-        "a request parameter was rejected",
-    ),
-    (
-        "InvalidParameter",
-        ErrorClass::Permanent,
-        "a request parameter was rejected",
-    ),
-    (
-        "InvalidParameterCombination",
-        ErrorClass::Permanent,
-        "request parameters cannot be combined",
-    ),
+    ("IncorrectState", ErrorClass::Transient, "the resource is not in a state that allows this yet"),
+    ("InvalidAMIID.NotFound", ErrorClass::Permanent, "the image does not exist (or is not visible to this account)"),
+    ("InvalidAMIID.Malformed", ErrorClass::Permanent, "the image id is malformed"),
+    ("InvalidAMIID.Unavailable", ErrorClass::Permanent, "the image is deregistered or not available"),
+    ("InvalidSnapshot.NotFound", ErrorClass::Permanent, "a snapshot of the image does not exist or is not readable"),
+    ("InvalidParameterValue", ErrorClass::Permanent, "a request parameter was rejected"),
+    ("InvalidParameter", ErrorClass::Permanent, "a request parameter was rejected"),
+    ("InvalidParameterCombination", ErrorClass::Permanent, "request parameters cannot be combined"),
     ("InvalidRequest", ErrorClass::Permanent, "the request was rejected"),
-    (
-        "MissingParameter",
-        ErrorClass::Permanent,
-        "a required parameter is missing",
-    ),
-    (
-        "UnsupportedOperation",
-        ErrorClass::Permanent,
-        "the operation is not supported for this image",
-    ),
-    (
-        "IdempotentParameterMismatch",
-        ErrorClass::Permanent,
-        "a ClientToken was reused with other parameters",
-    ),
-    (
-        "UnauthorizedOperation",
-        ErrorClass::Permanent,
-        "the function's role is not allowed to do this",
-    ),
+    ("MissingParameter", ErrorClass::Permanent, "a required parameter is missing"),
+    ("UnsupportedOperation", ErrorClass::Permanent, "the operation is not supported for this image"),
+    ("IdempotentParameterMismatch", ErrorClass::Permanent, "a ClientToken was reused with other parameters"),
+    ("UnauthorizedOperation", ErrorClass::Permanent, "the function's role is not allowed to do this"),
     ("AccessDenied", ErrorClass::Permanent, "access denied"),
     ("AccessDeniedException", ErrorClass::Permanent, "access denied"),
     ("AuthFailure", ErrorClass::Permanent, "credentials were rejected"),
-    (
-        "OptInRequired",
-        ErrorClass::Permanent,
-        "the account has not opted in to the region",
-    ),
-    (
-        "InvalidClientTokenId",
-        ErrorClass::Permanent,
-        "credentials were rejected",
-    ),
-    (
-        "AWS.SimpleQueueService.NonExistentQueue",
-        ErrorClass::Permanent,
-        "the queue does not exist",
-    ),
+    ("OptInRequired", ErrorClass::Permanent, "the account has not opted in to the region"),
+    ("InvalidClientTokenId", ErrorClass::Permanent, "credentials were rejected"),
+    ("AWS.SimpleQueueService.NonExistentQueue", ErrorClass::Permanent, "the queue does not exist"),
     ("QueueDoesNotExist", ErrorClass::Permanent, "the queue does not exist"),
 ];
 
 /// The class of an AWS error code (see [`ERROR_TABLE`]).
 pub fn classify(code: &str) -> ErrorClass {
-    ERROR_TABLE
-        .iter()
-        .find(|(c, _, _)| *c == code)
-        .map(|(_, class, _)| *class)
-        .unwrap_or(ErrorClass::Transient)
+    ERROR_TABLE.iter().find(|(c, _, _)| *c == code).map(|(_, class, _)| *class).unwrap_or(ErrorClass::Transient)
 }
 
 /// An error as a port reports it.
@@ -145,27 +69,15 @@ impl PortError {
     /// An error from an AWS error code, classified by [`classify`].
     pub fn from_code(code: impl Into<String>, message: impl Into<String>) -> Self {
         let code = code.into();
-        Self {
-            class: classify(&code),
-            code,
-            message: message.into(),
-        }
+        Self { class: classify(&code), code, message: message.into() }
     }
 
     pub fn transient(code: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            class: ErrorClass::Transient,
-            code: code.into(),
-            message: message.into(),
-        }
+        Self { class: ErrorClass::Transient, code: code.into(), message: message.into() }
     }
 
     pub fn permanent(code: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            class: ErrorClass::Permanent,
-            code: code.into(),
-            message: message.into(),
-        }
+        Self { class: ErrorClass::Permanent, code: code.into(), message: message.into() }
     }
 }
 
@@ -202,9 +114,6 @@ mod tests {
     #[test]
     fn display_explains_the_code() {
         let e = PortError::from_code("OptInRequired", "You are not subscribed");
-        assert_eq!(
-            e.to_string(),
-            "OptInRequired (the account has not opted in to the region): You are not subscribed"
-        );
+        assert_eq!(e.to_string(), "OptInRequired (the account has not opted in to the region): You are not subscribed");
     }
 }

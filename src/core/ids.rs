@@ -13,11 +13,7 @@ pub struct InvalidId {
 }
 
 fn invalid(what: &'static str, value: &str, rule: &'static str) -> InvalidId {
-    InvalidId {
-        what,
-        value: value.to_string(),
-        rule,
-    }
+    InvalidId { what, value: value.to_string(), rule }
 }
 
 fn is_lower_hex(s: &str) -> bool {
@@ -66,11 +62,7 @@ impl ImageId {
     pub fn parse(s: &str) -> Result<Self, InvalidId> {
         match s.strip_prefix("ami-") {
             Some(hex) if (hex.len() == 8 || hex.len() == 17) && is_lower_hex(hex) => Ok(Self(s.to_string())),
-            _ => Err(invalid(
-                "image id",
-                s,
-                "expected ami- and 8 or 17 lower-case hex digits",
-            )),
+            _ => Err(invalid("image id", s, "expected ami- and 8 or 17 lower-case hex digits")),
         }
     }
 }
@@ -153,11 +145,7 @@ impl AccountId {
         let mut parts = arn.split(':');
         match (parts.next(), parts.nth(3)) {
             (Some("arn"), Some(account)) => Self::parse(account),
-            _ => Err(invalid(
-                "function ARN",
-                arn,
-                "expected arn:PARTITION:lambda:REGION:ACCOUNT:function:NAME",
-            )),
+            _ => Err(invalid("function ARN", arn, "expected arn:PARTITION:lambda:REGION:ACCOUNT:function:NAME")),
         }
     }
 }
@@ -198,11 +186,7 @@ impl OrganizationArn {
     pub fn parse(s: &str) -> Result<Self, InvalidId> {
         match organizations_resource(s).and_then(|r| r.strip_prefix("organization/")) {
             Some(org) if is_org_id(org) => Ok(Self(s.to_string())),
-            _ => Err(invalid(
-                "organization ARN",
-                s,
-                "expected arn:aws:organizations::ACCOUNT:organization/o-...",
-            )),
+            _ => Err(invalid("organization ARN", s, "expected arn:aws:organizations::ACCOUNT:organization/o-...")),
         }
     }
 }
@@ -215,16 +199,10 @@ string_newtype!(OuArn);
 
 impl OuArn {
     pub fn parse(s: &str) -> Result<Self, InvalidId> {
-        let parts = organizations_resource(s)
-            .and_then(|r| r.strip_prefix("ou/"))
-            .and_then(|r| r.split_once('/'));
+        let parts = organizations_resource(s).and_then(|r| r.strip_prefix("ou/")).and_then(|r| r.split_once('/'));
         match parts {
             Some((org, ou)) if is_org_id(org) && is_ou_id(ou) => Ok(Self(s.to_string())),
-            _ => Err(invalid(
-                "organizational unit ARN",
-                s,
-                "expected arn:aws:organizations::ACCOUNT:ou/o-.../ou-...",
-            )),
+            _ => Err(invalid("organizational unit ARN", s, "expected arn:aws:organizations::ACCOUNT:ou/o-.../ou-...")),
         }
     }
 }
@@ -237,13 +215,7 @@ mod tests {
     fn image_ids() {
         assert!(ImageId::parse("ami-0123456789abcdef0").is_ok());
         assert!(ImageId::parse("ami-12c6146b").is_ok());
-        for bad in [
-            "ami-123",
-            "ami-0123456789ABCDEF0",
-            "snap-0123456789abcdef0",
-            "",
-            "ami-0123456789abcdefg",
-        ] {
+        for bad in ["ami-123", "ami-0123456789ABCDEF0", "snap-0123456789abcdef0", "", "ami-0123456789abcdefg"] {
             assert!(ImageId::parse(bad).is_err(), "{bad}");
         }
     }

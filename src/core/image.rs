@@ -13,10 +13,7 @@ pub struct Tag {
 
 impl Tag {
     pub fn new(key: impl Into<String>, value: impl Into<String>) -> Self {
-        Self {
-            key: key.into(),
-            value: value.into(),
-        }
+        Self { key: key.into(), value: value.into() }
     }
 }
 
@@ -63,6 +60,8 @@ pub struct ImageInfo {
     pub description: Option<String>,
     pub state: ImageState,
     pub tags: Vec<Tag>,
+    /// Total size of the image's EBS volumes in GiB (0 when unknown): copy time grows with it.
+    pub size_gib: u32,
 }
 
 impl ImageInfo {

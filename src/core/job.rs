@@ -37,6 +37,9 @@ pub struct Job {
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Size of the source in GiB, captured at fan-out: larger images start first (their copies take longest).
+    #[serde(default)]
+    pub size_gib: u32,
     #[serde(flatten)]
     pub phase: Phase,
     /// Copies of this job that ended `failed` so far.
@@ -45,9 +48,12 @@ pub struct Job {
     /// Times the copy was found still pending.
     #[serde(default)]
     pub polls: u32,
-    /// Consecutive transient failures (throttling, service errors); bounded.
+    /// Consecutive transient failures (service errors, unknown codes); bounded.
     #[serde(default)]
     pub retries: u32,
+    /// Consecutive throttling answers; never a failure, only a growing delay.
+    #[serde(default)]
+    pub throttles: u32,
     /// Consecutive waits for capacity in the destination region; never a failure.
     #[serde(default)]
     pub capacity_waits: u32,
@@ -67,10 +73,12 @@ impl Job {
             destination,
             name,
             description,
+            size_gib: 0,
             phase: Phase::Copy,
             failed_copies: 0,
             polls: 0,
             retries: 0,
+            throttles: 0,
             capacity_waits: 0,
         }
     }
@@ -85,30 +93,24 @@ impl Job {
 
 impl fmt::Display for Job {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} {} -> {} ({})",
-            self.source_image,
-            self.source_region,
-            self.destination,
-            self.phase_name()
-        )
+        write!(f, "{} {} -> {} ({})", self.source_image, self.source_region, self.destination, self.phase_name())
     }
 }
 
-/// The body of a continuation message: `{"ami_replicator": 1, "job": {...}}`.
+/// Jobs per continuation message: 100 jobs stay far below SQS's 256 KiB even with 255-character descriptions.
+pub const JOBS_PER_MESSAGE: usize = 100;
+
+/// The body of a continuation message: `{"ami_replicator": 1, "jobs": [...]}`. Jobs of one destination region
+/// travel together, so that one invocation checks them with one call.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Continuation {
     pub ami_replicator: u32,
-    pub job: Job,
+    pub jobs: Vec<Job>,
 }
 
 impl Continuation {
-    pub fn body(job: &Job) -> String {
-        let envelope = Continuation {
-            ami_replicator: MESSAGE_VERSION,
-            job: job.clone(),
-        };
+    pub fn body(jobs: &[Job]) -> String {
+        let envelope = Continuation { ami_replicator: MESSAGE_VERSION, jobs: jobs.to_vec() };
         // Serialising plain strings and integers cannot fail.
         serde_json::to_string(&envelope).unwrap_or_default()
     }
@@ -127,14 +129,12 @@ mod tests {
             Some("golden".into()),
             None,
         );
-        job.phase = Phase::Wait {
-            copy_image: ImageId::parse("ami-11111111").unwrap(),
-        };
+        job.phase = Phase::Wait { copy_image: ImageId::parse("ami-11111111").unwrap() };
         job.polls = 2;
-        let body = Continuation::body(&job);
+        let body = Continuation::body(std::slice::from_ref(&job));
         assert!(body.contains("\"ami_replicator\":1"), "{body}");
         assert!(body.contains("\"phase\":\"wait\""), "{body}");
         let back: Continuation = serde_json::from_str(&body).unwrap();
-        assert_eq!(back.job, job);
+        assert_eq!(back.jobs, vec![job]);
     }
 }

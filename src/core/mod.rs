@@ -1,5 +1,6 @@
 //! The pure core: what to copy where, the state of a work item, and what errors mean. It knows no SDK.
 
+pub mod admission;
 pub mod errors;
 pub mod ids;
 pub mod image;

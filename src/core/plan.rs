@@ -20,10 +20,9 @@ impl fmt::Display for Skip {
             Self::NotOwned { owner: Some(o) } => write!(f, "image is owned by account {o}, not this account"),
             Self::NotOwned { owner: None } => f.write_str("image has no owner this account can read"),
             Self::TagFilter { key, value } => write!(f, "image lacks tag {key}={value} (IMAGE_TAG_FILTER)"),
-            Self::IsReplica { of } => write!(
-                f,
-                "image is a copy made by ami-replicator (of {of}); never replicated back"
-            ),
+            Self::IsReplica { of } => {
+                write!(f, "image is a copy made by ami-replicator (of {of}); never replicated back")
+            }
         }
     }
 }
@@ -53,16 +52,11 @@ pub fn skip_reason(image: &ImageInfo, account: &AccountId, tag_filter: Option<&T
         return Some(Skip::IsReplica { of });
     }
     if image.owner.as_ref() != Some(account) {
-        return Some(Skip::NotOwned {
-            owner: image.owner.clone(),
-        });
+        return Some(Skip::NotOwned { owner: image.owner.clone() });
     }
     if let Some(filter) = tag_filter {
         if image.tag(&filter.key) != Some(filter.value.as_str()) {
-            return Some(Skip::TagFilter {
-                key: filter.key.clone(),
-                value: filter.value.clone(),
-            });
+            return Some(Skip::TagFilter { key: filter.key.clone(), value: filter.value.clone() });
         }
     }
     None
@@ -84,13 +78,15 @@ pub fn fan_out(source: &ImageInfo, source_region: &Region, destinations: &[Regio
     destinations
         .iter()
         .map(|d| {
-            Job::new(
+            let mut job = Job::new(
                 source.id.clone(),
                 source_region.clone(),
                 d.clone(),
                 source.name.clone(),
                 source.description.clone(),
-            )
+            );
+            job.size_gib = source.size_gib;
+            job
         })
         .collect()
 }
@@ -113,21 +109,16 @@ mod tests {
             description: Some("built by CI".into()),
             state: ImageState::Available,
             tags,
+            size_gib: 30,
         }
     }
 
     #[test]
     fn destinations_drop_the_source_and_duplicates() {
         let configured = vec![r("eu-west-1"), r("us-east-1"), r("eu-west-1"), r("ap-south-1")];
-        assert_eq!(
-            destinations(&r("us-east-1"), None, &configured),
-            vec![r("eu-west-1"), r("ap-south-1")]
-        );
+        assert_eq!(destinations(&r("us-east-1"), None, &configured), vec![r("eu-west-1"), r("ap-south-1")]);
         let requested = vec![r("us-west-2")];
-        assert_eq!(
-            destinations(&r("us-east-1"), Some(&requested), &configured),
-            vec![r("us-west-2")]
-        );
+        assert_eq!(destinations(&r("us-east-1"), Some(&requested), &configured), vec![r("us-west-2")]);
         assert!(destinations(&r("us-east-1"), Some(&[r("us-east-1")]), &configured).is_empty());
     }
 
@@ -136,10 +127,7 @@ mod tests {
         let me = AccountId::parse("123456789012").unwrap();
         let filter = Tag::new("replicate", "yes");
         assert_eq!(skip_reason(&image("123456789012", vec![]), &me, None), None);
-        assert!(matches!(
-            skip_reason(&image("210987654321", vec![]), &me, None),
-            Some(Skip::NotOwned { .. })
-        ));
+        assert!(matches!(skip_reason(&image("210987654321", vec![]), &me, None), Some(Skip::NotOwned { .. })));
         assert!(matches!(
             skip_reason(&image("123456789012", vec![]), &me, Some(&filter)),
             Some(Skip::TagFilter { .. })
@@ -161,6 +149,7 @@ mod tests {
         assert_eq!(jobs.len(), 2);
         assert_eq!(jobs[1].destination, r("ap-south-1"));
         assert_eq!(jobs[0].name.as_deref(), Some("golden"));
+        assert_eq!(jobs[0].size_gib, 30);
     }
 
     #[test]

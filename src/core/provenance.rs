@@ -12,10 +12,7 @@ pub const SOURCE_REGION_TAG: &str = "ami-replicator:source-region";
 
 /// The provenance tags of a copy of `source` made from `source_region`.
 pub fn provenance_tags(source: &ImageId, source_region: &Region) -> Vec<Tag> {
-    vec![
-        Tag::new(SOURCE_IMAGE_TAG, source.as_str()),
-        Tag::new(SOURCE_REGION_TAG, source_region.as_str()),
-    ]
+    vec![Tag::new(SOURCE_IMAGE_TAG, source.as_str()), Tag::new(SOURCE_REGION_TAG, source_region.as_str())]
 }
 
 /// True when the image is itself a copy made by this product (the loop guard).
@@ -39,9 +36,7 @@ pub fn client_token(
     attempt: u32,
 ) -> String {
     let mut hasher = Sha256::new();
-    hasher.update(format!(
-        "ami-replicator/v1|{source}|{source_region}|{destination}|{account}"
-    ));
+    hasher.update(format!("ami-replicator/v1|{source}|{source_region}|{destination}|{account}"));
     if attempt > 0 {
         hasher.update(format!("|attempt-{attempt}"));
     }
@@ -68,15 +63,9 @@ mod tests {
         let t = client_token(&img, &src, &dst, &acct, 0);
         assert_eq!(t.len(), 64);
         assert_eq!(t, client_token(&img, &src, &dst, &acct, 0));
-        assert_ne!(
-            t,
-            client_token(&img, &src, &Region::parse("eu-west-2").unwrap(), &acct, 0)
-        );
+        assert_ne!(t, client_token(&img, &src, &Region::parse("eu-west-2").unwrap(), &acct, 0));
         assert_ne!(t, client_token(&img, &dst, &src, &acct, 0));
-        assert_ne!(
-            t,
-            client_token(&img, &src, &dst, &AccountId::parse("210987654321").unwrap(), 0)
-        );
+        assert_ne!(t, client_token(&img, &src, &dst, &AccountId::parse("210987654321").unwrap(), 0));
         assert_ne!(t, client_token(&img, &src, &dst, &acct, 1));
     }
 
@@ -90,6 +79,7 @@ mod tests {
             description: None,
             state: ImageState::Available,
             tags: provenance_tags(&img, &src),
+            size_gib: 8,
         };
         assert!(is_replica(&copy));
         assert!(is_copy_of(&copy, &img, &src));

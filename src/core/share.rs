@@ -66,10 +66,7 @@ mod tests {
     #[test]
     fn public_needs_explicit_permission() {
         let owner = AccountId::parse("123456789012").unwrap();
-        let mut policy = SharePolicy {
-            copy_source_permissions: true,
-            ..Default::default()
-        };
+        let mut policy = SharePolicy { copy_source_permissions: true, ..Default::default() };
         let d = decide(&[LaunchPermission::Public, acct("111111111111")], &policy, &owner);
         assert_eq!(d.grants, vec![acct("111111111111")]);
         assert!(d.public_withheld);
@@ -81,11 +78,8 @@ mod tests {
     #[test]
     fn source_permissions_can_be_ignored() {
         let owner = AccountId::parse("123456789012").unwrap();
-        let policy = SharePolicy {
-            copy_source_permissions: false,
-            extra: vec![acct("333333333333")],
-            allow_public: false,
-        };
+        let policy =
+            SharePolicy { copy_source_permissions: false, extra: vec![acct("333333333333")], allow_public: false };
         let d = decide(&[acct("111111111111")], &policy, &owner);
         assert_eq!(d.grants, vec![acct("333333333333")]);
     }

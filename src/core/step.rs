@@ -20,6 +20,11 @@ pub struct StepPolicy {
     pub max_retries: u32,
     /// First backoff delay; doubles per retry up to [`MAX_DELAY_SECONDS`].
     pub backoff_base_seconds: u32,
+    /// First wait for capacity in a full region; doubles per wait up to `capacity_max_seconds`. With the cap at
+    /// `poll_seconds`, long waiters travel with the region's waiting copies and start as soon as a poll finds a
+    /// copy done.
+    pub capacity_base_seconds: u32,
+    pub capacity_max_seconds: u32,
 }
 
 impl Default for StepPolicy {
@@ -29,6 +34,8 @@ impl Default for StepPolicy {
             max_failed_copies: 3,
             max_retries: 8,
             backoff_base_seconds: 5,
+            capacity_base_seconds: 15,
+            capacity_max_seconds: 60,
         }
     }
 }
@@ -43,19 +50,13 @@ pub enum Decision {
     /// The copy failed: deregister it, then continue with `job` (a new copy attempt).
     Replace { failed_copy: ImageId, job: Job },
     /// The job can never succeed: deregister `failed_copy` if any, then dead-letter with the reason.
-    GiveUp {
-        reason: String,
-        failed_copy: Option<ImageId>,
-    },
+    GiveUp { reason: String, failed_copy: Option<ImageId> },
 }
 
 /// Backoff for the `n`-th retry (1-based): exponential, capped, with deterministic "equal jitter" so that
 /// many jobs retrying together spread out. `seed` distinguishes jobs.
 pub fn backoff_seconds(base: u32, n: u32, seed: &str) -> u32 {
-    let ceiling = base
-        .max(1)
-        .saturating_mul(1u32 << n.saturating_sub(1).min(16))
-        .min(MAX_DELAY_SECONDS);
+    let ceiling = base.max(1).saturating_mul(1u32 << n.saturating_sub(1).min(16)).min(MAX_DELAY_SECONDS);
     let digest = Sha256::digest(format!("{seed}|{n}"));
     let r = u32::from_le_bytes([digest[0], digest[1], digest[2], digest[3]]);
     let half = ceiling / 2;
@@ -69,16 +70,12 @@ fn seed(job: &Job) -> String {
 /// A copy was observed in `state` (`None`: EC2 does not know it).
 pub fn on_copy_observed(job: &Job, copy: &ImageId, state: Option<&ImageState>, policy: &StepPolicy) -> Decision {
     let waiting = |mut next: Job| {
-        next.phase = Phase::Wait {
-            copy_image: copy.clone(),
-        };
+        next.phase = Phase::Wait { copy_image: copy.clone() };
         next.polls += 1;
         next.retries = 0;
+        next.throttles = 0;
         next.capacity_waits = 0;
-        Decision::Continue {
-            job: next,
-            delay_seconds: policy.poll_seconds,
-        }
+        Decision::Continue { job: next, delay_seconds: policy.poll_seconds }
     };
     match state {
         Some(ImageState::Available) => Decision::Share { copy: copy.clone() },
@@ -100,10 +97,7 @@ pub fn on_copy_observed(job: &Job, copy: &ImageId, state: Option<&ImageState>, p
             let failed = job.failed_copies + 1;
             if failed >= policy.max_failed_copies {
                 Decision::GiveUp {
-                    reason: format!(
-                        "copy {copy} in {} {why}; {failed} copies failed, giving up",
-                        job.destination
-                    ),
+                    reason: format!("copy {copy} in {} {why}; {failed} copies failed, giving up", job.destination),
                     failed_copy: Some(copy.clone()),
                 }
             } else {
@@ -111,32 +105,35 @@ pub fn on_copy_observed(job: &Job, copy: &ImageId, state: Option<&ImageState>, p
                 next.phase = Phase::Copy;
                 next.failed_copies = failed;
                 next.polls = 0;
-                Decision::Replace {
-                    failed_copy: copy.clone(),
-                    job: next,
-                }
+                Decision::Replace { failed_copy: copy.clone(), job: next }
             }
         }
     }
+}
+
+/// The destination region has no room for another copy: wait, with a jittered delay that grows with the wait
+/// and is capped so that a freed slot is used soon. Waiting is never a failure: it leaves `retries` alone.
+pub fn wait_for_capacity(job: &Job, policy: &StepPolicy) -> Decision {
+    let mut next = job.clone();
+    next.capacity_waits += 1;
+    let delay = backoff_seconds(policy.capacity_base_seconds, next.capacity_waits, &seed(job))
+        .min(policy.capacity_max_seconds.max(1));
+    Decision::Continue { job: next, delay_seconds: delay }
 }
 
 /// A port call for this job failed with `err`.
 pub fn on_error(job: &Job, err: &PortError, policy: &StepPolicy) -> Decision {
     let mut next = job.clone();
     match err.class {
-        ErrorClass::Permanent => Decision::GiveUp {
-            reason: err.to_string(),
-            failed_copy: None,
-        },
-        ErrorClass::Capacity => {
-            next.capacity_waits += 1;
-            let delay = backoff_seconds(policy.backoff_base_seconds.max(30), next.capacity_waits, &seed(job));
-            Decision::Continue {
-                job: next,
-                delay_seconds: delay,
-            }
+        ErrorClass::Permanent => Decision::GiveUp { reason: err.to_string(), failed_copy: None },
+        ErrorClass::Capacity => wait_for_capacity(job, policy),
+        // Throttling slows the job down but never fails it: the request is valid, only too early.
+        ErrorClass::Throttled => {
+            next.throttles += 1;
+            let delay = backoff_seconds(policy.backoff_base_seconds, next.throttles, &seed(job));
+            Decision::Continue { job: next, delay_seconds: delay }
         }
-        ErrorClass::Throttled | ErrorClass::Transient => {
+        ErrorClass::Transient => {
             next.retries += 1;
             if next.retries > policy.max_retries {
                 return Decision::GiveUp {
@@ -145,10 +142,7 @@ pub fn on_error(job: &Job, err: &PortError, policy: &StepPolicy) -> Decision {
                 };
             }
             let delay = backoff_seconds(policy.backoff_base_seconds, next.retries, &seed(job));
-            Decision::Continue {
-                job: next,
-                delay_seconds: delay,
-            }
+            Decision::Continue { job: next, delay_seconds: delay }
         }
     }
 }
@@ -207,10 +201,7 @@ mod tests {
         }
         match on_copy_observed(&j, &copy(), Some(&failed), &p) {
             Decision::GiveUp { reason, failed_copy } => {
-                assert!(
-                    reason.contains("snapshot error") && reason.contains("3 copies failed"),
-                    "{reason}"
-                );
+                assert!(reason.contains("snapshot error") && reason.contains("3 copies failed"), "{reason}");
                 assert_eq!(failed_copy, Some(copy()));
             }
             other => panic!("{other:?}"),
@@ -220,16 +211,10 @@ mod tests {
     #[test]
     fn a_copy_missing_after_polling_was_cancelled() {
         let p = StepPolicy::default();
-        assert!(matches!(
-            on_copy_observed(&job(), &copy(), None, &p),
-            Decision::Continue { .. }
-        ));
+        assert!(matches!(on_copy_observed(&job(), &copy(), None, &p), Decision::Continue { .. }));
         let mut j = job();
         j.polls = 3;
-        assert!(matches!(
-            on_copy_observed(&j, &copy(), None, &p),
-            Decision::GiveUp { failed_copy: None, .. }
-        ));
+        assert!(matches!(on_copy_observed(&j, &copy(), None, &p), Decision::GiveUp { failed_copy: None, .. }));
     }
 
     #[test]
@@ -246,14 +231,22 @@ mod tests {
             Decision::Continue { job, delay_seconds } => {
                 assert_eq!(job.capacity_waits, 1);
                 assert_eq!(job.retries, 100, "capacity waits are not failures");
-                assert!((15..=30).contains(&delay_seconds), "{delay_seconds}");
+                assert!((7..=15).contains(&delay_seconds), "{delay_seconds}");
+                let mut j = job;
+                for _ in 0..10 {
+                    j.capacity_waits += 1;
+                }
+                match wait_for_capacity(&j, &p) {
+                    Decision::Continue { delay_seconds, .. } => assert_eq!(delay_seconds, 60),
+                    other => panic!("{other:?}"),
+                }
             }
             other => panic!("{other:?}"),
         }
-        let throttled = PortError::from_code("RequestLimitExceeded", "slow down");
+        let transient = PortError::from_code("InternalError", "oops");
         let mut j = job();
         for n in 1..=p.max_retries {
-            match on_error(&j, &throttled, &p) {
+            match on_error(&j, &transient, &p) {
                 Decision::Continue { job, .. } => {
                     assert_eq!(job.retries, n);
                     j = job;
@@ -261,7 +254,31 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         }
-        assert!(matches!(on_error(&j, &throttled, &p), Decision::GiveUp { .. }));
+        assert!(matches!(on_error(&j, &transient, &p), Decision::GiveUp { .. }));
+    }
+
+    #[test]
+    fn throttling_slows_down_but_never_gives_up() {
+        let p = StepPolicy::default();
+        let throttled = PortError::from_code("RequestLimitExceeded", "slow down");
+        let mut j = job();
+        let mut last = 0;
+        for n in 1..=40 {
+            match on_error(&j, &throttled, &p) {
+                Decision::Continue { job, delay_seconds } => {
+                    assert_eq!((job.throttles, job.retries), (n, 0));
+                    assert!(delay_seconds <= MAX_DELAY_SECONDS);
+                    last = delay_seconds;
+                    j = job;
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(last >= MAX_DELAY_SECONDS / 2, "{last}");
+        match on_copy_observed(&j, &copy(), Some(&ImageState::Pending), &p) {
+            Decision::Continue { job, .. } => assert_eq!(job.throttles, 0, "progress resets the count"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use super::{lock, Shared};
 use crate::core::errors::PortError;
 use crate::core::ids::{ImageId, Region};
-use crate::core::image::{ImageInfo, LaunchPermission};
+use crate::core::image::{ImageInfo, ImageState, LaunchPermission};
 use crate::core::provenance::SOURCE_IMAGE_TAG;
 use crate::ports::{CopyRequest, Ec2, Ec2Regions};
 
@@ -22,10 +22,7 @@ impl SimRegions {
 impl Ec2Regions for SimRegions {
     type Ec2 = SimEc2;
     fn region(&self, region: &Region) -> SimEc2 {
-        SimEc2 {
-            world: self.world.clone(),
-            region: region.clone(),
-        }
+        SimEc2 { world: self.world.clone(), region: region.clone() }
     }
 }
 
@@ -67,13 +64,16 @@ impl Ec2 for SimEc2 {
         Ok(self.own_images(|i| ids.contains(&i.id)))
     }
 
+    async fn pending_images(&self) -> Result<Vec<ImageId>, PortError> {
+        tokio::task::yield_now().await;
+        lock(&self.world).ec2_call("DescribeImages")?;
+        Ok(self.own_images(|i| i.state == ImageState::Pending).into_iter().map(|i| i.id).collect())
+    }
+
     async fn find_copies(&self, sources: &[ImageId]) -> Result<Vec<ImageInfo>, PortError> {
         tokio::task::yield_now().await;
         lock(&self.world).ec2_call("DescribeImages")?;
-        Ok(self.own_images(|i| {
-            i.tag(SOURCE_IMAGE_TAG)
-                .is_some_and(|s| sources.iter().any(|x| x.as_str() == s))
-        }))
+        Ok(self.own_images(|i| i.tag(SOURCE_IMAGE_TAG).is_some_and(|s| sources.iter().any(|x| x.as_str() == s))))
     }
 
     async fn copy_image(&self, request: &CopyRequest) -> Result<ImageId, PortError> {
@@ -97,10 +97,7 @@ impl Ec2 for SimEc2 {
         w.ec2_call("DescribeImageAttribute")?;
         match w.image(&self.region, id) {
             Some(image) => Ok(image.launch_permissions.clone()),
-            None => Err(PortError::from_code(
-                "InvalidAMIID.NotFound",
-                format!("The image id '[{id}]' does not exist"),
-            )),
+            None => Err(PortError::from_code("InvalidAMIID.NotFound", format!("The image id '[{id}]' does not exist"))),
         }
     }
 

@@ -43,58 +43,69 @@ impl Simulation {
     pub fn new(world: World, settings: crate::service::Settings) -> Self {
         let account = world.account.clone();
         let world = Arc::new(Mutex::new(world));
-        let replicator = Replicator::new(
-            Arc::new(settings),
-            SimRegions::new(world.clone()),
-            SimQueue::new(world.clone()),
-        );
-        Self {
-            world,
-            replicator,
-            account,
-            invocations: 0,
-            handler_time: Duration::ZERO,
-            reports: Vec::new(),
-        }
+        let replicator =
+            Replicator::new(Arc::new(settings), SimRegions::new(world.clone()), SimQueue::new(world.clone()));
+        Self { world, replicator, account, invocations: 0, handler_time: Duration::ZERO, reports: Vec::new() }
     }
 
     /// Puts a message on the work queue (as EventBridge or a person would).
     pub fn send(&self, body: &str) {
-        lock(&self.world).enqueue(&OutgoingMessage {
-            body: body.to_string(),
-            delay_seconds: 0,
-        });
+        lock(&self.world).enqueue(&OutgoingMessage { body: body.to_string(), delay_seconds: 0 });
     }
 
     /// Runs one invocation with the next visible batch (as the event source mapping would). `false` when
     /// no message is visible now.
     pub async fn invoke_once(&mut self, batch_size: usize) -> bool {
-        let batch = lock(&self.world).receive(batch_size);
-        if batch.is_empty() {
-            return false;
+        self.invoke_concurrently(1, batch_size).await > 0
+    }
+
+    /// Runs up to `concurrency` invocations at once, each with its own batch, interleaving at every port call
+    /// (as racing Lambda instances do). Returns how many invocations ran.
+    pub async fn invoke_concurrently(&mut self, concurrency: usize, batch_size: usize) -> usize {
+        let batches: Vec<Vec<QueuedMessage>> = {
+            let mut w = lock(&self.world);
+            (0..concurrency).map(|_| w.receive(batch_size)).filter(|b| !b.is_empty()).collect()
+        };
+        if batches.is_empty() {
+            return 0;
         }
-        let items: Vec<Item> = batch
-            .iter()
-            .map(|m| Item {
-                id: m.id.clone(),
-                body: m.body.clone(),
-                message: crate::entry::decode_body(&m.body),
-            })
-            .collect();
         let started = Instant::now();
-        let report = self.replicator.process(items, &self.account).await;
+        let account = &self.account;
+        let replicator = &self.replicator;
+        let reports = futures::future::join_all(batches.iter().map(|batch| {
+            let items: Vec<Item> = batch
+                .iter()
+                .map(|m| Item { id: m.id.clone(), body: m.body.clone(), message: crate::entry::decode_body(&m.body) })
+                .collect();
+            replicator.process(items, account)
+        }))
+        .await;
         self.handler_time += started.elapsed();
-        self.invocations += 1;
-        lock(&self.world).settle_batch(&batch, &report.retry);
-        self.reports.push(report);
-        true
+        self.invocations += batches.len() as u64;
+        let mut w = lock(&self.world);
+        for (batch, report) in batches.iter().zip(&reports) {
+            w.settle_batch(batch, &report.retry);
+        }
+        drop(w);
+        self.reports.extend(reports);
+        batches.len()
     }
 
     /// Runs invocations until the queue is empty, advancing the virtual clock whenever nothing is visible.
-    /// Stops after `max_virtual_seconds` of virtual time. Returns the virtual time at the end.
+    /// Stops after `max_virtual_seconds` of virtual time. Returns the virtual time at the end, in seconds.
     pub async fn run_until_idle(&mut self, batch_size: usize, max_virtual_seconds: u64) -> u64 {
+        self.run_concurrently_until_idle(1, batch_size, max_virtual_seconds).await
+    }
+
+    /// [`Self::run_until_idle`] with up to `concurrency` invocations at once.
+    pub async fn run_concurrently_until_idle(
+        &mut self,
+        concurrency: usize,
+        batch_size: usize,
+        max_virtual_seconds: u64,
+    ) -> u64 {
         loop {
-            if !self.invoke_once(batch_size).await {
+            if self.invoke_concurrently(concurrency, batch_size).await == 0 {
                 let mut w = lock(&self.world);
                 match w.next_event_at() {
                     Some(t) if t <= max_virtual_seconds * 1000 => w.advance_to(t),

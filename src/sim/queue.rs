@@ -25,10 +25,7 @@ impl Queue for SimQueue {
             .map(|m| {
                 if w.faults.refuse_next_sends > 0 {
                     w.faults.refuse_next_sends -= 1;
-                    return Err(PortError::from_code(
-                        "InternalError",
-                        "simulated SendMessageBatch entry failure",
-                    ));
+                    return Err(PortError::from_code("InternalError", "simulated SendMessageBatch entry failure"));
                 }
                 w.enqueue(m);
                 Ok(())

@@ -58,6 +58,9 @@ pub struct SimImage {
     pub fails: bool,
     pub launch_permissions: Vec<LaunchPermission>,
     pub snapshot_tags: Vec<Tag>,
+    /// How long a copy of this image takes (its size decides it), ±5% per copy; `None`: drawn from
+    /// [`SimConfig::copy_seconds`] per copy.
+    pub copy_seconds: Option<u64>,
 }
 
 /// One image created by CopyImage.
@@ -158,6 +161,7 @@ impl World {
             description: Some(format!("{name}, built by the pipeline")),
             state: ImageState::Available,
             tags,
+            size_gib: 8,
         };
         let image = SimImage {
             info,
@@ -165,6 +169,7 @@ impl World {
             fails: false,
             launch_permissions,
             snapshot_tags: Vec::new(),
+            copy_seconds: None,
         };
         self.images.entry(region.clone()).or_default().insert(id.clone(), image);
         id
@@ -189,9 +194,7 @@ impl World {
     /// Copies pending in `region` now.
     pub fn in_flight(&mut self, region: &Region) -> u32 {
         self.settle(region);
-        self.images.get(region).map_or(0, |m| {
-            m.values().filter(|i| i.info.state == ImageState::Pending).count() as u32
-        })
+        self.images.get(region).map_or(0, |m| m.values().filter(|i| i.info.state == ImageState::Pending).count() as u32)
     }
 
     /// Counts an EC2 call and answers with an injected throttling error when one is due.
@@ -205,10 +208,7 @@ impl World {
         };
         if throttled {
             self.throttle_errors += 1;
-            return Err(PortError::from_code(
-                "RequestLimitExceeded",
-                format!("{op}: Request limit exceeded."),
-            ));
+            return Err(PortError::from_code("RequestLimitExceeded", format!("{op}: Request limit exceeded.")));
         }
         Ok(())
     }
@@ -231,12 +231,7 @@ impl World {
         }
         let source = match self.image(&request.source_region, &request.source_image) {
             Some(s) if s.info.state == ImageState::Available => s.clone(),
-            Some(_) => {
-                return Err(PortError::from_code(
-                    "InvalidAMIID.Unavailable",
-                    "source image is not available",
-                ))
-            }
+            Some(_) => return Err(PortError::from_code("InvalidAMIID.Unavailable", "source image is not available")),
             None => return Err(PortError::from_code("InvalidAMIID.NotFound", "source image not found")),
         };
         let in_flight = self.in_flight(destination);
@@ -244,14 +239,16 @@ impl World {
             self.limit_errors += 1;
             return Err(PortError::from_code(
                 "ResourceLimitExceeded",
-                format!(
-                    "You have reached the maximum of {} concurrent AMI copies",
-                    self.config.copy_limit
-                ),
+                format!("You have reached the maximum of {} concurrent AMI copies", self.config.copy_limit),
             ));
         }
-        let (lo, hi) = self.config.copy_seconds;
-        let duration_ms = (lo * 1000) + (self.random() * ((hi - lo) * 1000) as f64) as u64;
+        let duration_ms = match source.copy_seconds {
+            Some(base) => (base as f64 * 1000.0 * (0.95 + 0.1 * self.random())) as u64,
+            None => {
+                let (lo, hi) = self.config.copy_seconds;
+                (lo * 1000) + (self.random() * ((hi - lo) * 1000) as f64) as u64
+            }
+        };
         let fails = if self.faults.fail_next_copies > 0 {
             self.faults.fail_next_copies -= 1;
             true
@@ -275,6 +272,7 @@ impl World {
             description: request.description.clone(),
             state: ImageState::Pending,
             tags,
+            size_gib: source.info.size_gib,
         };
         let ready_at_ms = self.now_ms + duration_ms;
         let image = SimImage {
@@ -284,11 +282,9 @@ impl World {
             // Launch permissions are not copied.
             launch_permissions: Vec::new(),
             snapshot_tags: request.tags.clone(),
+            copy_seconds: None,
         };
-        self.images
-            .entry(destination.clone())
-            .or_default()
-            .insert(id.clone(), image);
+        self.images.entry(destination.clone()).or_default().insert(id.clone(), image);
         self.tokens.insert(token_key, id.clone());
         let peak = self.peak_in_flight.entry(destination.clone()).or_default();
         *peak = (*peak).max(in_flight + 1);
@@ -350,8 +346,7 @@ impl World {
     /// After an invocation: deletes every message of the batch except those to retry (which reappear when
     /// their visibility timeout ends).
     pub fn settle_batch(&mut self, batch: &[QueuedMessage], retry: &[String]) {
-        self.queue
-            .retain(|m| !batch.iter().any(|b| b.id == m.id) || retry.contains(&m.id));
+        self.queue.retain(|m| !batch.iter().any(|b| b.id == m.id) || retry.contains(&m.id));
     }
 
     /// The next time something becomes visible on the queue.
