@@ -22,16 +22,6 @@ pub struct AmiStateChange {
     pub error_message: Option<String>,
 }
 
-/// A work item written by a person or a pipeline.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WorkItem {
-    pub image_id: String,
-    pub source_region: String,
-    #[serde(default)]
-    pub target_regions: Option<Vec<String>>,
-}
-
 /// What the function was invoked with.
 #[derive(Debug, Clone)]
 pub enum Input {
@@ -131,26 +121,16 @@ fn decode_event(value: Value) -> Result<Message, String> {
         )));
     }
     let region = event.region.ok_or("EventBridge event has no region")?;
-    Ok(Message::Request(ReplicationRequest {
-        image: ImageId::parse(&detail.image_id).map_err(|e| e.to_string())?,
-        source_region: Region::parse(&region).map_err(|e| e.to_string())?,
-        targets: None,
-    }))
+    Ok(Message::Request(ReplicationRequest::new(
+        ImageId::parse(&detail.image_id).map_err(|e| e.to_string())?,
+        Region::parse(&region).map_err(|e| e.to_string())?,
+        None,
+    )))
 }
 
 fn decode_work_item(value: Value) -> Result<Message, String> {
-    let item: WorkItem = serde_json::from_value(value).map_err(|e| format!("bad work item: {e}"))?;
-    let targets = match item.target_regions {
-        None => None,
-        Some(list) => {
-            Some(list.iter().map(|r| Region::parse(r)).collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())?)
-        }
-    };
-    Ok(Message::Request(ReplicationRequest {
-        image: ImageId::parse(&item.image_id).map_err(|e| e.to_string())?,
-        source_region: Region::parse(&item.source_region).map_err(|e| e.to_string())?,
-        targets,
-    }))
+    let request: ReplicationRequest = serde_json::from_value(value).map_err(|e| format!("bad work item: {e}"))?;
+    Ok(Message::Request(request))
 }
 
 /// Runs one invocation. An SQS batch answers with the items to retry; a direct invocation fails (so Lambda

@@ -9,7 +9,7 @@ use crate::core::job::{Continuation, Job, Phase, ReplicationRequest, JOBS_PER_ME
 use crate::core::plan::{self, Readiness};
 use crate::core::provenance::{client_token, is_copy_of, provenance_tags};
 use crate::core::share::{self, SharePolicy};
-use crate::core::step::{self, Decision, StepPolicy};
+use crate::core::step::{self, Decision, RequestDecision, StepPolicy};
 use crate::ports::{CopyRequest, Ec2, Ec2Regions, OutgoingMessage, Queue};
 use futures::future::join_all;
 use futures::StreamExt;
@@ -67,6 +67,8 @@ pub struct BatchReport {
 enum Effect {
     /// Put the job (back) on the work queue.
     Enqueue { job: Job, delay_seconds: u32 },
+    /// Put this message on the work queue.
+    Send(OutgoingMessage),
     /// Store `body` in the dead-letter queue with the reason.
     DeadLetter { body: String, reason: String },
     /// Nothing durable can be made now: let SQS deliver the item again.
@@ -146,6 +148,7 @@ impl<R: Ec2Regions, Q: Queue> Replicator<R, Q> {
         let mut retry: BTreeSet<usize> = BTreeSet::new();
         let mut groups: BTreeMap<(Region, u32), Vec<(usize, Job)>> = BTreeMap::new();
         let mut dead = Vec::new();
+        let mut raw = Vec::new();
         for (i, effect) in effects {
             match effect {
                 Effect::Retry(reason) => {
@@ -156,6 +159,7 @@ impl<R: Ec2Regions, Q: Queue> Replicator<R, Q> {
                     groups.entry((job.destination.clone(), delay_seconds)).or_default().push((i, job))
                 }
                 Effect::DeadLetter { body, reason } => dead.push((i, body, reason)),
+                Effect::Send(message) => raw.push((i, message)),
             }
         }
 
@@ -180,6 +184,10 @@ impl<R: Ec2Regions, Q: Queue> Replicator<R, Q> {
 
         let mut messages = Vec::new();
         let mut owners: Vec<Vec<usize>> = Vec::new();
+        for (i, message) in raw {
+            messages.push(message);
+            owners.push(vec![i]);
+        }
         for ((_, delay_seconds), jobs) in groups {
             for chunk in jobs.chunks(JOBS_PER_MESSAGE) {
                 let list: Vec<Job> = chunk.iter().map(|(_, j)| j.clone()).collect();
@@ -204,22 +212,22 @@ impl<R: Ec2Regions, Q: Queue> Replicator<R, Q> {
         let span =
             tracing::info_span!("fan_out", image = %request.image, region = %request.source_region, phase = "fan_out");
         async {
-            let dead = |reason: String| {
-                let body = serde_json::json!({"image_id": request.image, "source_region": request.source_region,
-                    "target_regions": request.targets})
-                .to_string();
-                vec![Effect::DeadLetter { body, reason }]
-            };
+            let dead = |reason: String| vec![Effect::DeadLetter { body: request.body(), reason }];
             let ec2 = self.ec2.region(&request.source_region);
             let image = match ec2.describe_image(&request.image).await {
                 Ok(Some(image)) => image,
                 Ok(None) => {
                     return dead(format!("source image {} not found in {}", request.image, request.source_region))
                 }
-                Err(e) if e.class == ErrorClass::Permanent => {
-                    return dead(format!("reading source image {}: {e}", request.image))
+                Err(e) => {
+                    warn!(error = %e, "could not read the source image");
+                    return match step::on_request_error(request, &e, &self.settings.step) {
+                        RequestDecision::Resend { request, delay_seconds } => {
+                            vec![Effect::Send(OutgoingMessage { body: request.body(), delay_seconds })]
+                        }
+                        RequestDecision::GiveUp { reason } => dead(reason),
+                    };
                 }
-                Err(e) => return vec![Effect::Retry(format!("reading source image {}: {e}", request.image))],
             };
             if let Some(skip) = plan::skip_reason(&image, account, self.settings.tag_filter.as_ref()) {
                 info!(reason = %skip, "skipped");
@@ -227,7 +235,11 @@ impl<R: Ec2Regions, Q: Queue> Replicator<R, Q> {
             }
             match plan::source_readiness(&image) {
                 Readiness::Ready => {}
-                Readiness::NotYet => return vec![Effect::Retry(format!("source image {} is still pending", image.id))],
+                Readiness::NotYet => {
+                    info!("source image is still pending; checking again later");
+                    let delay_seconds = self.settings.step.poll_seconds;
+                    return vec![Effect::Send(OutgoingMessage { body: request.body(), delay_seconds })];
+                }
                 Readiness::Never(reason) => return dead(reason),
             }
             let destinations =
@@ -265,13 +277,23 @@ impl<R: Ec2Regions, Q: Queue> Replicator<R, Q> {
         }
         let sources: Vec<ImageId> =
             to_copy.iter().map(|(_, j)| j.source_image.clone()).collect::<BTreeSet<_>>().into_iter().collect();
-        let (pending, existing) = tokio::join!(ec2.pending_images(), async {
-            if sources.is_empty() {
-                Ok(vec![])
-            } else {
-                ec2.find_copies(&sources).await
-            }
-        });
+        // Without jobs to copy, the in-flight count is not needed: one lookup of the waiting copies does.
+        let (pending, existing) = tokio::join!(
+            async {
+                if to_copy.is_empty() {
+                    Ok(vec![])
+                } else {
+                    ec2.pending_images().await
+                }
+            },
+            async {
+                if sources.is_empty() {
+                    Ok(vec![])
+                } else {
+                    ec2.find_copies(&sources).await
+                }
+            },
+        );
         let pending = match pending {
             Ok(p) => p,
             Err(e) => {

@@ -270,3 +270,94 @@ async fn public_sources_are_shared_publicly_only_when_allowed() {
     let copy = &copies_of(&sim, "eu-west-1", &src)[0];
     assert!(copy.launch_permissions.contains(&LaunchPermission::Public));
 }
+
+/// A world with `n` sources in us-east-1 and a simulation replicating them to `targets` with the product's
+/// limit `product_limit` while AWS enforces `aws_limit`.
+fn many(n: usize, targets: &[&str], product_limit: u32, aws_limit: u32) -> (Simulation, Vec<ImageId>) {
+    let mut world = World::new(acct(ME), SimConfig { copy_limit: aws_limit, ..SimConfig::default() });
+    let ids: Vec<ImageId> =
+        (0..n).map(|i| world.add_image(&r("us-east-1"), &acct(ME), &format!("img-{i}"), vec![], vec![])).collect();
+    let mut s = settings(targets);
+    s.max_copies_per_region = product_limit;
+    let sim = Simulation::new(world, s);
+    for id in &ids {
+        sim.send(&event(id, "us-east-1", "available"));
+    }
+    (sim, ids)
+}
+
+/// Every (source, destination) has exactly one available, shared copy; nothing failed or was redriven; no
+/// message was ever left for redelivery (waiting is never a failure).
+fn assert_all_replicated_once(sim: &Simulation, ids: &[ImageId], targets: &[&str]) {
+    let w = sim.world.lock().unwrap();
+    for id in ids {
+        for t in targets {
+            let copies: Vec<_> =
+                w.images[&r(t)].values().filter(|i| i.info.tag(SOURCE_IMAGE_TAG) == Some(id.as_str())).collect();
+            assert_eq!(copies.len(), 1, "{id} -> {t}");
+            assert_eq!(copies[0].info.state, ImageState::Available);
+            assert!(!copies[0].launch_permissions.is_empty(), "{id} -> {t} shared");
+        }
+    }
+    assert_eq!(w.copies.len(), ids.len() * targets.len(), "no second copy was ever made");
+    assert!(w.dead_letters.is_empty(), "{:?}", w.dead_letters);
+    assert!(w.redriven.is_empty());
+    assert!(sim.reports.iter().all(|r| r.retry.is_empty()), "no message was left to the redrive count");
+}
+
+#[tokio::test]
+async fn a_region_at_its_limit_queues_the_rest_and_never_exceeds_it() {
+    let (mut sim, ids) = many(12, &["eu-west-1", "eu-west-2"], 5, 100);
+    sim.run_until_idle(10, DAY).await;
+    assert_all_replicated_once(&sim, &ids, &["eu-west-1", "eu-west-2"]);
+    let w = sim.world.lock().unwrap();
+    assert_eq!(w.peak_in_flight[&r("eu-west-1")], 5);
+    assert_eq!(w.peak_in_flight[&r("eu-west-2")], 5);
+    assert_eq!(w.limit_errors, 0, "admission kept every CopyImage under the limit");
+    let regions_per_invocation = 2;
+    assert!(w.pending_queries <= sim.invocations * regions_per_invocation, "counted once per region per invocation");
+}
+
+#[tokio::test]
+async fn a_limit_error_mid_batch_is_back_pressure_not_failure() {
+    // The product believes 10 copies fit; AWS allows 4 (e.g. another tool's copies started meanwhile).
+    let (mut sim, ids) = many(9, &["ap-south-1"], 10, 4);
+    sim.run_until_idle(10, DAY).await;
+    assert!(sim.world.lock().unwrap().limit_errors > 0, "CopyImage answered ResourceLimitExceeded");
+    assert_all_replicated_once(&sim, &ids, &["ap-south-1"]);
+    assert_eq!(sim.world.lock().unwrap().peak_in_flight[&r("ap-south-1")], 4);
+}
+
+#[tokio::test]
+async fn a_throttling_storm_delays_but_loses_and_duplicates_nothing() {
+    let (mut sim, ids) = many(8, &["eu-west-1", "us-west-2", "sa-east-1"], 100, 100);
+    {
+        let mut w = sim.world.lock().unwrap();
+        w.faults.throttle_next = 150;
+        w.faults.throttle_rate = 0.4;
+    }
+    sim.run_until_idle(10, 5 * DAY).await;
+    assert!(sim.world.lock().unwrap().throttle_errors >= 150);
+    assert_all_replicated_once(&sim, &ids, &["eu-west-1", "us-west-2", "sa-east-1"]);
+}
+
+#[tokio::test]
+async fn two_racing_invocations_never_exceed_the_limit_nor_duplicate() {
+    let (mut sim, ids) = many(30, &["eu-west-1", "eu-central-1"], 6, 6);
+    sim.run_concurrently_until_idle(2, 3, 2 * DAY).await;
+    assert_all_replicated_once(&sim, &ids, &["eu-west-1", "eu-central-1"]);
+    let w = sim.world.lock().unwrap();
+    assert!(w.peak_in_flight.values().all(|p| *p <= 6), "{:?}", w.peak_in_flight);
+    eprintln!("racing: limit errors {} (the backstop), invocations {}", w.limit_errors, sim.invocations);
+}
+
+#[tokio::test]
+async fn duplicated_deliveries_racing_each_other_make_one_copy() {
+    let (mut sim, ids) = many(5, &["eu-west-1"], 100, 100);
+    for id in &ids {
+        sim.send(&event(id, "us-east-1", "available"));
+        sim.send(&event(id, "us-east-1", "available"));
+    }
+    sim.run_concurrently_until_idle(3, 2, DAY).await;
+    assert_all_replicated_once(&sim, &ids, &["eu-west-1"]);
+}

@@ -8,12 +8,35 @@ use std::fmt;
 /// Version of the continuation message format; a message with another version is rejected with a clear error.
 pub const MESSAGE_VERSION: u32 = 1;
 
-/// Replicate `image` from `source_region` to `targets` (the configured regions when `None`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Replicate `image` from `source_region` to `targets` (the configured regions when `None`). Its JSON form is
+/// the work item a person or a pipeline writes: `{"image_id", "source_region", "target_regions"}`; `retries`
+/// is set by the product when it sends a request back after a passing failure.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ReplicationRequest {
+    #[serde(rename = "image_id")]
     pub image: ImageId,
     pub source_region: Region,
+    #[serde(rename = "target_regions", default, skip_serializing_if = "Option::is_none")]
     pub targets: Option<Vec<Region>>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub retries: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+impl ReplicationRequest {
+    pub fn new(image: ImageId, source_region: Region, targets: Option<Vec<Region>>) -> Self {
+        Self { image, source_region, targets, retries: 0 }
+    }
+
+    /// The work-item JSON of this request.
+    pub fn body(&self) -> String {
+        // Serialising validated strings and integers cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
 }
 
 /// Where a job stands.

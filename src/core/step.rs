@@ -3,7 +3,7 @@
 use super::errors::{ErrorClass, PortError};
 use super::ids::ImageId;
 use super::image::ImageState;
-use super::job::{Job, Phase};
+use super::job::{Job, Phase, ReplicationRequest};
 use sha2::{Digest, Sha256};
 
 /// SQS allows at most 15 minutes of delay on a message.
@@ -116,9 +116,46 @@ pub fn on_copy_observed(job: &Job, copy: &ImageId, state: Option<&ImageState>, p
 pub fn wait_for_capacity(job: &Job, policy: &StepPolicy) -> Decision {
     let mut next = job.clone();
     next.capacity_waits += 1;
-    let delay = backoff_seconds(policy.capacity_base_seconds, next.capacity_waits, &seed(job))
+    // Jittered per region, not per job: the jobs refused together wait together and travel in one message.
+    let delay = backoff_seconds(policy.capacity_base_seconds, next.capacity_waits, job.destination.as_str())
         .min(policy.capacity_max_seconds.max(1));
     Decision::Continue { job: next, delay_seconds: delay }
+}
+
+/// What to do with a replication request whose source could not be read yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestDecision {
+    /// Send the request back to the work queue with a delay.
+    Resend {
+        request: ReplicationRequest,
+        delay_seconds: u32,
+    },
+    GiveUp {
+        reason: String,
+    },
+}
+
+/// Reading the source failed with `err`: throttling backs off without limit, transient errors a bounded
+/// number of times, permanent ones give up.
+pub fn on_request_error(request: &ReplicationRequest, err: &PortError, policy: &StepPolicy) -> RequestDecision {
+    let mut next = request.clone();
+    next.retries += 1;
+    let seed = format!("{}|{}", request.image, request.source_region);
+    let delay_seconds = backoff_seconds(policy.backoff_base_seconds, next.retries, &seed);
+    match err.class {
+        ErrorClass::Permanent => {
+            RequestDecision::GiveUp { reason: format!("reading source image {}: {err}", request.image) }
+        }
+        ErrorClass::Transient if next.retries > policy.max_retries => RequestDecision::GiveUp {
+            reason: format!(
+                "reading source image {}: {err} (still failing after {} retries)",
+                request.image, policy.max_retries
+            ),
+        },
+        ErrorClass::Throttled | ErrorClass::Capacity | ErrorClass::Transient => {
+            RequestDecision::Resend { request: next, delay_seconds }
+        }
+    }
 }
 
 /// A port call for this job failed with `err`.
@@ -255,6 +292,34 @@ mod tests {
             }
         }
         assert!(matches!(on_error(&j, &transient, &p), Decision::GiveUp { .. }));
+    }
+
+    #[test]
+    fn requests_back_off_on_throttling_and_give_up_on_permanent_errors() {
+        let p = StepPolicy::default();
+        let mut request = ReplicationRequest::new(
+            ImageId::parse("ami-0123456789abcdef0").unwrap(),
+            Region::parse("us-east-1").unwrap(),
+            None,
+        );
+        let throttled = PortError::from_code("RequestLimitExceeded", "slow down");
+        for _ in 0..20 {
+            match on_request_error(&request, &throttled, &p) {
+                RequestDecision::Resend { request: next, delay_seconds } => {
+                    assert!(delay_seconds >= 2);
+                    request = next;
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(request.retries, 20);
+        let transient = PortError::from_code("InternalError", "oops");
+        assert!(matches!(on_request_error(&request, &transient, &p), RequestDecision::GiveUp { .. }));
+        let gone = PortError::from_code("InvalidAMIID.Malformed", "bad");
+        request.retries = 0;
+        assert!(
+            matches!(on_request_error(&request, &gone, &p), RequestDecision::GiveUp { reason } if reason.contains("Malformed"))
+        );
     }
 
     #[test]

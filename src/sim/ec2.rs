@@ -66,7 +66,11 @@ impl Ec2 for SimEc2 {
 
     async fn pending_images(&self) -> Result<Vec<ImageId>, PortError> {
         tokio::task::yield_now().await;
-        lock(&self.world).ec2_call("DescribeImages")?;
+        {
+            let mut w = lock(&self.world);
+            w.ec2_call("DescribeImages")?;
+            w.pending_queries += 1;
+        }
         Ok(self.own_images(|i| i.state == ImageState::Pending).into_iter().map(|i| i.id).collect())
     }
 

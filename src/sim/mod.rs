@@ -37,6 +37,11 @@ pub struct Simulation {
     pub handler_time: Duration,
     /// Reports of every invocation, in order.
     pub reports: Vec<BatchReport>,
+    /// Every job completed (copy available and shared), with the virtual time in milliseconds.
+    pub completions: Vec<(u64, crate::core::job::Job, crate::core::ids::ImageId)>,
+    /// The event source mapping's MaximumBatchingWindowInSeconds: once a message is visible, the mapping
+    /// gathers messages this long before it invokes the function (0: at once).
+    pub batching_window_seconds: u64,
 }
 
 impl Simulation {
@@ -45,7 +50,16 @@ impl Simulation {
         let world = Arc::new(Mutex::new(world));
         let replicator =
             Replicator::new(Arc::new(settings), SimRegions::new(world.clone()), SimQueue::new(world.clone()));
-        Self { world, replicator, account, invocations: 0, handler_time: Duration::ZERO, reports: Vec::new() }
+        Self {
+            world,
+            replicator,
+            account,
+            invocations: 0,
+            handler_time: Duration::ZERO,
+            reports: Vec::new(),
+            completions: Vec::new(),
+            batching_window_seconds: 0,
+        }
     }
 
     /// Puts a message on the work queue (as EventBridge or a person would).
@@ -85,6 +99,7 @@ impl Simulation {
         let mut w = lock(&self.world);
         for (batch, report) in batches.iter().zip(&reports) {
             w.settle_batch(batch, &report.retry);
+            self.completions.extend(report.completed.iter().map(|(job, copy)| (w.now_ms, job.clone(), copy.clone())));
         }
         drop(w);
         self.reports.extend(reports);
@@ -108,7 +123,7 @@ impl Simulation {
             if self.invoke_concurrently(concurrency, batch_size).await == 0 {
                 let mut w = lock(&self.world);
                 match w.next_event_at() {
-                    Some(t) if t <= max_virtual_seconds * 1000 => w.advance_to(t),
+                    Some(t) if t <= max_virtual_seconds * 1000 => w.advance_to(t + self.batching_window_seconds * 1000),
                     _ => return w.now_ms / 1000,
                 }
             }

@@ -96,6 +96,8 @@ pub struct World {
     pub calls: BTreeMap<&'static str, u64>,
     pub limit_errors: u64,
     pub throttle_errors: u64,
+    /// DescribeImages calls that listed a region's pending images (the in-flight count).
+    pub pending_queries: u64,
     /// The most copies pending at once, per destination region.
     pub peak_in_flight: BTreeMap<Region, u32>,
     pub queue: Vec<QueuedMessage>,
@@ -121,6 +123,7 @@ impl World {
             calls: BTreeMap::new(),
             limit_errors: 0,
             throttle_errors: 0,
+            pending_queries: 0,
             peak_in_flight: BTreeMap::new(),
             queue: Vec::new(),
             dead_letters: Vec::new(),
