@@ -147,6 +147,7 @@ async fn product(s: &Scenario, seed: u64) -> serde_json::Value {
         max_copies_per_region: s.limit,
         step: StepPolicy { poll_seconds: POLL_SECONDS, capacity_max_seconds: POLL_SECONDS, ..StepPolicy::default() },
         share: SharePolicy { copy_source_permissions: true, extra: vec![], allow_public: false },
+        ..Settings::default()
     };
     let mut sim = Simulation::new(world, settings);
     sim.batching_window_seconds = BATCHING_WINDOW_SECONDS;
@@ -197,6 +198,7 @@ async fn naive(s: &Scenario, seed: u64) -> serde_json::Value {
                     client_token: client_token(src, &region(SOURCE_REGION), dst, &account(), 0),
                     tags: provenance_tags(src, &region(SOURCE_REGION)),
                     copy_image_tags: true,
+                    encryption: Default::default(),
                 };
                 match regions.region(dst).copy_image(&request).await {
                     Ok(copy) => queue.push(Reverse((t + 60_000, seq, Step::Poll { pair, copy }))),

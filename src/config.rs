@@ -3,9 +3,11 @@
 
 use crate::core::ids::{AccountId, OrganizationArn, OuArn, Region};
 use crate::core::image::{LaunchPermission, Tag};
+use crate::core::rules::{EncryptionPolicy, DESCRIPTION_PLACEHOLDERS};
 use crate::core::share::SharePolicy;
 use crate::core::step::{StepPolicy, MAX_DELAY_SECONDS};
 use crate::service::Settings;
+use std::collections::BTreeMap;
 use std::fmt;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,6 +95,69 @@ impl Reader<'_> {
     }
 }
 
+/// `REGION=KEY` of KMS_KEY_IDS: the region must be a destination, and a key ARN must belong to that region
+/// (a KMS key belongs to one region). Key ids, `mrk-` ids and `alias/...` names are accepted as they are.
+fn parse_kms_entry(entry: &str, destinations: &[Region]) -> Result<(Region, String), String> {
+    let (region, key) = entry.split_once('=').ok_or_else(|| format!("{entry:?} is not REGION=KEY"))?;
+    let region = Region::parse(region.trim()).map_err(|e| e.to_string())?;
+    let key = key.trim().to_string();
+    if !destinations.contains(&region) {
+        return Err(format!("a key is configured for {region}, which is not in TARGET_REGIONS"));
+    }
+    if let Some(rest) = key.strip_prefix("arn:") {
+        let parts: Vec<&str> = rest.splitn(5, ':').collect();
+        match parts.as_slice() {
+            [_, "kms", key_region, _, resource] if resource.starts_with("key/") || resource.starts_with("alias/") => {
+                if *key_region != region.as_str() {
+                    return Err(format!(
+                        "the key for {region} is a key of {key_region} ({key}); a KMS key belongs to one region"
+                    ));
+                }
+            }
+            _ => return Err(format!("{key:?} is not a KMS key or alias ARN")),
+        }
+    } else {
+        let id_like = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        let valid = key.strip_prefix("alias/").is_some_and(|a| !a.is_empty()) || id_like(&key);
+        if !valid {
+            return Err(format!("{key:?} is not a key id, alias/NAME or key ARN"));
+        }
+    }
+    Ok((region, key))
+}
+
+/// `KEY=VALUE` of EXTRA_TAGS; keys reserved by AWS or by the product's provenance are refused.
+fn parse_extra_tag(entry: &str) -> Result<Tag, String> {
+    let (key, value) = entry.split_once('=').ok_or_else(|| format!("{entry:?} is not KEY=VALUE"))?;
+    let key = key.trim();
+    if key.is_empty() || key.len() > 128 || value.len() > 256 {
+        return Err(format!("{entry:?}: keys are 1-128 characters, values at most 256"));
+    }
+    if key.starts_with("aws:") || key.starts_with("ami-replicator:") {
+        return Err(format!("{key:?}: the prefixes aws: and ami-replicator: are reserved"));
+    }
+    Ok(Tag::new(key, value.trim()))
+}
+
+/// The `{...}` placeholders of a template.
+fn placeholders(template: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = template;
+    while let Some(start) = rest.find('{') {
+        match rest[start..].find('}') {
+            Some(end) => {
+                out.push(&rest[start..start + end + 1]);
+                rest = &rest[start + end + 1..];
+            }
+            None => {
+                out.push(&rest[start..]);
+                break;
+            }
+        }
+    }
+    out
+}
+
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(&|name| std::env::var(name).ok())
@@ -128,6 +193,20 @@ impl Config {
                 .map(LaunchPermission::Organization),
         );
         extra.extend(r.list("SHARE_WITH_OU_ARNS", OuArn::parse).into_iter().map(LaunchPermission::OrganizationalUnit));
+        let encrypt_copies = r.flag("ENCRYPT_COPIES", false);
+        let kms_keys: BTreeMap<Region, String> =
+            r.list("KMS_KEY_IDS", |entry| parse_kms_entry(entry, &target_regions)).into_iter().collect();
+        let description_template = r.get("COPY_DESCRIPTION_TEMPLATE");
+        if let Some(template) = &description_template {
+            for placeholder in placeholders(template) {
+                if !DESCRIPTION_PLACEHOLDERS.contains(&placeholder) {
+                    let known = DESCRIPTION_PLACEHOLDERS.join(", ");
+                    r.problems
+                        .push(format!("COPY_DESCRIPTION_TEMPLATE: unknown placeholder {placeholder} (known: {known})"));
+                }
+            }
+        }
+        let extra_tags = r.list("EXTRA_TAGS", parse_extra_tag);
 
         if !r.problems.is_empty() {
             return Err(ConfigError(r.problems));
@@ -139,6 +218,9 @@ impl Config {
                 max_copies_per_region,
                 step: StepPolicy { poll_seconds, capacity_max_seconds: poll_seconds.max(1), ..StepPolicy::default() },
                 share: SharePolicy { copy_source_permissions, extra, allow_public },
+                encryption: EncryptionPolicy { encrypt_copies, kms_keys },
+                description_template,
+                extra_tags,
             },
             work_queue_url: work_queue_url.unwrap_or_default(),
             dead_letter_queue_url,
@@ -220,6 +302,50 @@ mod tests {
         ] {
             assert!(text.contains(needle), "{needle} missing from: {text}");
         }
+    }
+
+    #[test]
+    fn kms_keys_must_belong_to_a_destination_and_its_region() {
+        let base = [("TARGET_REGIONS", "eu-west-1,us-west-2"), QUEUE, ("ENCRYPT_COPIES", "true")];
+        let ok = parse(&[
+            base[0],
+            base[1],
+            base[2],
+            ("KMS_KEY_IDS", "eu-west-1=arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab, us-west-2=alias/copies"),
+        ])
+        .unwrap();
+        assert!(ok.settings.encryption.encrypt_copies);
+        assert_eq!(ok.settings.encryption.kms_keys.len(), 2);
+        let elsewhere = parse(&[base[0], base[1], ("KMS_KEY_IDS", "ap-south-1=alias/copies")]).unwrap_err();
+        assert!(elsewhere.to_string().contains("not in TARGET_REGIONS"), "{elsewhere}");
+        let wrong_region =
+            parse(&[base[0], base[1], ("KMS_KEY_IDS", "eu-west-1=arn:aws:kms:us-east-1:123456789012:key/abcd")])
+                .unwrap_err();
+        assert!(wrong_region.to_string().contains("belongs to one region"), "{wrong_region}");
+        let garbage = parse(&[base[0], base[1], ("KMS_KEY_IDS", "eu-west-1")]).unwrap_err();
+        assert!(garbage.to_string().contains("REGION=KEY"), "{garbage}");
+    }
+
+    #[test]
+    fn copy_options_are_validated() {
+        let ok = parse(&[
+            ("TARGET_REGIONS", "eu-west-1"),
+            QUEUE,
+            ("COPY_DESCRIPTION_TEMPLATE", "{name}: copied from {image} in {region}"),
+            ("EXTRA_TAGS", "replicated-by=ami-replicator, cost-center=42"),
+        ])
+        .unwrap();
+        assert_eq!(ok.settings.extra_tags.len(), 2);
+        assert!(ok.settings.description_template.is_some());
+        let err = parse(&[
+            ("TARGET_REGIONS", "eu-west-1"),
+            QUEUE,
+            ("COPY_DESCRIPTION_TEMPLATE", "copied from {source}"),
+            ("EXTRA_TAGS", "aws:owner=x,ami-replicator:source-image=y,novalue"),
+        ])
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("{source}") && text.contains("reserved") && text.contains("KEY=VALUE"), "{text}");
     }
 
     #[test]

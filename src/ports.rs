@@ -4,6 +4,7 @@
 use crate::core::errors::PortError;
 use crate::core::ids::{ImageId, Region};
 use crate::core::image::{ImageInfo, LaunchPermission, Tag};
+use crate::core::rules::CopyEncryption;
 use std::future::Future;
 
 /// A CopyImage request, as the core decides it.
@@ -19,6 +20,8 @@ pub struct CopyRequest {
     pub tags: Vec<Tag>,
     /// Ask EC2 to copy the source's user-defined tags (CopyImageTags).
     pub copy_image_tags: bool,
+    /// `Encrypted` and `KmsKeyId`.
+    pub encryption: CopyEncryption,
 }
 
 /// EC2 in one region.
@@ -46,6 +49,9 @@ pub trait Ec2: Send + Sync {
     /// The launch permissions of `id`.
     fn launch_permissions(&self, id: &ImageId)
         -> impl Future<Output = Result<Vec<LaunchPermission>, PortError>> + Send;
+
+    /// Deprecates `id` at `time` (RFC 3339), as its source is.
+    fn enable_deprecation(&self, id: &ImageId, time: &str) -> impl Future<Output = Result<(), PortError>> + Send;
 
     /// Adds launch permissions to `id`. Adding a permission that is already there is success.
     fn add_launch_permissions(

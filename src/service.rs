@@ -8,6 +8,7 @@ use crate::core::image::{ImageInfo, ImageState, LaunchPermission, Tag};
 use crate::core::job::{Continuation, Job, Phase, ReplicationRequest, JOBS_PER_MESSAGE};
 use crate::core::plan::{self, Readiness};
 use crate::core::provenance::{client_token, is_copy_of, provenance_tags};
+use crate::core::rules::{self, EncryptionPolicy};
 use crate::core::share::{self, SharePolicy};
 use crate::core::step::{self, Decision, RequestDecision, StepPolicy};
 use crate::ports::{CopyRequest, Ec2, Ec2Regions, OutgoingMessage, Queue};
@@ -30,6 +31,26 @@ pub struct Settings {
     pub max_copies_per_region: u32,
     pub step: StepPolicy,
     pub share: SharePolicy,
+    pub encryption: EncryptionPolicy,
+    /// COPY_DESCRIPTION_TEMPLATE; `None`: copies keep the source's description.
+    pub description_template: Option<String>,
+    /// EXTRA_TAGS, put on every copy and its snapshots.
+    pub extra_tags: Vec<Tag>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            target_regions: Vec::new(),
+            tag_filter: None,
+            max_copies_per_region: 100,
+            step: StepPolicy::default(),
+            share: SharePolicy { copy_source_permissions: true, ..SharePolicy::default() },
+            encryption: EncryptionPolicy::default(),
+            description_template: None,
+            extra_tags: Vec::new(),
+        }
+    }
 }
 
 /// A decoded message.
@@ -229,7 +250,12 @@ impl<R: Ec2Regions, Q: Queue> Replicator<R, Q> {
                     };
                 }
             };
+            let wanted = rules::wanted_encryption(request.encrypted, &self.settings.encryption);
             if let Some(skip) = plan::skip_reason(&image, account, self.settings.tag_filter.as_ref()) {
+                // A Marketplace AMI shared with this account is not merely someone else's: say what to do.
+                if let (plan::Skip::NotOwned { .. }, Some(why)) = (&skip, rules::cannot_copy(&image, account, wanted)) {
+                    return dead(why);
+                }
                 info!(reason = %skip, "skipped");
                 return vec![];
             }
@@ -242,12 +268,18 @@ impl<R: Ec2Regions, Q: Queue> Replicator<R, Q> {
                 }
                 Readiness::Never(reason) => return dead(reason),
             }
+            if let Some(why) = rules::cannot_copy(&image, account, wanted) {
+                return dead(why);
+            }
             let destinations =
                 plan::destinations(&request.source_region, request.targets.as_deref(), &self.settings.target_regions);
             info!(destinations = ?destinations.iter().map(Region::as_str).collect::<Vec<_>>(), "fanned out");
             plan::fan_out(&image, &request.source_region, &destinations)
                 .into_iter()
-                .map(|job| Effect::Enqueue { job, delay_seconds: 0 })
+                .map(|mut job| {
+                    job.encrypt = request.encrypted;
+                    Effect::Enqueue { job, delay_seconds: 0 }
+                })
                 .collect()
         }
         .instrument(span)
@@ -366,6 +398,9 @@ impl<R: Ec2Regions, Q: Queue> Replicator<R, Q> {
                         info!(error = %e, "region at its copy limit (another invocation raced); waiting for capacity");
                         step::wait_for_capacity(&job, &self.settings.step)
                     }
+                    Err(e) if e.class == ErrorClass::Permanent => {
+                        Decision::GiveUp { reason: rules::explain_copy_error(&job, &e), failed_copy: None }
+                    }
                     Err(e) => {
                         warn!(error = %e, "CopyImage failed");
                         step::on_error(&job, &e, &self.settings.step)
@@ -392,11 +427,13 @@ impl<R: Ec2Regions, Q: Queue> Replicator<R, Q> {
     }
 
     fn copy_request(&self, job: &Job, account: &AccountId) -> CopyRequest {
+        let mut tags = provenance_tags(&job.source_image, &job.source_region);
+        tags.extend(self.settings.extra_tags.iter().cloned());
         CopyRequest {
             source_image: job.source_image.clone(),
             source_region: job.source_region.clone(),
             name: job.name.clone().unwrap_or_else(|| job.source_image.to_string()),
-            description: job.description.clone(),
+            description: rules::describe_copy(self.settings.description_template.as_deref(), job),
             client_token: client_token(
                 &job.source_image,
                 &job.source_region,
@@ -404,8 +441,9 @@ impl<R: Ec2Regions, Q: Queue> Replicator<R, Q> {
                 account,
                 job.failed_copies,
             ),
-            tags: provenance_tags(&job.source_image, &job.source_region),
+            tags,
             copy_image_tags: true,
+            encryption: rules::copy_encryption(job, &self.settings.encryption),
         }
     }
 
@@ -496,6 +534,13 @@ impl<R: Ec2Regions, Q: Queue> Replicator<R, Q> {
         } else {
             Vec::new()
         };
+        if let Some(time) = &job.deprecation_time {
+            // Best effort: a copy that is not deprecated is still a good copy.
+            match ec2.enable_deprecation(copy, time).await {
+                Ok(()) => info!(copy = %copy, deprecate_at = %time, "deprecation time set as on the source"),
+                Err(e) => warn!(copy = %copy, deprecate_at = %time, error = %e, "could not set the deprecation time"),
+            }
+        }
         let decision = share::decide(&source_permissions, policy, account);
         if decision.public_withheld {
             warn!(copy = %copy, "source is public, but ALLOW_PUBLIC is not true: the copy is not made public");

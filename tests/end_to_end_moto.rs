@@ -32,6 +32,7 @@ fn settings() -> Settings {
             extra: vec![LaunchPermission::Account(AccountId::parse("444455556666").unwrap())],
             allow_public: false,
         },
+        ..Settings::default()
     }
 }
 

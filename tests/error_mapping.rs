@@ -3,10 +3,11 @@
 
 use ami_replicator::aws::ec2::AwsEc2;
 use ami_replicator::aws::sqs::AwsQueue;
-use ami_replicator::core::errors::ErrorClass;
+use ami_replicator::core::errors::{ErrorClass, ERROR_TABLE};
 use ami_replicator::core::ids::{ImageId, Region};
 use ami_replicator::core::image::{LaunchPermission, Tag};
 use ami_replicator::core::provenance::SOURCE_IMAGE_TAG;
+use ami_replicator::core::rules::CopyEncryption;
 use ami_replicator::ports::{CopyRequest, Ec2, OutgoingMessage, Queue};
 use aws_sdk_ec2::config::retry::RetryConfig;
 use aws_sdk_ec2::types::ResourceType;
@@ -31,6 +32,7 @@ fn request() -> CopyRequest {
         client_token: "a".repeat(64),
         tags: vec![Tag::new(SOURCE_IMAGE_TAG, "ami-0123456789abcdef0")],
         copy_image_tags: true,
+        encryption: CopyEncryption { encrypted: true, kms_key_id: Some("alias/ami-copies".into()) },
     }
 }
 
@@ -64,6 +66,23 @@ async fn copy_image_errors_are_classified_by_their_code() {
     }
 }
 
+/// Every row of the core's error table, answered by CopyImage as EC2 answers errors, keeps its class.
+#[tokio::test]
+async fn every_row_of_the_error_table_is_classified_as_documented() {
+    for &(code, class, meaning) in ERROR_TABLE {
+        let status = match class {
+            ErrorClass::Throttled | ErrorClass::Transient => 503,
+            _ => 400,
+        };
+        let rule = mock!(aws_sdk_ec2::Client::copy_image).then_http_response(move || ec2_error(status, code, "detail"));
+        let client =
+            mock_client!(aws_sdk_ec2, RuleMode::Sequential, &[&rule], |c| c.retry_config(RetryConfig::disabled()));
+        let err = AwsEc2::new(client).copy_image(&request()).await.unwrap_err();
+        assert_eq!((err.code.as_str(), err.class), (code, class));
+        assert!(err.to_string().contains(meaning), "{err}");
+    }
+}
+
 #[tokio::test]
 async fn copy_image_sends_token_tags_and_copy_image_tags() {
     let rule = mock!(aws_sdk_ec2::Client::copy_image)
@@ -76,6 +95,8 @@ async fn copy_image_sends_token_tags_and_copy_image_tags() {
                 && r.description() == Some("built by CI")
                 && r.client_token().map(str::len) == Some(64)
                 && r.copy_image_tags() == Some(true)
+                && r.encrypted() == Some(true)
+                && r.kms_key_id() == Some("alias/ami-copies")
                 && kinds == vec![ResourceType::Image, ResourceType::Snapshot]
                 && specs.iter().all(|s| s.tags().iter().any(|t| t.key() == Some(SOURCE_IMAGE_TAG)))
         })

@@ -31,6 +31,7 @@ fn settings(targets: &[&str]) -> Settings {
             extra: vec![LaunchPermission::Account(acct("444455556666"))],
             allow_public: false,
         },
+        ..Settings::default()
     }
 }
 

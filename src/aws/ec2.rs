@@ -3,12 +3,12 @@
 use super::port_error;
 use crate::core::errors::PortError;
 use crate::core::ids::{AccountId, ImageId, OrganizationArn, OuArn, Region};
-use crate::core::image::{ImageInfo, ImageState, LaunchPermission, Tag};
+use crate::core::image::{ImageInfo, ImageState, ImageTraits, LaunchPermission, Tag};
 use crate::core::provenance::SOURCE_IMAGE_TAG;
 use crate::ports::{CopyRequest, Ec2, Ec2Regions};
 use aws_sdk_ec2::types::{
-    Filter, Image, ImageAttributeName, LaunchPermission as SdkPermission, LaunchPermissionModifications,
-    PermissionGroup, ResourceType, Tag as SdkTag, TagSpecification,
+    DeviceType, Filter, Image, ImageAttributeName, LaunchPermission as SdkPermission, LaunchPermissionModifications,
+    PermissionGroup, ProductCodeValues, ResourceType, Tag as SdkTag, TagSpecification, VirtualizationType,
 };
 use aws_sdk_ec2::Client;
 use std::collections::HashMap;
@@ -83,6 +83,16 @@ pub(crate) fn image_info(image: &Image) -> Option<ImageInfo> {
             .filter_map(|m| m.ebs()?.volume_size())
             .map(|s| s.max(0) as u32)
             .sum(),
+        traits: ImageTraits {
+            encrypted: image.block_device_mappings().iter().any(|m| m.ebs().and_then(|e| e.encrypted()) == Some(true)),
+            instance_store: image.root_device_type() == Some(&DeviceType::InstanceStore),
+            paravirtual: image.virtualization_type() == Some(&VirtualizationType::Paravirtual),
+            marketplace: image
+                .product_codes()
+                .iter()
+                .any(|p| p.product_code_type() == Some(&ProductCodeValues::Marketplace)),
+            deprecation_time: image.deprecation_time().map(str::to_string),
+        },
     })
 }
 
@@ -206,6 +216,8 @@ impl Ec2 for AwsEc2 {
             .set_description(request.description.clone())
             .client_token(&request.client_token)
             .copy_image_tags(request.copy_image_tags)
+            .set_encrypted(request.encryption.encrypted.then_some(true))
+            .set_kms_key_id(request.encryption.kms_key_id.clone())
             .tag_specifications(spec(ResourceType::Image))
             .tag_specifications(spec(ResourceType::Snapshot))
             .send()
@@ -239,6 +251,19 @@ impl Ec2 for AwsEc2 {
             .await
             .map_err(|e| port_error("DescribeImageAttribute", e))?;
         Ok(output.launch_permissions().iter().filter_map(from_sdk_permission).collect())
+    }
+
+    async fn enable_deprecation(&self, id: &ImageId, time: &str) -> Result<(), PortError> {
+        let at = aws_sdk_ec2::primitives::DateTime::from_str(time, aws_sdk_ec2::primitives::DateTimeFormat::DateTime)
+            .map_err(|e| PortError::permanent("InvalidDeprecationTime", format!("{time:?}: {e}")))?;
+        self.client
+            .enable_image_deprecation()
+            .image_id(id.as_str())
+            .deprecate_at(at)
+            .send()
+            .await
+            .map_err(|e| port_error("EnableImageDeprecation", e))?;
+        Ok(())
     }
 
     async fn add_launch_permissions(&self, id: &ImageId, grants: &[LaunchPermission]) -> Result<(), PortError> {

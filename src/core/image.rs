@@ -62,6 +62,23 @@ pub struct ImageInfo {
     pub tags: Vec<Tag>,
     /// Total size of the image's EBS volumes in GiB (0 when unknown): copy time grows with it.
     pub size_gib: u32,
+    /// What the copy rules need to know.
+    pub traits: ImageTraits,
+}
+
+/// Properties of an image that decide whether and how it can be copied.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageTraits {
+    /// Any of its EBS snapshots is encrypted.
+    pub encrypted: bool,
+    /// Backed by instance store rather than EBS.
+    pub instance_store: bool,
+    /// Paravirtual (PV) rather than HVM.
+    pub paravirtual: bool,
+    /// Carries an AWS Marketplace product code.
+    pub marketplace: bool,
+    /// When the image is deprecated (RFC 3339), if set.
+    pub deprecation_time: Option<String>,
 }
 
 impl ImageInfo {

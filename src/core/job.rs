@@ -19,6 +19,9 @@ pub struct ReplicationRequest {
     pub source_region: Region,
     #[serde(rename = "target_regions", default, skip_serializing_if = "Option::is_none")]
     pub targets: Option<Vec<Region>>,
+    /// Ask for encrypted (`true`) or explicitly unencrypted (`false`) copies; unset: ENCRYPT_COPIES decides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encrypted: Option<bool>,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub retries: u32,
 }
@@ -29,7 +32,7 @@ fn is_zero(n: &u32) -> bool {
 
 impl ReplicationRequest {
     pub fn new(image: ImageId, source_region: Region, targets: Option<Vec<Region>>) -> Self {
-        Self { image, source_region, targets, retries: 0 }
+        Self { image, source_region, targets, encrypted: None, retries: 0 }
     }
 
     /// The work-item JSON of this request.
@@ -63,6 +66,15 @@ pub struct Job {
     /// Size of the source in GiB, captured at fan-out: larger images start first (their copies take longest).
     #[serde(default)]
     pub size_gib: u32,
+    /// A work item's wish for encryption (`None`: the operator's ENCRYPT_COPIES decides).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encrypt: Option<bool>,
+    /// The source is paravirtual (explains CopyImage's refusal in regions without PV support).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub paravirtual: bool,
+    /// The source's deprecation time (RFC 3339), set on every copy too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deprecation_time: Option<String>,
     #[serde(flatten)]
     pub phase: Phase,
     /// Copies of this job that ended `failed` so far.
@@ -97,6 +109,9 @@ impl Job {
             name,
             description,
             size_gib: 0,
+            encrypt: None,
+            paravirtual: false,
+            deprecation_time: None,
             phase: Phase::Copy,
             failed_copies: 0,
             polls: 0,

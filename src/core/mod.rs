@@ -7,5 +7,6 @@ pub mod image;
 pub mod job;
 pub mod plan;
 pub mod provenance;
+pub mod rules;
 pub mod share;
 pub mod step;

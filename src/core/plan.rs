@@ -86,6 +86,8 @@ pub fn fan_out(source: &ImageInfo, source_region: &Region, destinations: &[Regio
                 source.description.clone(),
             );
             job.size_gib = source.size_gib;
+            job.paravirtual = source.traits.paravirtual;
+            job.deprecation_time = source.traits.deprecation_time.clone();
             job
         })
         .collect()
@@ -110,6 +112,7 @@ mod tests {
             state: ImageState::Available,
             tags,
             size_gib: 30,
+            traits: Default::default(),
         }
     }
 

@@ -80,6 +80,7 @@ mod tests {
             state: ImageState::Available,
             tags: provenance_tags(&img, &src),
             size_gib: 8,
+            traits: Default::default(),
         };
         assert!(is_replica(&copy));
         assert!(is_copy_of(&copy, &img, &src));

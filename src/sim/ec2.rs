@@ -105,6 +105,17 @@ impl Ec2 for SimEc2 {
         }
     }
 
+    async fn enable_deprecation(&self, id: &ImageId, time: &str) -> Result<(), PortError> {
+        tokio::task::yield_now().await;
+        let mut w = lock(&self.world);
+        w.ec2_call("EnableImageDeprecation")?;
+        let image = w.image_mut(&self.region, id).ok_or_else(|| {
+            PortError::from_code("InvalidAMIID.NotFound", format!("The image id '[{id}]' does not exist"))
+        })?;
+        image.info.traits.deprecation_time = Some(time.to_string());
+        Ok(())
+    }
+
     async fn add_launch_permissions(&self, id: &ImageId, grants: &[LaunchPermission]) -> Result<(), PortError> {
         tokio::task::yield_now().await;
         let mut w = lock(&self.world);

@@ -2,7 +2,7 @@
 
 use crate::core::errors::PortError;
 use crate::core::ids::{AccountId, ImageId, Region};
-use crate::core::image::{ImageInfo, ImageState, LaunchPermission, Tag};
+use crate::core::image::{ImageInfo, ImageState, ImageTraits, LaunchPermission, Tag};
 use crate::ports::{CopyRequest, OutgoingMessage};
 use std::collections::{BTreeMap, HashMap};
 
@@ -19,6 +19,8 @@ pub struct SimConfig {
     pub max_receive_count: u32,
     /// Seed of the simulator's random numbers (copy durations, injected faults).
     pub seed: u64,
+    /// Regions that reject paravirtual images.
+    pub pv_unsupported: Vec<Region>,
 }
 
 impl Default for SimConfig {
@@ -29,6 +31,7 @@ impl Default for SimConfig {
             visibility_timeout_seconds: 360,
             max_receive_count: 5,
             seed: 7,
+            pv_unsupported: vec![],
         }
     }
 }
@@ -61,6 +64,8 @@ pub struct SimImage {
     /// How long a copy of this image takes (its size decides it), ±5% per copy; `None`: drawn from
     /// [`SimConfig::copy_seconds`] per copy.
     pub copy_seconds: Option<u64>,
+    /// The KMS key a copy was encrypted with (`None`: the default EBS key, or not encrypted).
+    pub kms_key_id: Option<String>,
 }
 
 /// One image created by CopyImage.
@@ -165,6 +170,7 @@ impl World {
             state: ImageState::Available,
             tags,
             size_gib: 8,
+            traits: Default::default(),
         };
         let image = SimImage {
             info,
@@ -173,6 +179,7 @@ impl World {
             launch_permissions,
             snapshot_tags: Vec::new(),
             copy_seconds: None,
+            kms_key_id: None,
         };
         self.images.entry(region.clone()).or_default().insert(id.clone(), image);
         id
@@ -237,6 +244,12 @@ impl World {
             Some(_) => return Err(PortError::from_code("InvalidAMIID.Unavailable", "source image is not available")),
             None => return Err(PortError::from_code("InvalidAMIID.NotFound", "source image not found")),
         };
+        if source.info.traits.paravirtual && self.config.pv_unsupported.contains(destination) {
+            return Err(PortError::from_code(
+                "InvalidParameterValue",
+                format!("Paravirtual images are not supported in {destination}"),
+            ));
+        }
         let in_flight = self.in_flight(destination);
         if in_flight >= self.config.copy_limit {
             self.limit_errors += 1;
@@ -276,6 +289,11 @@ impl World {
             state: ImageState::Pending,
             tags,
             size_gib: source.info.size_gib,
+            traits: ImageTraits {
+                encrypted: source.info.traits.encrypted || request.encryption.encrypted,
+                deprecation_time: None,
+                ..source.info.traits.clone()
+            },
         };
         let ready_at_ms = self.now_ms + duration_ms;
         let image = SimImage {
@@ -286,6 +304,7 @@ impl World {
             launch_permissions: Vec::new(),
             snapshot_tags: request.tags.clone(),
             copy_seconds: None,
+            kms_key_id: request.encryption.kms_key_id.clone(),
         };
         self.images.entry(destination.clone()).or_default().insert(id.clone(), image);
         self.tokens.insert(token_key, id.clone());
