@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
-# The one test command: installs what the tests need (pinned), then checks formatting and lints, and runs
-# every test: core over the simulator, adapters and end to end over the emulator, error mapping over
-# aws-smithy-mocks.
+# The one test command: installs what it needs (pinned), then checks formatting and lints, lints the SAM
+# template, builds the deployable zip, and runs every test: core over the simulator, adapters and end to
+# end over the emulator, error mapping over aws-smithy-mocks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-emulator.sh
+scripts/setup-tools.sh
 cargo fmt --check
 cargo clippy --locked --all-targets -- -D warnings
+echo "== cfn-lint template.yaml" && .tools/bin/cfn-lint template.yaml
+echo "== checkov -f template.yaml" && .tools/bin/checkov -f template.yaml --quiet --compact --skip-download
+echo "== cargo lambda build --release (x86_64)"
+PATH="$PWD/.tools/bin:$PATH" cargo lambda build --release --locked --output-format zip
+zip=target/lambda/ami-replicator/bootstrap.zip
+echo "deployable zip: $zip, $(stat -c %s "$zip") bytes"
 cargo test --locked --all-targets

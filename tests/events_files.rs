@@ -1,0 +1,104 @@
+//! Every sample in events/ decodes with the handler's own input type and runs against the local emulator.
+
+use ami_replicator::aws::{ec2::AwsEc2Regions, sqs::AwsQueue};
+use ami_replicator::core::ids::{AccountId, Region};
+use ami_replicator::core::provenance::SOURCE_IMAGE_TAG;
+use ami_replicator::entry::{self, decode_input, Input};
+use ami_replicator::local::{create_queues, drain_queue, ec2_client, seed_source_image, Emulator, EMULATOR_ACCOUNT};
+use ami_replicator::service::{Replicator, Settings};
+use aws_sdk_ec2::types::Filter;
+use serde_json::Value;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+const SAMPLE_IMAGE: &str = "ami-0123456789abcdef0";
+
+fn events_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("events")
+}
+
+fn sample(name: &str, image: &str) -> Value {
+    let text = std::fs::read_to_string(events_dir().join(name)).unwrap();
+    serde_json::from_str(&text.replace(SAMPLE_IMAGE, image)).unwrap()
+}
+
+#[test]
+fn every_sample_decodes_with_the_handlers_input_type() {
+    let mut names: Vec<String> = std::fs::read_dir(events_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".json"))
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 5, "{names:?}");
+    for name in names {
+        match decode_input(sample(&name, SAMPLE_IMAGE)) {
+            Ok(Input::Direct(item)) => assert!(item.message.is_ok(), "{name}: {:?}", item.message),
+            Ok(Input::Batch(items)) => {
+                let malformed = name.contains("malformed");
+                assert!(items.iter().all(|i| i.message.is_err() == malformed), "{name}");
+            }
+            Err(e) => panic!("{name}: {e}"),
+        }
+    }
+}
+
+async fn copies(sdk: &aws_config::SdkConfig, region: &str, source: &str) -> usize {
+    let filter = Filter::builder().name(format!("tag:{SOURCE_IMAGE_TAG}")).values(source).build();
+    let found = ec2_client(sdk, region).describe_images().owners("self").filters(filter).send().await.unwrap();
+    found.images().len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_sample_runs_against_the_emulator() {
+    let emulator = Emulator::start(0.0).unwrap();
+    let sdk = emulator.sdk_config().await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let (work, dlq) = create_queues(&sqs, "events", 2).await.unwrap();
+    let settings = Settings {
+        target_regions: vec![Region::parse("eu-west-1").unwrap(), Region::parse("us-west-2").unwrap()],
+        ..Settings::default()
+    };
+    let replicator = Replicator::new(
+        Arc::new(settings),
+        AwsEc2Regions::new(sdk.clone()),
+        AwsQueue::new(sqs.clone(), work.clone(), Some(dlq.clone())),
+    );
+    let account = AccountId::parse(EMULATOR_ACCOUNT).unwrap();
+    let drain = || drain_queue(&sqs, &work, &replicator, &account, Duration::from_secs(60));
+    let new_image = || async { seed_source_image(&ec2_client(&sdk, "us-east-1"), "sample", &[], &[]).await.unwrap() };
+
+    // AMI available, direct from EventBridge: replicated to both configured regions.
+    let image = new_image().await;
+    entry::handle(&replicator, sample("ami-available.json", &image), &account).await.unwrap();
+    drain().await.unwrap();
+    assert_eq!((copies(&sdk, "eu-west-1", &image).await, copies(&sdk, "us-west-2", &image).await), (1, 1));
+
+    // AMI deregistered: acknowledged, nothing copied or enqueued.
+    let image = new_image().await;
+    entry::handle(&replicator, sample("ami-deregistered.json", &image), &account).await.unwrap();
+    assert_eq!(drain().await.unwrap().invocations, 0);
+    assert_eq!(copies(&sdk, "eu-west-1", &image).await, 0);
+
+    // An SQS batch carrying the EventBridge event.
+    let image = new_image().await;
+    let response = entry::handle(&replicator, sample("sqs-eventbridge.json", &image), &account).await.unwrap();
+    assert_eq!(response["batchItemFailures"], serde_json::json!([]));
+    drain().await.unwrap();
+    assert_eq!(copies(&sdk, "us-west-2", &image).await, 1);
+
+    // An SQS batch carrying a work item with its own target regions.
+    let image = new_image().await;
+    entry::handle(&replicator, sample("sqs-work-item.json", &image), &account).await.unwrap();
+    drain().await.unwrap();
+    assert_eq!(copies(&sdk, "ap-southeast-2", &image).await, 1);
+    assert_eq!(copies(&sdk, "us-west-2", &image).await, 0, "the work item's targets replace the configured ones");
+
+    // A malformed batch: nothing to retry, every message dead-lettered with its reason.
+    let response = entry::handle(&replicator, sample("sqs-malformed.json", SAMPLE_IMAGE), &account).await.unwrap();
+    assert_eq!(response["batchItemFailures"], serde_json::json!([]));
+    let dead = sqs.receive_message().queue_url(&dlq).max_number_of_messages(10).message_attribute_names("All").send().await.unwrap();
+    assert_eq!(dead.messages().len(), 3);
+    assert!(dead.messages().iter().all(|m| m.message_attributes().is_some_and(|a| a.contains_key("failure_reason"))));
+}
