@@ -112,16 +112,19 @@ pub async fn seed_source_image(
         .map_err(|e| format!("RunInstances: {e:?}"))?;
     let instance =
         run.instances().first().and_then(|i| i.instance_id()).ok_or("RunInstances: no instance")?.to_string();
-    let spec = TagSpecification::builder()
-        .resource_type(ResourceType::Image)
-        .set_tags(Some(tags.iter().map(|(k, v)| Tag::builder().key(*k).value(*v).build()).collect()))
-        .build();
+    // An empty TagSpecification is refused by EC2 (and crashes moto): send one only with tags.
+    let spec = (!tags.is_empty()).then(|| {
+        TagSpecification::builder()
+            .resource_type(ResourceType::Image)
+            .set_tags(Some(tags.iter().map(|(k, v)| Tag::builder().key(*k).value(*v).build()).collect()))
+            .build()
+    });
     let image = ec2
         .create_image()
         .instance_id(&instance)
         .name(name)
         .description(format!("{name}, built by the pipeline"))
-        .tag_specifications(spec)
+        .set_tag_specifications(spec.map(|s| vec![s]))
         .send()
         .await
         .map_err(|e| format!("CreateImage: {e:?}"))?;

@@ -3,6 +3,7 @@
 use ami_replicator::aws::{ec2::AwsEc2Regions, sqs::AwsQueue};
 use ami_replicator::core::ids::{AccountId, Region};
 use ami_replicator::core::provenance::SOURCE_IMAGE_TAG;
+use ami_replicator::core::step::StepPolicy;
 use ami_replicator::entry::{self, decode_input, Input};
 use ami_replicator::local::{create_queues, drain_queue, ec2_client, seed_source_image, Emulator, EMULATOR_ACCOUNT};
 use ami_replicator::service::{Replicator, Settings};
@@ -58,6 +59,7 @@ async fn every_sample_runs_against_the_emulator() {
     let (work, dlq) = create_queues(&sqs, "events", 2).await.unwrap();
     let settings = Settings {
         target_regions: vec![Region::parse("eu-west-1").unwrap(), Region::parse("us-west-2").unwrap()],
+        step: StepPolicy { poll_seconds: 1, capacity_max_seconds: 1, ..StepPolicy::default() },
         ..Settings::default()
     };
     let replicator = Replicator::new(
@@ -67,29 +69,33 @@ async fn every_sample_runs_against_the_emulator() {
     );
     let account = AccountId::parse(EMULATOR_ACCOUNT).unwrap();
     let drain = || drain_queue(&sqs, &work, &replicator, &account, Duration::from_secs(60));
-    let new_image = || async { seed_source_image(&ec2_client(&sdk, "us-east-1"), "sample", &[], &[]).await.unwrap() };
+    let east = ec2_client(&sdk, "us-east-1");
+    let new_image = |name: &'static str| {
+        let east = east.clone();
+        async move { seed_source_image(&east, name, &[], &[]).await.unwrap() }
+    };
 
     // AMI available, direct from EventBridge: replicated to both configured regions.
-    let image = new_image().await;
+    let image = new_image("available").await;
     entry::handle(&replicator, sample("ami-available.json", &image), &account).await.unwrap();
     drain().await.unwrap();
     assert_eq!((copies(&sdk, "eu-west-1", &image).await, copies(&sdk, "us-west-2", &image).await), (1, 1));
 
     // AMI deregistered: acknowledged, nothing copied or enqueued.
-    let image = new_image().await;
+    let image = new_image("deregistered").await;
     entry::handle(&replicator, sample("ami-deregistered.json", &image), &account).await.unwrap();
     assert_eq!(drain().await.unwrap().invocations, 0);
     assert_eq!(copies(&sdk, "eu-west-1", &image).await, 0);
 
     // An SQS batch carrying the EventBridge event.
-    let image = new_image().await;
+    let image = new_image("sqs-eventbridge").await;
     let response = entry::handle(&replicator, sample("sqs-eventbridge.json", &image), &account).await.unwrap();
     assert_eq!(response["batchItemFailures"], serde_json::json!([]));
     drain().await.unwrap();
     assert_eq!(copies(&sdk, "us-west-2", &image).await, 1);
 
     // An SQS batch carrying a work item with its own target regions.
-    let image = new_image().await;
+    let image = new_image("sqs-work-item").await;
     entry::handle(&replicator, sample("sqs-work-item.json", &image), &account).await.unwrap();
     drain().await.unwrap();
     assert_eq!(copies(&sdk, "ap-southeast-2", &image).await, 1);
@@ -98,7 +104,14 @@ async fn every_sample_runs_against_the_emulator() {
     // A malformed batch: nothing to retry, every message dead-lettered with its reason.
     let response = entry::handle(&replicator, sample("sqs-malformed.json", SAMPLE_IMAGE), &account).await.unwrap();
     assert_eq!(response["batchItemFailures"], serde_json::json!([]));
-    let dead = sqs.receive_message().queue_url(&dlq).max_number_of_messages(10).message_attribute_names("All").send().await.unwrap();
+    let dead = sqs
+        .receive_message()
+        .queue_url(&dlq)
+        .max_number_of_messages(10)
+        .message_attribute_names("All")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(dead.messages().len(), 3);
     assert!(dead.messages().iter().all(|m| m.message_attributes().is_some_and(|a| a.contains_key("failure_reason"))));
 }

@@ -135,6 +135,29 @@ fn is_gone(err: &PortError) -> bool {
     matches!(err.code.as_str(), "InvalidAMIID.NotFound" | "InvalidAMIID.Unavailable")
 }
 
+/// Filter values per DescribeImages call; longer lists are split into several calls.
+const FILTER_VALUES_PER_CALL: usize = 200;
+
+impl AwsEc2 {
+    /// Images owned by this account whose `filter` matches one of `values` (deprecated ones included).
+    async fn describe_own(&self, filter: &str, values: Vec<String>) -> Result<Vec<ImageInfo>, PortError> {
+        let mut found = Vec::new();
+        for chunk in values.chunks(FILTER_VALUES_PER_CALL) {
+            let output = self
+                .client
+                .describe_images()
+                .owners("self")
+                .filters(Filter::builder().name(filter).set_values(Some(chunk.to_vec())).build())
+                .include_deprecated(true)
+                .send()
+                .await
+                .map_err(|e| port_error("DescribeImages", e))?;
+            found.extend(images(&output));
+        }
+        Ok(found)
+    }
+}
+
 impl Ec2 for AwsEc2 {
     async fn describe_image(&self, id: &ImageId) -> Result<Option<ImageInfo>, PortError> {
         let result = self
@@ -159,48 +182,16 @@ impl Ec2 for AwsEc2 {
     }
 
     async fn describe_own_images(&self, ids: &[ImageId]) -> Result<Vec<ImageInfo>, PortError> {
-        let filter =
-            Filter::builder().name("image-id").set_values(Some(ids.iter().map(ToString::to_string).collect())).build();
-        let output = self
-            .client
-            .describe_images()
-            .owners("self")
-            .filters(filter)
-            .include_deprecated(true)
-            .send()
-            .await
-            .map_err(|e| port_error("DescribeImages", e))?;
-        Ok(images(&output))
+        self.describe_own("image-id", ids.iter().map(ToString::to_string).collect()).await
     }
 
     async fn pending_images(&self) -> Result<Vec<ImageId>, PortError> {
-        let output = self
-            .client
-            .describe_images()
-            .owners("self")
-            .filters(Filter::builder().name("state").values("pending").build())
-            .include_deprecated(true)
-            .send()
-            .await
-            .map_err(|e| port_error("DescribeImages", e))?;
-        Ok(images(&output).into_iter().map(|i| i.id).collect())
+        let pending = self.describe_own("state", vec!["pending".to_string()]).await?;
+        Ok(pending.into_iter().map(|i| i.id).collect())
     }
 
     async fn find_copies(&self, sources: &[ImageId]) -> Result<Vec<ImageInfo>, PortError> {
-        let filter = Filter::builder()
-            .name(format!("tag:{SOURCE_IMAGE_TAG}"))
-            .set_values(Some(sources.iter().map(ToString::to_string).collect()))
-            .build();
-        let output = self
-            .client
-            .describe_images()
-            .owners("self")
-            .filters(filter)
-            .include_deprecated(true)
-            .send()
-            .await
-            .map_err(|e| port_error("DescribeImages", e))?;
-        Ok(images(&output))
+        self.describe_own(&format!("tag:{SOURCE_IMAGE_TAG}"), sources.iter().map(ToString::to_string).collect()).await
     }
 
     async fn copy_image(&self, request: &CopyRequest) -> Result<ImageId, PortError> {
