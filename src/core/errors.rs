@@ -47,6 +47,12 @@ pub const ERROR_TABLE: &[(&str, ErrorClass, &str)] = &[
     ("AuthFailure", ErrorClass::Permanent, "credentials were rejected"),
     ("OptInRequired", ErrorClass::Permanent, "the account has not opted in to the region"),
     ("InvalidClientTokenId", ErrorClass::Permanent, "credentials were rejected"),
+    ("DisabledException", ErrorClass::Permanent, "the KMS key is disabled"),
+    ("KMSInvalidStateException", ErrorClass::Permanent, "the KMS key is not in a usable state (pending deletion?)"),
+    ("InvalidKeyUsageException", ErrorClass::Permanent, "the KMS key cannot be used for EBS encryption"),
+    ("NotFoundException", ErrorClass::Permanent, "the KMS key does not exist in this region"),
+    ("KeyUnavailableException", ErrorClass::Transient, "the KMS key is temporarily unavailable"),
+    ("DependencyTimeoutException", ErrorClass::Transient, "KMS timed out"),
     ("AWS.SimpleQueueService.NonExistentQueue", ErrorClass::Permanent, "the queue does not exist"),
     ("QueueDoesNotExist", ErrorClass::Permanent, "the queue does not exist"),
 ];

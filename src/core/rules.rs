@@ -82,7 +82,11 @@ pub fn explain_copy_error(job: &Job, err: &PortError) -> String {
         "InvalidAMIID.Unavailable" | "InvalidAMIID.NotFound" => {
             Some(format!("the source {} is deregistered, disabled or no longer shared", job.source_image))
         }
-        code if code.starts_with("KMS") || code.contains("Kms") || code.contains("KMS") => Some(format!(
+        "DisabledException"
+        | "KMSInvalidStateException"
+        | "InvalidKeyUsageException"
+        | "NotFoundException"
+        | "AccessDeniedException" => Some(format!(
             "the KMS key for {} is not usable: configure a key of that region in KMS_KEY_IDS (or none, for the \
              default EBS key) and grant the function use of it",
             job.destination
@@ -189,6 +193,8 @@ mod tests {
         assert!(text.contains("paravirtual") && text.contains("eu-west-1") && text.contains("InvalidParameterValue"));
         let e = PortError::from_code("InvalidSnapshot.NotFound", "snap-1");
         assert!(explain_copy_error(&job(), &e).contains("read access"));
+        let e = PortError::from_code("DisabledException", "key disabled");
+        assert!(explain_copy_error(&job(), &e).contains("KMS_KEY_IDS"));
         let e = PortError::from_code("SomethingElse", "x");
         assert_eq!(explain_copy_error(&job(), &e), e.to_string());
     }
