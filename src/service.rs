@@ -298,7 +298,11 @@ impl<R: Ec2Regions, Q: Queue> Replicator<R, Q> {
         invocation: &Invocation,
     ) -> Vec<(usize, Effect)> {
         let ec2 = self.ec2.region(&region);
-        let policy = &self.settings.step;
+        // One DescribeImages polls every copy of the batch in this region: with few copies, poll less often.
+        let policy = &StepPolicy {
+            poll_seconds: step::poll_seconds_for(&self.settings.step, jobs.len()),
+            ..self.settings.step.clone()
+        };
         let mut waiting = Vec::new();
         let mut to_copy = Vec::new();
         for (i, job) in jobs {

@@ -67,6 +67,17 @@ fn seed(job: &Job) -> String {
     format!("{}|{}", job.source_image, job.destination)
 }
 
+/// Copies per region and batch from which a poll is cheap enough per copy to run every `poll_seconds`.
+pub const POLL_FULL_BATCH: usize = 35;
+
+/// The delay before the next check of a region's copies, when `copies` of them are checked together: one
+/// DescribeImages covers them all, so a region with few copies is checked less often, up to twice the delay.
+pub fn poll_seconds_for(policy: &StepPolicy, copies: usize) -> u32 {
+    let missing = POLL_FULL_BATCH.saturating_sub(copies) as u64;
+    let scaled = u64::from(policy.poll_seconds) * (POLL_FULL_BATCH as u64 + missing) / POLL_FULL_BATCH as u64;
+    scaled.min(u64::from(MAX_DELAY_SECONDS)) as u32
+}
+
 /// A copy was observed in `state` (`None`: EC2 does not know it).
 pub fn on_copy_observed(job: &Job, copy: &ImageId, state: Option<&ImageState>, policy: &StepPolicy) -> Decision {
     let waiting = |mut next: Job| {
@@ -320,6 +331,20 @@ mod tests {
         assert!(
             matches!(on_request_error(&request, &gone, &p), RequestDecision::GiveUp { reason } if reason.contains("Malformed"))
         );
+    }
+
+    #[test]
+    fn regions_with_few_copies_are_polled_less_often() {
+        let p = StepPolicy::default();
+        assert_eq!(poll_seconds_for(&p, POLL_FULL_BATCH), 60);
+        assert_eq!(poll_seconds_for(&p, 500), 60);
+        assert_eq!(poll_seconds_for(&p, 0), 120);
+        let one = poll_seconds_for(&p, 1);
+        assert!(one > 110 && one < 120, "{one}");
+        let zero = StepPolicy { poll_seconds: 0, ..StepPolicy::default() };
+        assert_eq!(poll_seconds_for(&zero, 1), 0, "tests may poll at once");
+        let long = StepPolicy { poll_seconds: 900, ..StepPolicy::default() };
+        assert_eq!(poll_seconds_for(&long, 1), MAX_DELAY_SECONDS);
     }
 
     #[test]
