@@ -396,18 +396,18 @@ impl<R: Ec2Regions, Q: Queue> Replicator<R, Q> {
                 let decision = match ec2.copy_image(&request).await {
                     Ok(copy) => {
                         info!(copy = %copy, attempt = job.failed_copies, "copy started");
-                        step::on_copy_observed(&job, &copy, Some(&ImageState::Pending), &self.settings.step)
+                        step::on_copy_observed(&job, &copy, Some(&ImageState::Pending), policy)
                     }
                     Err(e) if e.class == ErrorClass::Capacity => {
                         info!(error = %e, "region at its copy limit (another invocation raced); waiting for capacity");
-                        step::wait_for_capacity(&job, &self.settings.step)
+                        step::wait_for_capacity(&job, policy)
                     }
                     Err(e) if e.class == ErrorClass::Permanent => {
                         Decision::GiveUp { reason: rules::explain_copy_error(&job, &e), failed_copy: None }
                     }
                     Err(e) => {
                         warn!(error = %e, "CopyImage failed");
-                        step::on_error(&job, &e, &self.settings.step)
+                        step::on_error(&job, &e, policy)
                     }
                 };
                 (i, job, decision)
