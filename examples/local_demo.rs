@@ -9,11 +9,12 @@ use ami_replicator::aws::{ec2::AwsEc2Regions, sqs::AwsQueue};
 use ami_replicator::config::Config;
 use ami_replicator::core::ids::{AccountId, OrganizationArn};
 use ami_replicator::core::image::LaunchPermission;
-use ami_replicator::core::provenance::SOURCE_IMAGE_TAG;
 use ami_replicator::entry;
-use ami_replicator::local::{create_queues, drain_queue, ec2_client, seed_source_image, Emulator, EMULATOR_ACCOUNT};
+use ami_replicator::local::{
+    copies_of, create_queues, drain_queue, ec2_client, seed_source_image, Emulator, EMULATOR_ACCOUNT,
+};
 use ami_replicator::service::Replicator;
-use aws_sdk_ec2::types::{Filter, ImageAttributeName};
+use aws_sdk_ec2::types::ImageAttributeName;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -69,14 +70,7 @@ async fn main() -> Result<(), String> {
     let mut copies = 0;
     for region in TARGET_REGIONS.split(',') {
         let ec2 = ec2_client(&sdk, region);
-        let found = ec2
-            .describe_images()
-            .owners("self")
-            .filters(Filter::builder().name(format!("tag:{SOURCE_IMAGE_TAG}")).values(&source).build())
-            .send()
-            .await
-            .map_err(|e| format!("{e:?}"))?;
-        for image in found.images() {
+        for image in &copies_of(&sdk, region, &source).await? {
             copies += 1;
             let id = image.image_id().unwrap_or_default();
             let tags: Vec<String> = image

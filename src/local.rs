@@ -281,3 +281,40 @@ pub fn ec2_client(sdk: &aws_config::SdkConfig, region: &str) -> aws_sdk_ec2::Cli
         aws_sdk_ec2::config::Builder::from(sdk).region(aws_sdk_ec2::config::Region::new(region.to_string())).build(),
     )
 }
+
+/// The copies of `source` in `region` (images owned by this account carrying its provenance tag).
+pub async fn copies_of(
+    sdk: &aws_config::SdkConfig,
+    region: &str,
+    source: &str,
+) -> Result<Vec<aws_sdk_ec2::types::Image>, String> {
+    let filter = aws_sdk_ec2::types::Filter::builder()
+        .name(format!("tag:{}", crate::core::provenance::SOURCE_IMAGE_TAG))
+        .values(source)
+        .build();
+    let found = ec2_client(sdk, region)
+        .describe_images()
+        .owners("self")
+        .filters(filter)
+        .send()
+        .await
+        .map_err(|e| format!("DescribeImages: {e:?}"))?;
+    Ok(found.images().to_vec())
+}
+
+/// The `failure_reason` of each message waiting in the dead-letter queue (up to 10).
+pub async fn dead_letter_reasons(sqs: &aws_sdk_sqs::Client, dlq_url: &str) -> Result<Vec<String>, String> {
+    let dead = sqs
+        .receive_message()
+        .queue_url(dlq_url)
+        .max_number_of_messages(10)
+        .message_attribute_names("All")
+        .send()
+        .await
+        .map_err(|e| format!("ReceiveMessage: {e:?}"))?;
+    Ok(dead
+        .messages()
+        .iter()
+        .filter_map(|m| m.message_attributes()?.get("failure_reason")?.string_value().map(str::to_string))
+        .collect())
+}

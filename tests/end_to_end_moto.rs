@@ -11,7 +11,7 @@ use ami_replicator::entry;
 use ami_replicator::local::{create_queues, drain_queue, ec2_client, seed_source_image};
 use ami_replicator::local::{Emulator, EMULATOR_ACCOUNT as ACCOUNT};
 use ami_replicator::service::{Replicator, Settings};
-use aws_sdk_ec2::types::{Filter, ImageAttributeName};
+use aws_sdk_ec2::types::ImageAttributeName;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -46,15 +46,7 @@ fn event(image: &str, region: &str) -> serde_json::Value {
 }
 
 async fn copies_of(sdk: &aws_config::SdkConfig, region: &str, source: &str) -> Vec<aws_sdk_ec2::types::Image> {
-    ec2_client(sdk, region)
-        .describe_images()
-        .owners("self")
-        .filters(Filter::builder().name(format!("tag:{SOURCE_IMAGE_TAG}")).values(source).build())
-        .send()
-        .await
-        .unwrap()
-        .images()
-        .to_vec()
+    ami_replicator::local::copies_of(sdk, region, source).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -145,19 +137,7 @@ async fn unknown_images_are_dead_lettered_with_their_reason_and_foreign_images_s
     sqs.send_message().queue_url(&work).message_body("{\"garbage\": true}").send().await.unwrap();
     drain_queue(&sqs, &work, &replicator, &account, Duration::from_secs(60)).await.unwrap();
 
-    let dead = sqs
-        .receive_message()
-        .queue_url(&dlq)
-        .max_number_of_messages(10)
-        .message_attribute_names("All")
-        .send()
-        .await
-        .unwrap();
-    let reasons: Vec<String> = dead
-        .messages()
-        .iter()
-        .filter_map(|m| m.message_attributes()?.get("failure_reason")?.string_value().map(str::to_string))
-        .collect();
+    let reasons = ami_replicator::local::dead_letter_reasons(&sqs, &dlq).await.unwrap();
     assert_eq!(reasons.len(), 2, "{reasons:?}");
     assert!(reasons.iter().any(|r| r.contains(missing) && r.contains("not found")), "{reasons:?}");
     assert!(reasons.iter().any(|r| r.contains("undecodable")), "{reasons:?}");

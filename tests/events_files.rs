@@ -2,12 +2,10 @@
 
 use ami_replicator::aws::{ec2::AwsEc2Regions, sqs::AwsQueue};
 use ami_replicator::core::ids::{AccountId, Region};
-use ami_replicator::core::provenance::SOURCE_IMAGE_TAG;
 use ami_replicator::core::step::StepPolicy;
 use ami_replicator::entry::{self, decode_input, Input};
 use ami_replicator::local::{create_queues, drain_queue, ec2_client, seed_source_image, Emulator, EMULATOR_ACCOUNT};
 use ami_replicator::service::{Replicator, Settings};
-use aws_sdk_ec2::types::Filter;
 use serde_json::Value;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -46,9 +44,7 @@ fn every_sample_decodes_with_the_handlers_input_type() {
 }
 
 async fn copies(sdk: &aws_config::SdkConfig, region: &str, source: &str) -> usize {
-    let filter = Filter::builder().name(format!("tag:{SOURCE_IMAGE_TAG}")).values(source).build();
-    let found = ec2_client(sdk, region).describe_images().owners("self").filters(filter).send().await.unwrap();
-    found.images().len()
+    ami_replicator::local::copies_of(sdk, region, source).await.unwrap().len()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -104,14 +100,6 @@ async fn every_sample_runs_against_the_emulator() {
     // A malformed batch: nothing to retry, every message dead-lettered with its reason.
     let response = entry::handle(&replicator, sample("sqs-malformed.json", SAMPLE_IMAGE), &account).await.unwrap();
     assert_eq!(response["batchItemFailures"], serde_json::json!([]));
-    let dead = sqs
-        .receive_message()
-        .queue_url(&dlq)
-        .max_number_of_messages(10)
-        .message_attribute_names("All")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(dead.messages().len(), 3);
-    assert!(dead.messages().iter().all(|m| m.message_attributes().is_some_and(|a| a.contains_key("failure_reason"))));
+    let reasons = ami_replicator::local::dead_letter_reasons(&sqs, &dlq).await.unwrap();
+    assert_eq!(reasons.len(), 3, "each with its failure_reason: {reasons:?}");
 }
