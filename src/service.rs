@@ -173,7 +173,7 @@ impl<R: Ec2Regions, Q: Queue> Replicator<R, Q> {
         for (i, effect) in effects {
             match effect {
                 Effect::Retry(reason) => {
-                    warn!(message_id = %items[i].id, reason = %reason, "message will be delivered again");
+                    warn!(message_id = %items[i].id, phase = "retry", reason = %reason, "message will be delivered again");
                     retry.insert(i);
                 }
                 Effect::Enqueue { job, delay_seconds } => {
@@ -188,16 +188,16 @@ impl<R: Ec2Regions, Q: Queue> Replicator<R, Q> {
         for ((i, _, reason), result) in dead.into_iter().zip(dead_results) {
             match result {
                 Ok(true) => {
-                    warn!(message_id = %items[i].id, reason = %reason, "sent to the dead-letter queue");
+                    warn!(message_id = %items[i].id, phase = "dead_letter", reason = %reason, "sent to the dead-letter queue");
                     report.dead_lettered.push(reason);
                 }
                 Ok(false) => {
-                    warn!(message_id = %items[i].id, reason = %reason,
+                    warn!(message_id = %items[i].id, phase = "dead_letter", reason = %reason,
                         "can never succeed; no DEAD_LETTER_QUEUE_URL, left to the queue's redrive policy");
                     retry.insert(i);
                 }
                 Err(e) => {
-                    warn!(message_id = %items[i].id, reason = %reason, error = %e, "dead-lettering failed");
+                    warn!(message_id = %items[i].id, phase = "dead_letter", reason = %reason, error = %e, "dead-lettering failed");
                     retry.insert(i);
                 }
             }
@@ -219,7 +219,7 @@ impl<R: Ec2Regions, Q: Queue> Replicator<R, Q> {
         if !messages.is_empty() {
             for (owner, result) in owners.into_iter().zip(self.queue.send(&messages).await) {
                 if let Err(e) = result {
-                    warn!(error = %e, "could not enqueue a continuation; its messages will be delivered again");
+                    warn!(phase = "enqueue", error = %e, "could not enqueue a continuation; its messages will be delivered again");
                     retry.extend(owner);
                 }
             }
