@@ -27,48 +27,5 @@ pub fn admit<T>(mut candidates: Vec<(T, Job)>, room: usize) -> Admission<T> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::core::ids::{ImageId, Region};
-
-    fn job(waits: u32) -> Job {
-        sized(waits, 8)
-    }
-
-    fn sized(waits: u32, size_gib: u32) -> Job {
-        let mut j = Job::new(
-            ImageId::parse("ami-12345678").unwrap(),
-            Region::parse("us-east-1").unwrap(),
-            Region::parse("eu-west-1").unwrap(),
-            None,
-            None,
-        );
-        j.capacity_waits = waits;
-        j.size_gib = size_gib;
-        j
-    }
-
-    #[test]
-    fn room_never_underflows() {
-        assert_eq!(room(100, 97), 3);
-        assert_eq!(room(100, 100), 0);
-        assert_eq!(room(100, 130), 0);
-    }
-
-    #[test]
-    fn longest_waiting_jobs_are_admitted_first() {
-        let (start, wait) = admit(vec![(0, job(0)), (1, job(3)), (2, job(1)), (3, job(3))], 2);
-        assert_eq!(start.iter().map(|(i, _)| *i).collect::<Vec<_>>(), vec![1, 3]);
-        assert_eq!(wait.iter().map(|(i, _)| *i).collect::<Vec<_>>(), vec![2, 0]);
-        let (start, wait) = admit(vec![(0, job(0))], 0);
-        assert!(start.is_empty() && wait.len() == 1);
-    }
-
-    #[test]
-    fn largest_images_first_unless_a_job_starves() {
-        let jobs = vec![(0, sized(0, 8)), (1, sized(0, 500)), (2, sized(STARVING_AFTER_WAITS, 8)), (3, sized(2, 100))];
-        let (start, wait) = admit(jobs, 3);
-        assert_eq!(start.iter().map(|(i, _)| *i).collect::<Vec<_>>(), vec![2, 1, 3]);
-        assert_eq!(wait[0].0, 0);
-    }
-}
+#[path = "admission_tests.rs"]
+mod tests;

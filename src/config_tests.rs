@@ -1,0 +1,125 @@
+//! Unit tests of `config`.
+
+use super::*;
+use std::collections::HashMap;
+
+fn parse(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    Config::from_lookup(&move |k| map.get(k).cloned())
+}
+
+const QUEUE: (&str, &str) = ("WORK_QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/123456789012/work");
+
+#[test]
+fn minimal_configuration_has_safe_defaults() {
+    let c = parse(&[("TARGET_REGIONS", "eu-west-1, us-west-2"), QUEUE]).unwrap();
+    assert_eq!(c.settings.target_regions.len(), 2);
+    assert_eq!(c.settings.step.poll_seconds, 60);
+    assert_eq!(c.settings.max_copies_per_region, 100);
+    assert!(c.settings.share.copy_source_permissions);
+    assert!(!c.settings.share.allow_public);
+    assert!(c.settings.share.extra.is_empty());
+    assert_eq!(c.settings.tag_filter, None);
+    assert_eq!(c.dead_letter_queue_url, None);
+}
+
+#[test]
+fn everything_set() {
+    let c = parse(&[
+        ("TARGET_REGIONS", "eu-west-1"),
+        QUEUE,
+        ("DEAD_LETTER_QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/123456789012/dlq"),
+        ("IMAGE_TAG_FILTER", "replicate=true"),
+        ("COPY_POLL_SECONDS", "0"),
+        ("COPY_SOURCE_LAUNCH_PERMISSIONS", "false"),
+        ("SHARE_WITH_ACCOUNTS", "111111111111,222222222222"),
+        ("SHARE_WITH_ORGANIZATION_ARNS", "arn:aws:organizations::123456789012:organization/o-abc123def4"),
+        ("SHARE_WITH_OU_ARNS", "arn:aws:organizations::123456789012:ou/o-abc123def4/ou-ab12-cd34ef56"),
+        ("ALLOW_PUBLIC", "TRUE"),
+        ("MAX_CONCURRENT_COPIES_PER_REGION", "300"),
+    ])
+    .unwrap();
+    assert_eq!(c.settings.tag_filter, Some(Tag::new("replicate", "true")));
+    assert_eq!(c.settings.step.poll_seconds, 0);
+    assert!(!c.settings.share.copy_source_permissions);
+    assert!(c.settings.share.allow_public);
+    assert_eq!(c.settings.share.extra.len(), 4);
+    assert_eq!(c.settings.max_copies_per_region, 300);
+}
+
+#[test]
+fn every_problem_is_reported_with_its_variable() {
+    let err = parse(&[
+        ("TARGET_REGIONS", "eu-west-1,mars-north-1"),
+        ("SHARE_WITH_ACCOUNTS", "12345"),
+        ("SHARE_WITH_OU_ARNS", "ou-nope"),
+        ("COPY_POLL_SECONDS", "901"),
+        ("ALLOW_PUBLIC", "maybe"),
+        ("IMAGE_TAG_FILTER", "novalue"),
+        ("MAX_CONCURRENT_COPIES_PER_REGION", "0"),
+    ])
+    .unwrap_err();
+    let text = err.to_string();
+    for needle in [
+        "mars-north-1",
+        "WORK_QUEUE_URL is required",
+        "SHARE_WITH_ACCOUNTS",
+        "SHARE_WITH_OU_ARNS",
+        "COPY_POLL_SECONDS",
+        "ALLOW_PUBLIC",
+        "IMAGE_TAG_FILTER",
+        "MAX_CONCURRENT_COPIES_PER_REGION",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from: {text}");
+    }
+}
+
+#[test]
+fn kms_keys_must_belong_to_a_destination_and_its_region() {
+    let base = [("TARGET_REGIONS", "eu-west-1,us-west-2"), QUEUE, ("ENCRYPT_COPIES", "true")];
+    let ok = parse(&[
+        base[0],
+        base[1],
+        base[2],
+        ("KMS_KEY_IDS", "eu-west-1=arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab, us-west-2=alias/copies"),
+    ])
+    .unwrap();
+    assert!(ok.settings.encryption.encrypt_copies);
+    assert_eq!(ok.settings.encryption.kms_keys.len(), 2);
+    let elsewhere = parse(&[base[0], base[1], ("KMS_KEY_IDS", "ap-south-1=alias/copies")]).unwrap_err();
+    assert!(elsewhere.to_string().contains("not in TARGET_REGIONS"), "{elsewhere}");
+    let wrong_region =
+        parse(&[base[0], base[1], ("KMS_KEY_IDS", "eu-west-1=arn:aws:kms:us-east-1:123456789012:key/abcd")])
+            .unwrap_err();
+    assert!(wrong_region.to_string().contains("belongs to one region"), "{wrong_region}");
+    let garbage = parse(&[base[0], base[1], ("KMS_KEY_IDS", "eu-west-1")]).unwrap_err();
+    assert!(garbage.to_string().contains("REGION=KEY"), "{garbage}");
+}
+
+#[test]
+fn copy_options_are_validated() {
+    let ok = parse(&[
+        ("TARGET_REGIONS", "eu-west-1"),
+        QUEUE,
+        ("COPY_DESCRIPTION_TEMPLATE", "{name}: copied from {image} in {region}"),
+        ("EXTRA_TAGS", "replicated-by=ami-replicator, cost-center=42"),
+    ])
+    .unwrap();
+    assert_eq!(ok.settings.extra_tags.len(), 2);
+    assert!(ok.settings.description_template.is_some());
+    let err = parse(&[
+        ("TARGET_REGIONS", "eu-west-1"),
+        QUEUE,
+        ("COPY_DESCRIPTION_TEMPLATE", "copied from {source}"),
+        ("EXTRA_TAGS", "aws:owner=x,ami-replicator:source-image=y,novalue"),
+    ])
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("{source}") && text.contains("reserved") && text.contains("KEY=VALUE"), "{text}");
+}
+
+#[test]
+fn target_regions_are_required() {
+    let err = parse(&[QUEUE]).unwrap_err();
+    assert!(err.to_string().contains("TARGET_REGIONS is required"), "{err}");
+}

@@ -1,0 +1,183 @@
+//! Unit tests of `step`.
+
+use super::*;
+use crate::core::ids::Region;
+
+fn job() -> Job {
+    Job::new(
+        ImageId::parse("ami-0123456789abcdef0").unwrap(),
+        Region::parse("us-east-1").unwrap(),
+        Region::parse("eu-west-1").unwrap(),
+        None,
+        None,
+    )
+}
+
+fn copy() -> ImageId {
+    ImageId::parse("ami-11111111").unwrap()
+}
+
+#[test]
+fn available_copies_are_shared_and_pending_ones_polled() {
+    let p = StepPolicy::default();
+    assert_eq!(on_copy_observed(&job(), &copy(), Some(&ImageState::Available), &p), Decision::Share { copy: copy() });
+    match on_copy_observed(&job(), &copy(), Some(&ImageState::Pending), &p) {
+        Decision::Continue { job, delay_seconds } => {
+            assert_eq!(delay_seconds, 60);
+            assert_eq!(job.phase, Phase::Wait { copy_image: copy() });
+            assert_eq!(job.polls, 1);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn failed_copies_are_replaced_three_times_then_given_up() {
+    let p = StepPolicy::default();
+    let mut j = job();
+    let failed = ImageState::Failed(Some("snapshot error".into()));
+    for attempt in 1..3 {
+        match on_copy_observed(&j, &copy(), Some(&failed), &p) {
+            Decision::Replace { failed_copy, job } => {
+                assert_eq!(failed_copy, copy());
+                assert_eq!(job.failed_copies, attempt);
+                assert_eq!(job.phase, Phase::Copy);
+                j = job;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    match on_copy_observed(&j, &copy(), Some(&failed), &p) {
+        Decision::GiveUp { reason, failed_copy } => {
+            assert!(reason.contains("snapshot error") && reason.contains("3 copies failed"), "{reason}");
+            assert_eq!(failed_copy, Some(copy()));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_copy_missing_after_polling_was_cancelled() {
+    let p = StepPolicy::default();
+    assert!(matches!(on_copy_observed(&job(), &copy(), None, &p), Decision::Continue { .. }));
+    let mut j = job();
+    j.polls = 3;
+    assert!(matches!(on_copy_observed(&j, &copy(), None, &p), Decision::GiveUp { failed_copy: None, .. }));
+}
+
+#[test]
+fn errors_by_class() {
+    let p = StepPolicy::default();
+    let perm = PortError::from_code("InvalidAMIID.NotFound", "gone");
+    assert!(
+        matches!(on_error(&job(), &perm, &p), Decision::GiveUp { reason, .. } if reason.contains("InvalidAMIID.NotFound"))
+    );
+    let cap = PortError::from_code("ResourceLimitExceeded", "too many");
+    let mut j = job();
+    j.retries = 100;
+    match on_error(&j, &cap, &p) {
+        Decision::Continue { job, delay_seconds } => {
+            assert_eq!(job.capacity_waits, 1);
+            assert_eq!(job.retries, 100, "capacity waits are not failures");
+            assert!((7..=15).contains(&delay_seconds), "{delay_seconds}");
+            let mut j = job;
+            for _ in 0..10 {
+                j.capacity_waits += 1;
+            }
+            match wait_for_capacity(&j, &p) {
+                Decision::Continue { delay_seconds, .. } => assert_eq!(delay_seconds, 60),
+                other => panic!("{other:?}"),
+            }
+        }
+        other => panic!("{other:?}"),
+    }
+    let transient = PortError::from_code("InternalError", "oops");
+    let mut j = job();
+    for n in 1..=p.max_retries {
+        match on_error(&j, &transient, &p) {
+            Decision::Continue { job, .. } => {
+                assert_eq!(job.retries, n);
+                j = job;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(matches!(on_error(&j, &transient, &p), Decision::GiveUp { .. }));
+}
+
+#[test]
+fn requests_back_off_on_throttling_and_give_up_on_permanent_errors() {
+    let p = StepPolicy::default();
+    let mut request = ReplicationRequest::new(
+        ImageId::parse("ami-0123456789abcdef0").unwrap(),
+        Region::parse("us-east-1").unwrap(),
+        None,
+    );
+    let throttled = PortError::from_code("RequestLimitExceeded", "slow down");
+    for _ in 0..20 {
+        match on_request_error(&request, &throttled, &p) {
+            RequestDecision::Resend { request: next, delay_seconds } => {
+                assert!(delay_seconds >= 2);
+                request = next;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(request.retries, 20);
+    let transient = PortError::from_code("InternalError", "oops");
+    assert!(matches!(on_request_error(&request, &transient, &p), RequestDecision::GiveUp { .. }));
+    let gone = PortError::from_code("InvalidAMIID.Malformed", "bad");
+    request.retries = 0;
+    assert!(
+        matches!(on_request_error(&request, &gone, &p), RequestDecision::GiveUp { reason } if reason.contains("Malformed"))
+    );
+}
+
+#[test]
+fn regions_with_few_copies_are_polled_less_often() {
+    let p = StepPolicy::default();
+    assert_eq!(poll_seconds_for(&p, POLL_FULL_BATCH), 60);
+    assert_eq!(poll_seconds_for(&p, 500), 60);
+    assert_eq!(poll_seconds_for(&p, 0), 120);
+    let one = poll_seconds_for(&p, 1);
+    assert!(one > 110 && one < 120, "{one}");
+    let zero = StepPolicy { poll_seconds: 0, ..StepPolicy::default() };
+    assert_eq!(poll_seconds_for(&zero, 1), 0, "tests may poll at once");
+    let long = StepPolicy { poll_seconds: 900, ..StepPolicy::default() };
+    assert_eq!(poll_seconds_for(&long, 1), MAX_DELAY_SECONDS);
+}
+
+#[test]
+fn throttling_slows_down_but_never_gives_up() {
+    let p = StepPolicy::default();
+    let throttled = PortError::from_code("RequestLimitExceeded", "slow down");
+    let mut j = job();
+    let mut last = 0;
+    for n in 1..=40 {
+        match on_error(&j, &throttled, &p) {
+            Decision::Continue { job, delay_seconds } => {
+                assert_eq!((job.throttles, job.retries), (n, 0));
+                assert!(delay_seconds <= MAX_DELAY_SECONDS);
+                last = delay_seconds;
+                j = job;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(last >= MAX_DELAY_SECONDS / 2, "{last}");
+    match on_copy_observed(&j, &copy(), Some(&ImageState::Pending), &p) {
+        Decision::Continue { job, .. } => assert_eq!(job.throttles, 0, "progress resets the count"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn backoff_grows_is_capped_and_jittered() {
+    let d1 = backoff_seconds(5, 1, "a");
+    assert!((2..=5).contains(&d1), "{d1}");
+    let d5 = backoff_seconds(5, 5, "a");
+    assert!((40..=80).contains(&d5), "{d5}");
+    assert!(backoff_seconds(5, 30, "a") <= MAX_DELAY_SECONDS);
+    let spread: std::collections::HashSet<u32> = (0..50).map(|i| backoff_seconds(60, 4, &i.to_string())).collect();
+    assert!(spread.len() > 10, "jitter spreads retries: {spread:?}");
+}
