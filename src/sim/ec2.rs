@@ -7,6 +7,11 @@ use crate::core::image::{ImageInfo, ImageState, LaunchPermission};
 use crate::core::provenance::SOURCE_IMAGE_TAG;
 use crate::ports::{CopyRequest, Ec2, Ec2Regions};
 
+/// EC2's answer for an image it does not know.
+fn not_found(id: &ImageId) -> PortError {
+    PortError::from_code("InvalidAMIID.NotFound", format!("The image id '[{id}]' does not exist"))
+}
+
 /// Hands out simulated regions; counts how many distinct regions were touched.
 #[derive(Clone)]
 pub struct SimRegions {
@@ -101,7 +106,7 @@ impl Ec2 for SimEc2 {
         w.ec2_call("DescribeImageAttribute")?;
         match w.image(&self.region, id) {
             Some(image) => Ok(image.launch_permissions.clone()),
-            None => Err(PortError::from_code("InvalidAMIID.NotFound", format!("The image id '[{id}]' does not exist"))),
+            None => Err(not_found(id)),
         }
     }
 
@@ -109,9 +114,7 @@ impl Ec2 for SimEc2 {
         tokio::task::yield_now().await;
         let mut w = lock(&self.world);
         w.ec2_call("EnableImageDeprecation")?;
-        let image = w.image_mut(&self.region, id).ok_or_else(|| {
-            PortError::from_code("InvalidAMIID.NotFound", format!("The image id '[{id}]' does not exist"))
-        })?;
+        let image = w.image_mut(&self.region, id).ok_or_else(|| not_found(id))?;
         image.info.traits.deprecation_time = Some(time.to_string());
         Ok(())
     }
@@ -120,9 +123,7 @@ impl Ec2 for SimEc2 {
         tokio::task::yield_now().await;
         let mut w = lock(&self.world);
         w.ec2_call("ModifyImageAttribute")?;
-        let image = w.image_mut(&self.region, id).ok_or_else(|| {
-            PortError::from_code("InvalidAMIID.NotFound", format!("The image id '[{id}]' does not exist"))
-        })?;
+        let image = w.image_mut(&self.region, id).ok_or_else(|| not_found(id))?;
         for grant in grants {
             if !image.launch_permissions.contains(grant) {
                 image.launch_permissions.push(grant.clone());
