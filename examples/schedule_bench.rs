@@ -128,7 +128,7 @@ fn figures(
         "lower_bound_s": lower_bound_s.round(),
         "makespan_ratio": ((makespan_s / lower_bound_s) * 1000.0).round() / 1000.0,
         "offline_lpt_ratio": ((offline_lpt_s / lower_bound_s) * 1000.0).round() / 1000.0,
-        "peak_in_flight": w.peak_in_flight.iter().map(|(r, p)| (r.to_string(), *p)).collect::<BTreeMap<_, _>>(),
+        "peak_in_flight": w.peak_in_flight.iter().map(|((_, r), p)| (r.to_string(), *p)).collect::<BTreeMap<_, _>>(),
         "limit_errors": w.limit_errors,
         "api_calls": w.calls,
         "api_calls_per_copy": ((w.total_calls() as f64 / copies.max(1) as f64) * 100.0).round() / 100.0,

@@ -1,7 +1,7 @@
 //! Configuration: every environment variable read and validated once, at start-up. All problems are reported
 //! together, each naming its variable.
 
-use crate::core::ids::{AccountId, OrganizationArn, OuArn, Region};
+use crate::core::ids::{AccountId, OrganizationArn, OuArn, Place, Region};
 use crate::core::image::{LaunchPermission, Tag};
 use crate::core::rules::{EncryptionPolicy, DESCRIPTION_PLACEHOLDERS};
 use crate::core::share::SharePolicy;
@@ -13,6 +13,8 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub settings: Settings,
+    /// TARGET_ACCOUNTS: the role the replicator assumes in each target account.
+    pub target_roles: BTreeMap<AccountId, String>,
     pub work_queue_url: String,
     pub dead_letter_queue_url: Option<String>,
 }
@@ -95,22 +97,43 @@ impl Reader<'_> {
     }
 }
 
-/// `REGION=KEY` of KMS_KEY_IDS: the region must be a destination, and a key ARN must belong to that region
-/// (a KMS key belongs to one region). Key ids, `mrk-` ids and `alias/...` names are accepted as they are.
-fn parse_kms_entry(entry: &str, destinations: &[Region]) -> Result<(Region, String), String> {
-    let (region, key) = entry.split_once('=').ok_or_else(|| format!("{entry:?} is not REGION=KEY"))?;
-    let region = Region::parse(region.trim()).map_err(|e| e.to_string())?;
+/// `REGION=KEY` (this account) or `ACCOUNT/REGION=KEY` (a target account) of KMS_KEY_IDS. This account's region
+/// must be a destination; a target account's account must be in TARGET_ACCOUNTS (any region: target accounts
+/// get copies in the source region too). A key ARN must belong to that region (a KMS key belongs to one region)
+/// and, for a target account, to that account. Key ids, `mrk-` ids and `alias/...` names are accepted as they are.
+fn parse_kms_entry(entry: &str, destinations: &[Region], targets: &[AccountId]) -> Result<(Place, String), String> {
+    let (place, key) =
+        entry.split_once('=').ok_or_else(|| format!("{entry:?} is not REGION=KEY or ACCOUNT/REGION=KEY"))?;
+    let (account, region) = match place.trim().split_once('/') {
+        Some((account, region)) => (Some(AccountId::parse(account).map_err(|e| e.to_string())?), region),
+        None => (None, place.trim()),
+    };
+    let region = Region::parse(region).map_err(|e| e.to_string())?;
     let key = key.trim().to_string();
-    if !destinations.contains(&region) {
-        return Err(format!("a key is configured for {region}, which is not in TARGET_REGIONS"));
+    match &account {
+        None if !destinations.contains(&region) => {
+            return Err(format!("a key is configured for {region}, which is not in TARGET_REGIONS"))
+        }
+        Some(a) if !targets.contains(a) => {
+            return Err(format!("a key is configured for account {a}, which is not in TARGET_ACCOUNTS"))
+        }
+        _ => {}
     }
     if let Some(rest) = key.strip_prefix("arn:") {
         let parts: Vec<&str> = rest.splitn(5, ':').collect();
         match parts.as_slice() {
-            [_, "kms", key_region, _, resource] if resource.starts_with("key/") || resource.starts_with("alias/") => {
+            [_, "kms", key_region, key_account, resource]
+                if resource.starts_with("key/") || resource.starts_with("alias/") =>
+            {
                 if *key_region != region.as_str() {
                     return Err(format!(
                         "the key for {region} is a key of {key_region} ({key}); a KMS key belongs to one region"
+                    ));
+                }
+                if let Some(a) = account.as_ref().filter(|a| a.as_str() != *key_account) {
+                    return Err(format!(
+                        "the key for account {a} in {region} belongs to account {key_account} ({key}); a target \
+                         account's copies are encrypted with a key of its own"
                     ));
                 }
             }
@@ -123,7 +146,31 @@ fn parse_kms_entry(entry: &str, destinations: &[Region]) -> Result<(Region, Stri
             return Err(format!("{key:?} is not a key id, alias/NAME or key ARN"));
         }
     }
-    Ok((region, key))
+    Ok((Place::new(account, region), key))
+}
+
+/// `ACCOUNT=ROLE_ARN` of TARGET_ACCOUNTS (or the role ARN alone): the role must be an IAM role of that account.
+fn parse_target_account(entry: &str) -> Result<(AccountId, String), String> {
+    let (account, role) = match entry.split_once('=') {
+        Some((a, r)) => (Some(a.trim()), r.trim()),
+        None => (None, entry.trim()),
+    };
+    let parts: Vec<&str> = role.splitn(6, ':').collect();
+    let role_account = match parts.as_slice() {
+        ["arn", partition, "iam", "", role_account, resource]
+            if partition.starts_with("aws") && resource.strip_prefix("role/").is_some_and(|n| !n.is_empty()) =>
+        {
+            AccountId::parse(role_account).map_err(|e| e.to_string())?
+        }
+        _ => return Err(format!("{role:?} is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)")),
+    };
+    if let Some(account) = account {
+        let account = AccountId::parse(account).map_err(|e| e.to_string())?;
+        if account != role_account {
+            return Err(format!("the role for account {account} belongs to account {role_account} ({role})"));
+        }
+    }
+    Ok((role_account, role.to_string()))
 }
 
 /// `KEY=VALUE` of EXTRA_TAGS; keys reserved by AWS or by the product's provenance are refused.
@@ -194,8 +241,14 @@ impl Config {
         );
         extra.extend(r.list("SHARE_WITH_OU_ARNS", OuArn::parse).into_iter().map(LaunchPermission::OrganizationalUnit));
         let encrypt_copies = r.flag("ENCRYPT_COPIES", false);
-        let kms_keys: BTreeMap<Region, String> =
-            r.list("KMS_KEY_IDS", |entry| parse_kms_entry(entry, &target_regions)).into_iter().collect();
+        let target_roles: BTreeMap<AccountId, String> =
+            r.list("TARGET_ACCOUNTS", parse_target_account).into_iter().collect();
+        let target_accounts: Vec<AccountId> = target_roles.keys().cloned().collect();
+        let kms_keys: BTreeMap<Place, String> = r
+            .list("KMS_KEY_IDS", |entry| parse_kms_entry(entry, &target_regions, &target_accounts))
+            .into_iter()
+            .collect();
+        let deregister_copies_with_source = r.flag("DEREGISTER_COPIES_WITH_SOURCE", false);
         let description_template = r.get("COPY_DESCRIPTION_TEMPLATE");
         if let Some(template) = &description_template {
             for placeholder in placeholders(template) {
@@ -212,8 +265,11 @@ impl Config {
             return Err(ConfigError(r.problems));
         }
         Ok(Config {
+            target_roles,
             settings: Settings {
                 target_regions,
+                target_accounts,
+                deregister_copies_with_source,
                 tag_filter,
                 max_copies_per_region,
                 step: StepPolicy { poll_seconds, capacity_max_seconds: poll_seconds.max(1), ..StepPolicy::default() },

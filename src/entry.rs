@@ -3,7 +3,7 @@
 use crate::core::ids::AccountId;
 use crate::core::ids::{ImageId, Region};
 use crate::core::job::{Continuation, ReplicationRequest, MESSAGE_VERSION};
-use crate::ports::{Ec2Regions, Queue};
+use crate::ports::{Ec2Regions, ImageBuilder, Queue};
 use crate::service::{BatchReport, Item, Message, Replicator};
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
@@ -102,30 +102,69 @@ fn decode_value(value: Value) -> Result<Message, String> {
     Err("expected an EventBridge event, a work item {\"image_id\", \"source_region\", \"target_regions\"} or a continuation".into())
 }
 
+/// The detail of an "EC2 Image Builder Image State Change" event: `{"state": {"status": "AVAILABLE"}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ImageBuilderStateChange {
+    pub state: ImageBuilderState,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ImageBuilderState {
+    pub status: String,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
 fn decode_event(value: Value) -> Result<Message, String> {
     let event: EventBridgeEvent<Value> =
         serde_json::from_value(value).map_err(|e| format!("bad EventBridge event: {e}"))?;
-    if event.source != "aws.ec2" || event.detail_type != "EC2 AMI State Change" {
-        return Ok(Message::Ignore(format!(
-            "event {} / {} is not an AMI state change",
-            event.source, event.detail_type
-        )));
+    match (event.source.as_str(), event.detail_type.as_str()) {
+        ("aws.ec2", "EC2 AMI State Change") => decode_ami_state_change(event),
+        ("aws.imagebuilder", "EC2 Image Builder Image State Change") => decode_image_builder(event),
+        (source, detail_type) => {
+            Ok(Message::Ignore(format!("event {source} / {detail_type} is not an AMI or Image Builder state change")))
+        }
     }
+}
+
+fn decode_ami_state_change(event: EventBridgeEvent<Value>) -> Result<Message, String> {
     let detail: AmiStateChange =
         serde_json::from_value(event.detail).map_err(|e| format!("bad AMI state change detail: {e}"))?;
-    if detail.state != "available" {
-        let why = detail.error_message.map(|m| format!(" ({m})")).unwrap_or_default();
+    let region = || -> Result<Region, String> {
+        let region = event.region.as_deref().ok_or("EventBridge event has no region")?;
+        Region::parse(region).map_err(|e| e.to_string())
+    };
+    let image = || ImageId::parse(&detail.image_id).map_err(|e| e.to_string());
+    match detail.state.as_str() {
+        "available" => Ok(Message::Request(ReplicationRequest::new(image()?, region()?, None))),
+        "deregistered" => Ok(Message::SourceGone { image: image()?, region: region()? }),
+        other => {
+            let why = detail.error_message.as_ref().map(|m| format!(" ({m})")).unwrap_or_default();
+            Ok(Message::Ignore(format!(
+                "AMI {} is {other}{why}; only available starts replication, deregistered stops it",
+                detail.image_id
+            )))
+        }
+    }
+}
+
+/// The image build version ARN of an Image Builder event (`resources[0]`), once its status is AVAILABLE.
+fn decode_image_builder(event: EventBridgeEvent<Value>) -> Result<Message, String> {
+    let detail: ImageBuilderStateChange =
+        serde_json::from_value(event.detail).map_err(|e| format!("bad Image Builder state change detail: {e}"))?;
+    let arn = event.resources.as_ref().and_then(|r| r.first()).cloned().unwrap_or_default();
+    if detail.state.status != "AVAILABLE" {
         return Ok(Message::Ignore(format!(
-            "AMI {} is {}{why}; only available starts replication",
-            detail.image_id, detail.state
+            "Image Builder image {arn} is {}; only AVAILABLE starts replication",
+            detail.state.status
         )));
     }
-    let region = event.region.ok_or("EventBridge event has no region")?;
-    Ok(Message::Request(ReplicationRequest::new(
-        ImageId::parse(&detail.image_id).map_err(|e| e.to_string())?,
-        Region::parse(&region).map_err(|e| e.to_string())?,
-        None,
-    )))
+    let valid =
+        arn.starts_with("arn:") && arn.contains(":imagebuilder:") && arn.contains(":image/") && arn.len() <= 2048;
+    if !valid {
+        return Err(format!("Image Builder event without an image build version ARN in resources[0] ({arn:?})"));
+    }
+    Ok(Message::ImageBuilt { arn })
 }
 
 fn decode_work_item(value: Value) -> Result<Message, String> {
@@ -135,8 +174,8 @@ fn decode_work_item(value: Value) -> Result<Message, String> {
 
 /// Runs one invocation. An SQS batch answers with the items to retry; a direct invocation fails (so Lambda
 /// retries it) when its message must be retried.
-pub async fn handle<R: Ec2Regions, Q: Queue>(
-    replicator: &Replicator<R, Q>,
+pub async fn handle<R: Ec2Regions, Q: Queue, B: ImageBuilder>(
+    replicator: &Replicator<R, Q, B>,
     payload: Value,
     account: &AccountId,
 ) -> Result<Value, EntryError> {

@@ -26,8 +26,45 @@ fn available_event_is_a_request() {
 
 #[test]
 fn other_states_are_ignored_with_a_reason() {
+    let Input::Direct(item) = decode_input(event("failed")).unwrap() else { panic!("direct") };
+    assert!(matches!(item.message.unwrap(), Message::Ignore(r) if r.contains("failed")));
+}
+
+#[test]
+fn a_deregistered_source_stops_its_replication() {
     let Input::Direct(item) = decode_input(event("deregistered")).unwrap() else { panic!("direct") };
-    assert!(matches!(item.message.unwrap(), Message::Ignore(r) if r.contains("deregistered")));
+    match item.message.unwrap() {
+        Message::SourceGone { image, region } => {
+            assert_eq!((image.as_str(), region.as_str()), ("ami-0123456789abcdef0", "us-east-1"))
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+fn image_builder_event(status: &str, resources: serde_json::Value) -> serde_json::Value {
+    serde_json::json!({
+        "version": "0", "id": "ib-1", "detail-type": "EC2 Image Builder Image State Change",
+        "source": "aws.imagebuilder", "account": "123456789012", "time": "2026-11-29T10:00:00Z",
+        "region": "us-east-1", "resources": resources,
+        "detail": {"previous-state": {"status": "DISTRIBUTING"}, "state": {"status": status}}
+    })
+}
+
+#[test]
+fn image_builder_builds_start_replication_other_statuses_are_acknowledged() {
+    let arn = "arn:aws:imagebuilder:us-east-1:123456789012:image/golden/1.0.0/3";
+    let Input::Direct(item) = decode_input(image_builder_event("AVAILABLE", serde_json::json!([arn]))).unwrap() else {
+        panic!("direct")
+    };
+    assert_eq!(item.message.unwrap(), Message::ImageBuilt { arn: arn.to_string() });
+    let Input::Direct(item) = decode_input(image_builder_event("BUILDING", serde_json::json!([arn]))).unwrap() else {
+        panic!("direct")
+    };
+    assert!(matches!(item.message.unwrap(), Message::Ignore(r) if r.contains("BUILDING")));
+    let Input::Direct(item) = decode_input(image_builder_event("AVAILABLE", serde_json::json!([]))).unwrap() else {
+        panic!("direct")
+    };
+    assert!(item.message.unwrap_err().contains("resources[0]"));
 }
 
 #[test]

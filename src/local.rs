@@ -4,7 +4,7 @@
 use crate::core::ids::AccountId;
 use crate::core::image::LaunchPermission;
 use crate::entry;
-use crate::ports::{Ec2Regions, Queue};
+use crate::ports::{Ec2Regions, ImageBuilder, Queue};
 use crate::service::Replicator;
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use serde_json::{json, Value};
@@ -23,10 +23,10 @@ pub struct PollSummary {
 }
 
 /// Polls `queue_url` until it has been empty (nothing visible, in flight or delayed) or `deadline` passed.
-pub async fn drain_queue<R: Ec2Regions, Q: Queue>(
+pub async fn drain_queue<R: Ec2Regions, Q: Queue, B: ImageBuilder>(
     sqs: &aws_sdk_sqs::Client,
     queue_url: &str,
-    replicator: &Replicator<R, Q>,
+    replicator: &Replicator<R, Q, B>,
     account: &AccountId,
     deadline: Duration,
 ) -> Result<PollSummary, String> {

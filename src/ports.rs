@@ -2,7 +2,7 @@
 //! tests and the benchmark with the simulator (`crate::sim`).
 
 use crate::core::errors::PortError;
-use crate::core::ids::{ImageId, Region};
+use crate::core::ids::{AccountId, ImageId, Place, Region, SnapshotId};
 use crate::core::image::{ImageInfo, LaunchPermission, Tag};
 use crate::core::rules::CopyEncryption;
 use std::future::Future;
@@ -59,13 +59,60 @@ pub trait Ec2: Send + Sync {
         id: &ImageId,
         grants: &[LaunchPermission],
     ) -> impl Future<Output = Result<(), PortError>> + Send;
+
+    /// Lets `account` create volumes from `snapshot` (ModifySnapshotAttribute createVolumePermission add), which a
+    /// copy made by that account needs. Granting what is already granted is success. A snapshot encrypted with
+    /// the AWS-managed key `aws/ebs` cannot be shared: EC2 answers `OperationNotPermitted`.
+    fn add_create_volume_permission(
+        &self,
+        snapshot: &SnapshotId,
+        account: &AccountId,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+
+    /// Deletes a snapshot of a deregistered copy. A snapshot that is already gone is success.
+    fn delete_snapshot(&self, snapshot: &SnapshotId) -> impl Future<Output = Result<(), PortError>> + Send;
 }
 
-/// Hands out the EC2 port of a region. Implementations MUST make a region's client on first use, not up front:
-/// an invocation only pays for the regions it touches.
+/// Hands out the EC2 port of a place. Implementations MUST make a place's client on first use, not up front:
+/// an invocation only pays for the places it touches.
 pub trait Ec2Regions: Send + Sync {
     type Ec2: Ec2;
+
+    /// EC2 in `region`, with the function's own credentials.
     fn region(&self, region: &Region) -> Self::Ec2;
+
+    /// EC2 at a place: the function's own account, or a target account through its role (assumed with
+    /// credentials cached and refreshed by the SDK). `Err` (permanent) for an account that is not configured.
+    /// A role that cannot be assumed shows in the calls: they fail with `AssumeRoleDenied`.
+    fn at(&self, place: &Place) -> Result<Self::Ec2, PortError>;
+}
+
+/// An AMI that an EC2 Image Builder build produced (GetImage's `outputResources.amis`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuiltAmi {
+    pub region: Region,
+    pub image: ImageId,
+    /// The account that owns it; `None` when Image Builder did not say.
+    pub account: Option<AccountId>,
+}
+
+/// EC2 Image Builder in the function's region.
+pub trait ImageBuilder: Send + Sync {
+    /// The AMIs of an image build version (its ARN, `resources[0]` of the state-change event), in one call.
+    fn output_amis(
+        &self,
+        image_build_version_arn: &str,
+    ) -> impl Future<Output = Result<Vec<BuiltAmi>, PortError>> + Send;
+}
+
+/// For deployments (and tests) that take no Image Builder events: every call is a permanent error.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoImageBuilder;
+
+impl ImageBuilder for NoImageBuilder {
+    async fn output_amis(&self, arn: &str) -> Result<Vec<BuiltAmi>, PortError> {
+        Err(PortError::permanent("NotConfigured", format!("no Image Builder client to read {arn}")))
+    }
 }
 
 /// A message for the work queue.

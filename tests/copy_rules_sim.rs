@@ -2,6 +2,7 @@
 //! encryption and KMS keys per region, images that cannot be copied, and copy options.
 
 use ami_replicator::core::ids::{AccountId, ImageId, Region};
+use ami_replicator::core::image::LaunchPermission;
 use ami_replicator::core::image::{ImageState, ImageTraits, Tag};
 use ami_replicator::core::provenance::SOURCE_IMAGE_TAG;
 use ami_replicator::core::rules::EncryptionPolicy;
@@ -31,7 +32,8 @@ fn source(config: SimConfig, owner: &str, traits: ImageTraits) -> (World, ImageI
         &AccountId::parse(owner).unwrap(),
         "golden",
         vec![Tag::new("team", "a")],
-        vec![],
+        // An image of another account is visible to this one only when shared with it.
+        if owner == ME { vec![] } else { vec![LaunchPermission::Account(me())] },
     );
     world.image_mut(&r("us-east-1"), &id).unwrap().info.traits = traits;
     (world, id)
@@ -58,8 +60,10 @@ fn dead_letters(sim: &Simulation) -> Vec<String> {
 async fn encryption_uses_each_regions_key_or_the_default_ebs_key() {
     let (world, src) = source(SimConfig::default(), ME, ImageTraits::default());
     let mut s = settings();
-    s.encryption =
-        EncryptionPolicy { encrypt_copies: true, kms_keys: [(r("eu-west-1"), "alias/eu-copies".to_string())].into() };
+    s.encryption = EncryptionPolicy {
+        encrypt_copies: true,
+        kms_keys: [(ami_replicator::core::ids::Place::home(r("eu-west-1")), "alias/eu-copies".to_string())].into(),
+    };
     let mut sim = Simulation::new(world, s);
     sim.send(&work_item(&src, None));
     sim.run_until_idle(10, DAY).await;

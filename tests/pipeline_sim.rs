@@ -312,8 +312,8 @@ async fn a_region_at_its_limit_queues_the_rest_and_never_exceeds_it() {
     sim.run_until_idle(10, DAY).await;
     assert_all_replicated_once(&sim, &ids, &["eu-west-1", "eu-west-2"]);
     let w = sim.world.lock().unwrap();
-    assert_eq!(w.peak_in_flight[&r("eu-west-1")], 5);
-    assert_eq!(w.peak_in_flight[&r("eu-west-2")], 5);
+    assert_eq!(w.peak_in_flight[&(acct(ME), r("eu-west-1"))], 5);
+    assert_eq!(w.peak_in_flight[&(acct(ME), r("eu-west-2"))], 5);
     assert_eq!(w.limit_errors, 0, "admission kept every CopyImage under the limit");
     let regions_per_invocation = 2;
     assert!(w.pending_queries <= sim.invocations * regions_per_invocation, "counted once per region per invocation");
@@ -326,7 +326,7 @@ async fn a_limit_error_mid_batch_is_back_pressure_not_failure() {
     sim.run_until_idle(10, DAY).await;
     assert!(sim.world.lock().unwrap().limit_errors > 0, "CopyImage answered ResourceLimitExceeded");
     assert_all_replicated_once(&sim, &ids, &["ap-south-1"]);
-    assert_eq!(sim.world.lock().unwrap().peak_in_flight[&r("ap-south-1")], 4);
+    assert_eq!(sim.world.lock().unwrap().peak_in_flight[&(acct(ME), r("ap-south-1"))], 4);
 }
 
 #[tokio::test]

@@ -2,41 +2,93 @@
 
 use super::port_error;
 use crate::core::errors::PortError;
-use crate::core::ids::{AccountId, ImageId, OrganizationArn, OuArn, Region};
+use crate::core::ids::{AccountId, ImageId, OrganizationArn, OuArn, Place, Region, SnapshotId};
 use crate::core::image::{ImageInfo, ImageState, ImageTraits, LaunchPermission, Tag};
 use crate::core::provenance::SOURCE_IMAGE_TAG;
 use crate::ports::{CopyRequest, Ec2, Ec2Regions};
 use aws_sdk_ec2::types::{
-    DeviceType, Filter, Image, ImageAttributeName, LaunchPermission as SdkPermission, LaunchPermissionModifications,
-    PermissionGroup, ProductCodeValues, ResourceType, Tag as SdkTag, TagSpecification, VirtualizationType,
+    CreateVolumePermission, CreateVolumePermissionModifications, DeviceType, Filter, Image, ImageAttributeName,
+    LaunchPermission as SdkPermission, LaunchPermissionModifications, PermissionGroup, ProductCodeValues, ResourceType,
+    SnapshotAttributeName, Tag as SdkTag, TagSpecification, VirtualizationType,
 };
 use aws_sdk_ec2::Client;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use tracing::warn;
 
-/// EC2 in one region.
+/// EC2 in one place.
 #[derive(Clone, Debug)]
 pub struct AwsEc2 {
     client: Client,
+    /// The role assumed for a target account (named in errors), `None` for the function's own credentials.
+    role: Option<String>,
 }
 
 impl AwsEc2 {
     pub fn new(client: Client) -> Self {
-        Self { client }
+        Self { client, role: None }
+    }
+
+    /// Translates an SDK error; a refused AssumeRole behind it becomes `AssumeRoleDenied`, naming the role.
+    fn error<E, Raw>(&self, operation: &str, err: aws_sdk_ec2::error::SdkError<E, Raw>) -> PortError
+    where
+        E: aws_sdk_ec2::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        Raw: std::fmt::Debug + Send + Sync + 'static,
+    {
+        match (&self.role, super::assume_role_refusal(&err)) {
+            (Some(role), Some(refusal)) => PortError::permanent(
+                "AssumeRoleDenied",
+                format!("{operation}: STS refused to let the replicator assume {role}: {refusal}"),
+            ),
+            _ => port_error(operation, err),
+        }
     }
 }
 
-/// One EC2 client per region, made on first use from the shared SDK configuration.
+/// One EC2 client per place, made on first use. Target accounts' clients use that account's role through
+/// aws-config's assume-role credentials provider: one provider per account, shared by all its regions, its
+/// credentials cached and refreshed by the SDK's identity cache.
 #[derive(Debug)]
 pub struct AwsEc2Regions {
     base: aws_config::SdkConfig,
-    clients: Mutex<HashMap<Region, Client>>,
+    /// Per target account: its role ARN and the SDK configuration that assumes it.
+    accounts: HashMap<AccountId, (String, aws_config::SdkConfig)>,
+    clients: Mutex<HashMap<Place, AwsEc2>>,
 }
+
+/// The session name the replicator's assumed-role sessions carry (CloudTrail shows it in the target account).
+pub const SESSION_NAME: &str = "ami-replicator";
 
 impl AwsEc2Regions {
     pub fn new(base: aws_config::SdkConfig) -> Self {
-        Self { base, clients: Mutex::new(HashMap::new()) }
+        Self { base, accounts: HashMap::new(), clients: Mutex::new(HashMap::new()) }
+    }
+
+    /// With target accounts (TARGET_ACCOUNTS: account -> role ARN). Makes no call: a role is assumed when its
+    /// account's first EC2 call needs credentials.
+    pub async fn with_target_roles(base: aws_config::SdkConfig, roles: &BTreeMap<AccountId, String>) -> Self {
+        let mut accounts = HashMap::new();
+        for (account, role) in roles {
+            let provider = aws_config::sts::AssumeRoleProvider::builder(role.clone())
+                .configure(&base)
+                .session_name(SESSION_NAME)
+                .build()
+                .await;
+            let config = base
+                .clone()
+                .into_builder()
+                .credentials_provider(aws_sdk_ec2::config::SharedCredentialsProvider::new(provider))
+                .build();
+            accounts.insert(account.clone(), (role.clone(), config));
+        }
+        Self { base, accounts, clients: Mutex::new(HashMap::new()) }
+    }
+
+    fn client(config: &aws_config::SdkConfig, region: &Region) -> Client {
+        let config = aws_sdk_ec2::config::Builder::from(config)
+            .region(aws_sdk_ec2::config::Region::new(region.to_string()))
+            .build();
+        Client::from_conf(config)
     }
 }
 
@@ -45,13 +97,22 @@ impl Ec2Regions for AwsEc2Regions {
 
     fn region(&self, region: &Region) -> AwsEc2 {
         let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
-        let client = clients.entry(region.clone()).or_insert_with(|| {
-            let config = aws_sdk_ec2::config::Builder::from(&self.base)
-                .region(aws_sdk_ec2::config::Region::new(region.to_string()))
-                .build();
-            Client::from_conf(config)
-        });
-        AwsEc2::new(client.clone())
+        clients
+            .entry(Place::home(region.clone()))
+            .or_insert_with(|| AwsEc2::new(Self::client(&self.base, region)))
+            .clone()
+    }
+
+    fn at(&self, place: &Place) -> Result<AwsEc2, PortError> {
+        let Some(account) = &place.account else { return Ok(self.region(&place.region)) };
+        let (role, config) = self.accounts.get(account).ok_or_else(|| {
+            PortError::permanent("NotConfigured", format!("account {account} is not in TARGET_ACCOUNTS"))
+        })?;
+        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(clients
+            .entry(place.clone())
+            .or_insert_with(|| AwsEc2 { client: Self::client(config, &place.region), role: Some(role.clone()) })
+            .clone())
     }
 }
 
@@ -93,6 +154,12 @@ pub(crate) fn image_info(image: &Image) -> Option<ImageInfo> {
                 .any(|p| p.product_code_type() == Some(&ProductCodeValues::Marketplace)),
             deprecation_time: image.deprecation_time().map(str::to_string),
         },
+        snapshots: image
+            .block_device_mappings()
+            .iter()
+            .filter_map(|m| m.ebs()?.snapshot_id())
+            .filter_map(|s| SnapshotId::parse(s).ok())
+            .collect(),
     })
 }
 
@@ -151,7 +218,7 @@ impl AwsEc2 {
                 .include_deprecated(true)
                 .send()
                 .await
-                .map_err(|e| port_error("DescribeImages", e))?;
+                .map_err(|e| self.error("DescribeImages", e))?;
             found.extend(images(&output));
         }
         Ok(found)
@@ -171,7 +238,7 @@ impl Ec2 for AwsEc2 {
         match result {
             Ok(output) => Ok(images(&output).into_iter().find(|img| &img.id == id)),
             Err(e) => {
-                let err = port_error("DescribeImages", e);
+                let err = self.error("DescribeImages", e);
                 if err.code == "InvalidAMIID.NotFound" {
                     Ok(None)
                 } else {
@@ -213,7 +280,7 @@ impl Ec2 for AwsEc2 {
             .tag_specifications(spec(ResourceType::Snapshot))
             .send()
             .await
-            .map_err(|e| port_error("CopyImage", e))?;
+            .map_err(|e| self.error("CopyImage", e))?;
         let id = output.image_id().unwrap_or_default();
         ImageId::parse(id).map_err(|e| PortError::transient("CopyImage", format!("unexpected answer: {e}")))
     }
@@ -222,7 +289,7 @@ impl Ec2 for AwsEc2 {
         match self.client.deregister_image().image_id(id.as_str()).send().await {
             Ok(_) => Ok(()),
             Err(e) => {
-                let err = port_error("DeregisterImage", e);
+                let err = self.error("DeregisterImage", e);
                 if is_gone(&err) {
                     Ok(())
                 } else {
@@ -240,7 +307,7 @@ impl Ec2 for AwsEc2 {
             .attribute(ImageAttributeName::LaunchPermission)
             .send()
             .await
-            .map_err(|e| port_error("DescribeImageAttribute", e))?;
+            .map_err(|e| self.error("DescribeImageAttribute", e))?;
         Ok(output.launch_permissions().iter().filter_map(from_sdk_permission).collect())
     }
 
@@ -253,7 +320,7 @@ impl Ec2 for AwsEc2 {
             .deprecate_at(at)
             .send()
             .await
-            .map_err(|e| port_error("EnableImageDeprecation", e))?;
+            .map_err(|e| self.error("EnableImageDeprecation", e))?;
         Ok(())
     }
 
@@ -267,7 +334,36 @@ impl Ec2 for AwsEc2 {
             .launch_permission(add)
             .send()
             .await
-            .map_err(|e| port_error("ModifyImageAttribute", e))?;
+            .map_err(|e| self.error("ModifyImageAttribute", e))?;
         Ok(())
+    }
+
+    async fn add_create_volume_permission(&self, snapshot: &SnapshotId, account: &AccountId) -> Result<(), PortError> {
+        let add = CreateVolumePermissionModifications::builder()
+            .add(CreateVolumePermission::builder().user_id(account.as_str()).build())
+            .build();
+        self.client
+            .modify_snapshot_attribute()
+            .snapshot_id(snapshot.as_str())
+            .attribute(SnapshotAttributeName::CreateVolumePermission)
+            .create_volume_permission(add)
+            .send()
+            .await
+            .map_err(|e| self.error("ModifySnapshotAttribute", e))?;
+        Ok(())
+    }
+
+    async fn delete_snapshot(&self, snapshot: &SnapshotId) -> Result<(), PortError> {
+        match self.client.delete_snapshot().snapshot_id(snapshot.as_str()).send().await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let err = self.error("DeleteSnapshot", e);
+                if err.code == "InvalidSnapshot.NotFound" {
+                    Ok(())
+                } else {
+                    Err(err)
+                }
+            }
+        }
     }
 }

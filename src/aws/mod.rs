@@ -2,6 +2,7 @@
 //! core's [`PortError`] by their AWS error code.
 
 pub mod ec2;
+pub mod imagebuilder;
 pub mod sqs;
 
 use crate::core::errors::PortError;
@@ -38,4 +39,25 @@ fn aws_smithy_types_display(err: &dyn std::error::Error) -> String {
         source = s.source();
     }
     text
+}
+
+/// When `err` failed because STS refused to let the replicator assume a target account's role (aws-config's
+/// assume-role provider reports STS's own error as the source of the call's error): STS's code and message.
+/// Passing STS faults (throttling, service errors) are not refusals: they stay transient.
+pub(crate) fn assume_role_refusal(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+    use aws_sdk_sts::operation::assume_role::AssumeRoleError;
+    type StsError = aws_sdk_sts::error::SdkError<AssumeRoleError, aws_sdk_sts::config::http::HttpResponse>;
+    let mut source = Some(err);
+    while let Some(e) = source {
+        if let Some(sts) = e.downcast_ref::<StsError>() {
+            let code = sts.code()?;
+            let refused = matches!(
+                code,
+                "AccessDenied" | "RegionDisabledException" | "InvalidClientTokenId" | "MalformedPolicyDocument"
+            ) || crate::core::errors::classify(code) == crate::core::errors::ErrorClass::Permanent;
+            return refused.then(|| format!("{code}: {}", sts.message().unwrap_or_default()));
+        }
+        source = e.source();
+    }
+    None
 }

@@ -46,6 +46,13 @@ pub const ERROR_TABLE: &[(&str, ErrorClass, &str)] = &[
     ("AccessDeniedException", ErrorClass::Permanent, "access denied"),
     ("AuthFailure", ErrorClass::Permanent, "credentials were rejected"),
     ("OptInRequired", ErrorClass::Permanent, "the account has not opted in to the region"),
+    (
+        "OperationNotPermitted",
+        ErrorClass::Permanent,
+        "not permitted (snapshots encrypted with the AWS-managed key aws/ebs cannot be shared)",
+    ),
+    ("ResourceNotFoundException", ErrorClass::Permanent, "the resource does not exist"),
+    ("AssumeRoleDenied", ErrorClass::Permanent, "the target account's role could not be assumed"),
     ("InvalidClientTokenId", ErrorClass::Permanent, "credentials were rejected"),
     ("DisabledException", ErrorClass::Permanent, "the KMS key is disabled"),
     ("KMSInvalidStateException", ErrorClass::Permanent, "the KMS key is not in a usable state (pending deletion?)"),

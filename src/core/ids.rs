@@ -67,6 +67,21 @@ impl ImageId {
     }
 }
 
+/// An EBS snapshot id: `snap-` followed by 8 or 17 lower-case hex digits.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct SnapshotId(String);
+string_newtype!(SnapshotId);
+
+impl SnapshotId {
+    pub fn parse(s: &str) -> Result<Self, InvalidId> {
+        match s.strip_prefix("snap-") {
+            Some(hex) if (hex.len() == 8 || hex.len() == 17) && is_lower_hex(hex) => Ok(Self(s.to_string())),
+            _ => Err(invalid("snapshot id", s, "expected snap- and 8 or 17 lower-case hex digits")),
+        }
+    }
+}
+
 /// Regions this product knows. A name outside this list is a configuration error, not a runtime surprise.
 pub const KNOWN_REGIONS: &[&str] = &[
     "af-south-1",
@@ -203,6 +218,39 @@ impl OuArn {
         match parts {
             Some((org, ou)) if is_org_id(org) && is_ou_id(ou) => Ok(Self(s.to_string())),
             _ => Err(invalid("organizational unit ARN", s, "expected arn:aws:organizations::ACCOUNT:ou/o-.../ou-...")),
+        }
+    }
+}
+
+/// Where a copy lives: an account and a region. `account` is `None` for the function's own account (whose id is
+/// known only per invocation), `Some` for a target account of TARGET_ACCOUNTS. Clients, the copy limit,
+/// ClientTokens and the provenance lookup are all per place.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Place {
+    pub account: Option<AccountId>,
+    pub region: Region,
+}
+
+impl Place {
+    pub fn home(region: Region) -> Self {
+        Self { account: None, region }
+    }
+
+    pub fn new(account: Option<AccountId>, region: Region) -> Self {
+        Self { account, region }
+    }
+
+    /// The account that owns copies made here: the target account, or `home`.
+    pub fn owner<'a>(&'a self, home: &'a AccountId) -> &'a AccountId {
+        self.account.as_ref().unwrap_or(home)
+    }
+}
+
+impl fmt::Display for Place {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.account {
+            Some(a) => write!(f, "{}/{}", a, self.region),
+            None => write!(f, "{}", self.region),
         }
     }
 }

@@ -1,6 +1,6 @@
 //! What the core knows about an image, independent of any SDK.
 
-use super::ids::{AccountId, ImageId, OrganizationArn, OuArn};
+use super::ids::{AccountId, ImageId, OrganizationArn, OuArn, SnapshotId};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -64,6 +64,9 @@ pub struct ImageInfo {
     pub size_gib: u32,
     /// What the copy rules need to know.
     pub traits: ImageTraits,
+    /// The EBS snapshots of its block device mappings (what a copy by another account must be allowed to read,
+    /// and what DEREGISTER_COPIES_WITH_SOURCE deletes with a copy).
+    pub snapshots: Vec<SnapshotId>,
 }
 
 /// Properties of an image that decide whether and how it can be copied.

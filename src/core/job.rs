@@ -1,7 +1,7 @@
 //! The work item: everything needed to resume replicating one image to one destination region.
 //! It travels in SQS message bodies; nothing else holds state.
 
-use super::ids::{ImageId, Region};
+use super::ids::{AccountId, ImageId, Place, Region, SnapshotId};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -58,6 +58,15 @@ pub struct Job {
     pub source_image: ImageId,
     pub source_region: Region,
     pub destination: Region,
+    /// The target account that owns the copy (TARGET_ACCOUNTS); `None`: the function's own account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<AccountId>,
+    /// The source's EBS snapshots, captured at fan-out: a target account's copy needs read access to them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub snapshots: Vec<SnapshotId>,
+    /// The source has encrypted snapshots (a target account's copy is then always encrypted with its own key).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub source_encrypted: bool,
     /// Name and description of the source, captured at fan-out so that copying needs no second read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -106,6 +115,9 @@ impl Job {
             source_image,
             source_region,
             destination,
+            account: None,
+            snapshots: Vec::new(),
+            source_encrypted: false,
             name,
             description,
             size_gib: 0,
@@ -121,6 +133,16 @@ impl Job {
         }
     }
 
+    /// Where the copy is made: the target account (or this one) and the destination region.
+    pub fn place(&self) -> Place {
+        Place::new(self.account.clone(), self.destination.clone())
+    }
+
+    /// What identifies the copy this job makes: source, source region and place.
+    pub fn key(&self) -> (ImageId, Region, Place) {
+        (self.source_image.clone(), self.source_region.clone(), self.place())
+    }
+
     pub fn phase_name(&self) -> &'static str {
         match self.phase {
             Phase::Copy => "copy",
@@ -131,7 +153,7 @@ impl Job {
 
 impl fmt::Display for Job {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {} -> {} ({})", self.source_image, self.source_region, self.destination, self.phase_name())
+        write!(f, "{} {} -> {} ({})", self.source_image, self.source_region, self.place(), self.phase_name())
     }
 }
 

@@ -1,6 +1,6 @@
 //! What to copy where: which images are replicated, and to which regions.
 
-use super::ids::{AccountId, Region};
+use super::ids::{AccountId, Place, Region};
 use super::image::{ImageInfo, ImageState, Tag};
 use super::job::Job;
 use super::provenance::{is_replica, SOURCE_IMAGE_TAG};
@@ -73,18 +73,35 @@ pub fn destinations(source_region: &Region, requested: Option<&[Region]>, config
     out
 }
 
-/// One job per destination, carrying the source's name and description.
-pub fn fan_out(source: &ImageInfo, source_region: &Region, destinations: &[Region]) -> Vec<Job> {
-    destinations
+/// Every place that gets a copy: this account in each destination region, and each target account (other than
+/// this one) in each destination region and in the source region, since it owns all of its copies.
+pub fn places(destinations: &[Region], source_region: &Region, targets: &[AccountId], home: &AccountId) -> Vec<Place> {
+    let mut out: Vec<Place> = destinations.iter().map(|r| Place::home(r.clone())).collect();
+    for account in targets.iter().filter(|a| *a != home) {
+        let mut regions = vec![source_region.clone()];
+        regions.extend(destinations.iter().filter(|r| *r != source_region).cloned());
+        out.extend(regions.into_iter().map(|r| Place::new(Some(account.clone()), r)));
+    }
+    out
+}
+
+/// One job per place, carrying what copying needs to know of the source (name, description, size, snapshots).
+pub fn fan_out(source: &ImageInfo, source_region: &Region, places: &[Place]) -> Vec<Job> {
+    places
         .iter()
-        .map(|d| {
+        .map(|place| {
             let mut job = Job::new(
                 source.id.clone(),
                 source_region.clone(),
-                d.clone(),
+                place.region.clone(),
                 source.name.clone(),
                 source.description.clone(),
             );
+            job.account = place.account.clone();
+            if job.account.is_some() {
+                job.snapshots = source.snapshots.clone();
+            }
+            job.source_encrypted = source.traits.encrypted;
             job.size_gib = source.size_gib;
             job.paravirtual = source.traits.paravirtual;
             job.deprecation_time = source.traits.deprecation_time.clone();

@@ -1,7 +1,7 @@
 //! Unit tests of `plan`.
 
 use super::*;
-use crate::core::ids::ImageId;
+use crate::core::ids::{ImageId, Place};
 use crate::core::provenance::provenance_tags;
 
 fn r(s: &str) -> Region {
@@ -18,6 +18,7 @@ fn image(owner: &str, tags: Vec<Tag>) -> ImageInfo {
         tags,
         size_gib: 30,
         traits: Default::default(),
+        snapshots: vec![],
     }
 }
 
@@ -50,7 +51,7 @@ fn skips_other_owners_filtered_images_and_replicas() {
 #[test]
 fn fan_out_makes_one_copy_job_per_destination() {
     let src = image("123456789012", vec![]);
-    let jobs = fan_out(&src, &r("us-east-1"), &[r("eu-west-1"), r("ap-south-1")]);
+    let jobs = fan_out(&src, &r("us-east-1"), &[Place::home(r("eu-west-1")), Place::home(r("ap-south-1"))]);
     assert_eq!(jobs.len(), 2);
     assert_eq!(jobs[1].destination, r("ap-south-1"));
     assert_eq!(jobs[0].name.as_deref(), Some("golden"));

@@ -36,6 +36,7 @@ fn copies_are_recognised_by_both_tags() {
         tags: provenance_tags(&img, &src),
         size_gib: 8,
         traits: Default::default(),
+        snapshots: vec![],
     };
     assert!(is_replica(&copy));
     assert!(is_copy_of(&copy, &img, &src));

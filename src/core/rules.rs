@@ -2,7 +2,7 @@
 //! means for a given image. Pure.
 
 use super::errors::PortError;
-use super::ids::{AccountId, Region};
+use super::ids::{AccountId, Place};
 use super::image::ImageInfo;
 use super::job::Job;
 use std::collections::BTreeMap;
@@ -12,8 +12,9 @@ use std::collections::BTreeMap;
 pub struct EncryptionPolicy {
     /// Encrypt every copy (with the region's key, or the default EBS key where none is configured).
     pub encrypt_copies: bool,
-    /// A KMS key (id, alias or ARN) per destination region.
-    pub kms_keys: BTreeMap<Region, String>,
+    /// A KMS key (id, alias or ARN) per place: `REGION=KEY` entries for this account, `ACCOUNT/REGION=KEY`
+    /// entries for a target account.
+    pub kms_keys: BTreeMap<Place, String>,
 }
 
 /// Encryption parameters of one CopyImage call.
@@ -59,10 +60,14 @@ pub fn cannot_copy(image: &ImageInfo, account: &AccountId, wants_encrypted: Opti
     None
 }
 
-/// The encryption parameters of a job's CopyImage.
+/// The encryption parameters of a job's CopyImage. A target account's copy of an encrypted source is always
+/// encrypted with that account's key for the region (its default EBS key when none is configured): the copy
+/// must not depend on the source account's key.
 pub fn copy_encryption(job: &Job, policy: &EncryptionPolicy) -> CopyEncryption {
-    if wanted_encryption(job.encrypt, policy) == Some(true) {
-        CopyEncryption { encrypted: true, kms_key_id: policy.kms_keys.get(&job.destination).cloned() }
+    let encrypt =
+        wanted_encryption(job.encrypt, policy) == Some(true) || (job.account.is_some() && job.source_encrypted);
+    if encrypt {
+        CopyEncryption { encrypted: true, kms_key_id: policy.kms_keys.get(&job.place()).cloned() }
     } else {
         CopyEncryption::default()
     }
@@ -73,6 +78,35 @@ pub fn explain_copy_error(job: &Job, err: &PortError) -> String {
     let hint = match err.code.as_str() {
         "InvalidParameterValue" | "UnsupportedOperation" | "InvalidParameterCombination" if job.paravirtual => {
             Some(format!("paravirtual (PV) AMIs cannot be copied to {}, which does not support PV", job.destination))
+        }
+        "AssumeRoleDenied" => Some(format!(
+            "the replicator cannot act in account {}: its role must trust the replicator's role (target-account.yaml) \
+             and the replicator's role must be allowed sts:AssumeRole on it (template.yaml TargetRoleArns)",
+            job.account.as_ref().map_or("?", |a| a.as_str())
+        )),
+        "InvalidSnapshot.NotFound" | "UnauthorizedOperation" | "AuthFailure" | "AccessDenied" | "InvalidRequest"
+            if job.account.is_some() =>
+        {
+            let account = job.account.as_ref().map_or("?", |a| a.as_str());
+            Some(format!(
+                "account {account} cannot read the source {} in {}: grant, in the source account, launch permission on \
+                 the image and createVolumePermission on its snapshots {} to {account} (the replicator does this itself \
+                 unless ModifyImageAttribute/ModifySnapshotAttribute are denied){}; and allow the role in {account} \
+                 ec2:CopyImage",
+                job.source_image,
+                job.source_region,
+                job.snapshots.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+                if job.source_encrypted {
+                    format!(
+                        "; the source is encrypted: its KMS key policy must allow {account} kms:DescribeKey, \
+                         kms:CreateGrant, kms:Decrypt and kms:ReEncrypt*, and {account} needs a key of {} \
+                         (KMS_KEY_IDS {account}/{}=KEY, or its default EBS key)",
+                        job.destination, job.destination
+                    )
+                } else {
+                    String::new()
+                }
+            ))
         }
         "InvalidSnapshot.NotFound" | "UnauthorizedOperation" | "AuthFailure" | "AccessDenied" => Some(
             "copying needs read access to the source's snapshots (and to their KMS keys when encrypted); for an AMI \
@@ -86,11 +120,19 @@ pub fn explain_copy_error(job: &Job, err: &PortError) -> String {
         | "KMSInvalidStateException"
         | "InvalidKeyUsageException"
         | "NotFoundException"
-        | "AccessDeniedException" => Some(format!(
-            "the KMS key for {} is not usable: configure a key of that region in KMS_KEY_IDS (or none, for the \
-             default EBS key) and grant the function use of it",
-            job.destination
-        )),
+        | "AccessDeniedException" => Some(match &job.account {
+            None => format!(
+                "the KMS key for {} is not usable: configure a key of that region in KMS_KEY_IDS (or none, for the \
+                 default EBS key) and grant the function use of it",
+                job.destination
+            ),
+            Some(a) => format!(
+                "a KMS key is not usable by account {a} in {}: the source's key must be shared with {a} (its key \
+                 policy), and {a}'s key for {} (KMS_KEY_IDS {a}/{}=KEY, or its default EBS key) must allow the role \
+                 in {a} to use it through EC2",
+                job.destination, job.destination, job.destination
+            ),
+        }),
         _ => None,
     };
     match hint {

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::core::ids::ImageId;
+use crate::core::ids::{Place, Region};
 use crate::core::image::{ImageState, ImageTraits};
 
 fn me() -> AccountId {
@@ -18,6 +19,7 @@ fn image(owner: &str, traits: ImageTraits) -> ImageInfo {
         tags: vec![],
         size_gib: 8,
         traits,
+        snapshots: vec![],
     }
 }
 
@@ -61,7 +63,7 @@ fn encryption_uses_the_destination_key_or_the_default() {
     assert_eq!(copy_encryption(&job(), &policy), CopyEncryption::default());
     policy.encrypt_copies = true;
     assert_eq!(copy_encryption(&job(), &policy), CopyEncryption { encrypted: true, kms_key_id: None });
-    policy.kms_keys.insert(Region::parse("eu-west-1").unwrap(), "alias/ami-copies".into());
+    policy.kms_keys.insert(Place::home(Region::parse("eu-west-1").unwrap()), "alias/ami-copies".into());
     assert_eq!(copy_encryption(&job(), &policy).kms_key_id.as_deref(), Some("alias/ami-copies"));
     let mut j = job();
     j.encrypt = Some(false);

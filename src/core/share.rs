@@ -23,10 +23,19 @@ pub struct ShareDecision {
 
 /// Combines the source's permissions with the configured ones. The owner's own account is never listed
 /// (it needs no grant), duplicates are dropped, and `all` is kept only when the operator allowed it.
-pub fn decide(source: &[LaunchPermission], policy: &SharePolicy, owner: &AccountId) -> ShareDecision {
+/// `copy_grants` are the target accounts the product itself let read the source (so that they can copy it):
+/// those grants on the source are not passed on to copies (the target accounts get copies of their own).
+pub fn decide(
+    source: &[LaunchPermission],
+    policy: &SharePolicy,
+    owner: &AccountId,
+    copy_grants: &[AccountId],
+) -> ShareDecision {
     let from_source: &[LaunchPermission] = if policy.copy_source_permissions { source } else { &[] };
+    let from_source =
+        from_source.iter().filter(|g| !matches!(g, LaunchPermission::Account(a) if copy_grants.contains(a)));
     let mut decision = ShareDecision::default();
-    for grant in from_source.iter().chain(&policy.extra) {
+    for grant in from_source.chain(&policy.extra) {
         match grant {
             LaunchPermission::Public if !policy.allow_public => decision.public_withheld = true,
             LaunchPermission::Account(a) if a == owner => {}

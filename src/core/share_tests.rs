@@ -18,7 +18,7 @@ fn merges_source_and_configured_without_duplicates_or_owner() {
         extra: vec![acct("222222222222"), acct("123456789012"), org.clone()],
         allow_public: false,
     };
-    let d = decide(&[acct("111111111111"), acct("222222222222")], &policy, &owner);
+    let d = decide(&[acct("111111111111"), acct("222222222222")], &policy, &owner, &[]);
     assert_eq!(d.grants, vec![acct("111111111111"), acct("222222222222"), org]);
     assert!(!d.public_withheld);
 }
@@ -27,11 +27,11 @@ fn merges_source_and_configured_without_duplicates_or_owner() {
 fn public_needs_explicit_permission() {
     let owner = AccountId::parse("123456789012").unwrap();
     let mut policy = SharePolicy { copy_source_permissions: true, ..Default::default() };
-    let d = decide(&[LaunchPermission::Public, acct("111111111111")], &policy, &owner);
+    let d = decide(&[LaunchPermission::Public, acct("111111111111")], &policy, &owner, &[]);
     assert_eq!(d.grants, vec![acct("111111111111")]);
     assert!(d.public_withheld);
     policy.allow_public = true;
-    let d = decide(&[LaunchPermission::Public], &policy, &owner);
+    let d = decide(&[LaunchPermission::Public], &policy, &owner, &[]);
     assert_eq!(d.grants, vec![LaunchPermission::Public]);
 }
 
@@ -39,6 +39,6 @@ fn public_needs_explicit_permission() {
 fn source_permissions_can_be_ignored() {
     let owner = AccountId::parse("123456789012").unwrap();
     let policy = SharePolicy { copy_source_permissions: false, extra: vec![acct("333333333333")], allow_public: false };
-    let d = decide(&[acct("111111111111")], &policy, &owner);
+    let d = decide(&[acct("111111111111")], &policy, &owner, &[]);
     assert_eq!(d.grants, vec![acct("333333333333")]);
 }

@@ -51,6 +51,11 @@ pub enum Decision {
     Replace { failed_copy: ImageId, job: Job },
     /// The job can never succeed: deregister `failed_copy` if any, then dead-letter with the reason.
     GiveUp { reason: String, failed_copy: Option<ImageId> },
+    /// The pending copy is gone (deregistered): read the source to tell a stopped replication (its source was
+    /// deregistered) from a cancelled copy ([`after_vanished`]).
+    Vanished { copy: ImageId },
+    /// Nothing failed, but there is nothing left to do (e.g. the source was deregistered): log and end.
+    Stop { reason: String },
 }
 
 /// Backoff for the `n`-th retry (1-based): exponential, capped, with deterministic "equal jitter" so that
@@ -93,13 +98,7 @@ pub fn on_copy_observed(job: &Job, copy: &ImageId, state: Option<&ImageState>, p
         Some(ImageState::Pending) => waiting(job.clone()),
         // Just after CopyImage, DescribeImages may not list the copy yet (eventual consistency).
         None if job.polls == 0 => waiting(job.clone()),
-        None => Decision::GiveUp {
-            reason: format!(
-                "copy {copy} in {} disappeared while pending (deregistered: copy cancelled)",
-                job.destination
-            ),
-            failed_copy: None,
-        },
+        None => Decision::Vanished { copy: copy.clone() },
         Some(bad) => {
             let why = match bad {
                 ImageState::Failed(Some(m)) => format!("failed: {m}"),
@@ -119,6 +118,27 @@ pub fn on_copy_observed(job: &Job, copy: &ImageId, state: Option<&ImageState>, p
                 Decision::Replace { failed_copy: copy.clone(), job: next }
             }
         }
+    }
+}
+
+/// A pending copy disappeared; `source` is what EC2 says of the source now (`None`: unknown to EC2). A source
+/// that is gone explains it: replication of that source stopped, nothing failed. Otherwise someone
+/// deregistered the copy, which cancels it: a failure to report.
+pub fn after_vanished(job: &Job, copy: &ImageId, source: Option<&ImageState>) -> Decision {
+    match source {
+        None | Some(ImageState::Other(_)) => Decision::Stop {
+            reason: format!(
+                "source {} in {} is {}; its pending copy {copy} in {} was stopped",
+                job.source_image,
+                job.source_region,
+                source.map_or("deregistered".to_string(), ToString::to_string),
+                job.place()
+            ),
+        },
+        Some(_) => Decision::GiveUp {
+            reason: format!("copy {copy} in {} disappeared while pending (deregistered: copy cancelled)", job.place()),
+            failed_copy: None,
+        },
     }
 }
 

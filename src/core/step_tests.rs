@@ -62,7 +62,17 @@ fn a_copy_missing_after_polling_was_cancelled() {
     assert!(matches!(on_copy_observed(&job(), &copy(), None, &p), Decision::Continue { .. }));
     let mut j = job();
     j.polls = 3;
-    assert!(matches!(on_copy_observed(&j, &copy(), None, &p), Decision::GiveUp { failed_copy: None, .. }));
+    assert_eq!(on_copy_observed(&j, &copy(), None, &p), Decision::Vanished { copy: copy() });
+    // The source tells why: still there -> someone cancelled the copy; gone -> replication of it stopped.
+    let available = ImageState::Available;
+    assert!(
+        matches!(after_vanished(&j, &copy(), Some(&available)), Decision::GiveUp { reason, failed_copy: None } if reason.contains("cancelled"))
+    );
+    let deregistered = ImageState::Other("deregistered".into());
+    assert!(
+        matches!(after_vanished(&j, &copy(), Some(&deregistered)), Decision::Stop { reason } if reason.contains("deregistered"))
+    );
+    assert!(matches!(after_vanished(&j, &copy(), None), Decision::Stop { .. }));
 }
 
 #[test]

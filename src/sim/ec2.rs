@@ -1,8 +1,10 @@
-//! The EC2 port over the simulated world.
+//! The EC2 port over the simulated world. Each port acts as one account: the function's own, or a target
+//! account whose role was assumed (as credentials from STS act in the role's account).
 
+use super::world::{World, AWS_MANAGED_EBS_KEY};
 use super::{lock, Shared};
 use crate::core::errors::PortError;
-use crate::core::ids::{ImageId, Region};
+use crate::core::ids::{AccountId, ImageId, Place, Region, SnapshotId};
 use crate::core::image::{ImageInfo, ImageState, LaunchPermission};
 use crate::core::provenance::SOURCE_IMAGE_TAG;
 use crate::ports::{CopyRequest, Ec2, Ec2Regions};
@@ -12,7 +14,7 @@ fn not_found(id: &ImageId) -> PortError {
     PortError::from_code("InvalidAMIID.NotFound", format!("The image id '[{id}]' does not exist"))
 }
 
-/// Hands out simulated regions; counts how many distinct regions were touched.
+/// Hands out simulated places.
 #[derive(Clone)]
 pub struct SimRegions {
     world: Shared,
@@ -26,28 +28,53 @@ impl SimRegions {
 
 impl Ec2Regions for SimRegions {
     type Ec2 = SimEc2;
+
     fn region(&self, region: &Region) -> SimEc2 {
-        SimEc2 { world: self.world.clone(), region: region.clone() }
+        let account = lock(&self.world).account.clone();
+        SimEc2 { world: self.world.clone(), region: region.clone(), account }
+    }
+
+    fn at(&self, place: &Place) -> Result<SimEc2, PortError> {
+        let Some(account) = &place.account else { return Ok(self.region(&place.region)) };
+        if !lock(&self.world).assumable.contains(account) && !lock(&self.world).denied_roles.contains(account) {
+            return Err(PortError::permanent("NotConfigured", format!("account {account} is not in TARGET_ACCOUNTS")));
+        }
+        Ok(SimEc2 { world: self.world.clone(), region: place.region.clone(), account: account.clone() })
     }
 }
 
-/// EC2 in one simulated region. Every call yields to the scheduler first, so concurrent invocations interleave.
+/// EC2 in one simulated region, as one account. Every call yields to the scheduler first, so concurrent
+/// invocations interleave.
 #[derive(Clone)]
 pub struct SimEc2 {
     world: Shared,
     region: Region,
+    account: AccountId,
 }
 
 impl SimEc2 {
+    /// Counts the call; answers as STS would for a role that refuses the replicator, and with injected
+    /// throttling.
+    fn call<'a>(&self, w: &'a mut World, op: &'static str) -> Result<&'a mut World, PortError> {
+        if w.denied_roles.contains(&self.account) {
+            *w.calls.entry(op).or_default() += 1;
+            return Err(PortError::permanent(
+                "AssumeRoleDenied",
+                format!("{op}: STS refused to let the replicator assume the role of {}: AccessDenied", self.account),
+            ));
+        }
+        w.ec2_call(op)?;
+        Ok(w)
+    }
+
     fn own_images(&self, keep: impl Fn(&ImageInfo) -> bool) -> Vec<ImageInfo> {
         let mut w = lock(&self.world);
         w.settle(&self.region);
-        let account = w.account.clone();
         w.images
             .get(&self.region)
             .map(|m| {
                 m.values()
-                    .filter(|i| i.info.owner.as_ref() == Some(&account) && keep(&i.info))
+                    .filter(|i| i.info.owner.as_ref() == Some(&self.account) && keep(&i.info))
                     .map(|i| i.info.clone())
                     .collect()
             })
@@ -59,13 +86,14 @@ impl Ec2 for SimEc2 {
     async fn describe_image(&self, id: &ImageId) -> Result<Option<ImageInfo>, PortError> {
         tokio::task::yield_now().await;
         let mut w = lock(&self.world);
-        w.ec2_call("DescribeImages")?;
-        Ok(w.image(&self.region, id).map(|i| i.info.clone()))
+        let w = self.call(&mut w, "DescribeImages")?;
+        // An image of another account is visible only when shared with this one.
+        Ok(w.image(&self.region, id).filter(|i| World::can_launch(i, &self.account)).map(|i| i.info.clone()))
     }
 
     async fn describe_own_images(&self, ids: &[ImageId]) -> Result<Vec<ImageInfo>, PortError> {
         tokio::task::yield_now().await;
-        lock(&self.world).ec2_call("DescribeImages")?;
+        self.call(&mut lock(&self.world), "DescribeImages")?;
         Ok(self.own_images(|i| ids.contains(&i.id)))
     }
 
@@ -73,7 +101,7 @@ impl Ec2 for SimEc2 {
         tokio::task::yield_now().await;
         {
             let mut w = lock(&self.world);
-            w.ec2_call("DescribeImages")?;
+            let w = self.call(&mut w, "DescribeImages")?;
             w.pending_queries += 1;
         }
         Ok(self.own_images(|i| i.state == ImageState::Pending).into_iter().map(|i| i.id).collect())
@@ -81,29 +109,34 @@ impl Ec2 for SimEc2 {
 
     async fn find_copies(&self, sources: &[ImageId]) -> Result<Vec<ImageInfo>, PortError> {
         tokio::task::yield_now().await;
-        lock(&self.world).ec2_call("DescribeImages")?;
+        self.call(&mut lock(&self.world), "DescribeImages")?;
         Ok(self.own_images(|i| i.tag(SOURCE_IMAGE_TAG).is_some_and(|s| sources.iter().any(|x| x.as_str() == s))))
     }
 
     async fn copy_image(&self, request: &CopyRequest) -> Result<ImageId, PortError> {
         tokio::task::yield_now().await;
         let mut w = lock(&self.world);
-        w.ec2_call("CopyImage")?;
-        w.copy_image(&self.region, request)
+        let w = self.call(&mut w, "CopyImage")?;
+        w.copy_image(&self.region, &self.account, request)
     }
 
     async fn deregister_image(&self, id: &ImageId) -> Result<(), PortError> {
         tokio::task::yield_now().await;
         let mut w = lock(&self.world);
-        w.ec2_call("DeregisterImage")?;
-        w.deregister(&self.region, id);
-        Ok(())
+        let w = self.call(&mut w, "DeregisterImage")?;
+        match w.image(&self.region, id).map(|i| i.info.owner.as_ref() == Some(&self.account)) {
+            Some(false) => Err(PortError::from_code("AuthFailure", format!("{id} is not owned by {}", self.account))),
+            _ => {
+                w.deregister(&self.region, id);
+                Ok(())
+            }
+        }
     }
 
     async fn launch_permissions(&self, id: &ImageId) -> Result<Vec<LaunchPermission>, PortError> {
         tokio::task::yield_now().await;
         let mut w = lock(&self.world);
-        w.ec2_call("DescribeImageAttribute")?;
+        let w = self.call(&mut w, "DescribeImageAttribute")?;
         match w.image(&self.region, id) {
             Some(image) => Ok(image.launch_permissions.clone()),
             None => Err(not_found(id)),
@@ -113,7 +146,7 @@ impl Ec2 for SimEc2 {
     async fn enable_deprecation(&self, id: &ImageId, time: &str) -> Result<(), PortError> {
         tokio::task::yield_now().await;
         let mut w = lock(&self.world);
-        w.ec2_call("EnableImageDeprecation")?;
+        let w = self.call(&mut w, "EnableImageDeprecation")?;
         let image = w.image_mut(&self.region, id).ok_or_else(|| not_found(id))?;
         image.info.traits.deprecation_time = Some(time.to_string());
         Ok(())
@@ -122,13 +155,47 @@ impl Ec2 for SimEc2 {
     async fn add_launch_permissions(&self, id: &ImageId, grants: &[LaunchPermission]) -> Result<(), PortError> {
         tokio::task::yield_now().await;
         let mut w = lock(&self.world);
-        w.ec2_call("ModifyImageAttribute")?;
+        let w = self.call(&mut w, "ModifyImageAttribute")?;
+        let account = self.account.clone();
         let image = w.image_mut(&self.region, id).ok_or_else(|| not_found(id))?;
+        if image.info.owner.as_ref() != Some(&account) {
+            return Err(PortError::from_code("AuthFailure", format!("{id} is not owned by {account}")));
+        }
         for grant in grants {
             if !image.launch_permissions.contains(grant) {
                 image.launch_permissions.push(grant.clone());
             }
         }
         Ok(())
+    }
+
+    async fn add_create_volume_permission(&self, snapshot: &SnapshotId, account: &AccountId) -> Result<(), PortError> {
+        tokio::task::yield_now().await;
+        let mut w = lock(&self.world);
+        let w = self.call(&mut w, "ModifySnapshotAttribute")?;
+        let me = self.account.clone();
+        let Some((owner, snap)) = w.snapshot_mut(&self.region, snapshot) else {
+            return Err(PortError::from_code("InvalidSnapshot.NotFound", format!("{snapshot} does not exist")));
+        };
+        if *owner != me {
+            return Err(PortError::from_code("AuthFailure", format!("{snapshot} is not owned by {me}")));
+        }
+        if snap.kms_key.as_deref() == Some(AWS_MANAGED_EBS_KEY) {
+            return Err(PortError::from_code(
+                "OperationNotPermitted",
+                "Encrypted snapshots with EBS default key cannot be shared",
+            ));
+        }
+        if !snap.create_volume.contains(account) {
+            snap.create_volume.push(account.clone());
+        }
+        Ok(())
+    }
+
+    async fn delete_snapshot(&self, snapshot: &SnapshotId) -> Result<(), PortError> {
+        tokio::task::yield_now().await;
+        let mut w = lock(&self.world);
+        let w = self.call(&mut w, "DeleteSnapshot")?;
+        w.delete_snapshot(&self.region, &self.account, snapshot)
     }
 }

@@ -11,10 +11,11 @@ mod world;
 
 pub use ec2::{SimEc2, SimRegions};
 pub use queue::SimQueue;
-pub use world::{CopyRecord, Faults, QueuedMessage, SimConfig, SimImage, World};
+pub use world::{CopyRecord, Faults, QueuedMessage, SimConfig, SimImage, SimSnapshot, World, AWS_MANAGED_EBS_KEY};
 
+use crate::core::errors::PortError;
 use crate::core::ids::AccountId;
-use crate::ports::OutgoingMessage;
+use crate::ports::{BuiltAmi, ImageBuilder, OutgoingMessage};
 use crate::service::{BatchReport, Item, Replicator};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -26,10 +27,35 @@ pub(crate) fn lock(world: &Shared) -> std::sync::MutexGuard<'_, World> {
     world.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// EC2 Image Builder over the simulated world's registered builds ([`World::image_builds`]).
+#[derive(Clone)]
+pub struct SimImageBuilder {
+    world: Shared,
+}
+
+impl ImageBuilder for SimImageBuilder {
+    async fn output_amis(&self, arn: &str) -> Result<Vec<BuiltAmi>, PortError> {
+        tokio::task::yield_now().await;
+        let mut w = lock(&self.world);
+        *w.calls.entry("GetImage").or_default() += 1;
+        let amis = w.image_builds.get(arn).ok_or_else(|| {
+            PortError::from_code("ResourceNotFoundException", format!("image build version {arn} does not exist"))
+        })?;
+        Ok(amis
+            .iter()
+            .map(|(region, image, account)| BuiltAmi {
+                region: region.clone(),
+                image: image.clone(),
+                account: Some(account.clone()),
+            })
+            .collect())
+    }
+}
+
 /// A simulated deployment: the world, and the replicator running the production code over it.
 pub struct Simulation {
     pub world: Shared,
-    pub replicator: Replicator<SimRegions, SimQueue>,
+    pub replicator: Replicator<SimRegions, SimQueue, SimImageBuilder>,
     pub account: AccountId,
     /// Lambda invocations made so far.
     pub invocations: u64,
@@ -49,7 +75,8 @@ impl Simulation {
         let account = world.account.clone();
         let world = Arc::new(Mutex::new(world));
         let replicator =
-            Replicator::new(Arc::new(settings), SimRegions::new(world.clone()), SimQueue::new(world.clone()));
+            Replicator::new(Arc::new(settings), SimRegions::new(world.clone()), SimQueue::new(world.clone()))
+                .with_image_builder(SimImageBuilder { world: world.clone() });
         Self {
             world,
             replicator,

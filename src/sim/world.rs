@@ -1,10 +1,10 @@
 //! The simulated world: images per region, the work queue, the virtual clock, and what was observed.
 
 use crate::core::errors::PortError;
-use crate::core::ids::{AccountId, ImageId, Region};
+use crate::core::ids::{AccountId, ImageId, Region, SnapshotId};
 use crate::core::image::{ImageInfo, ImageState, ImageTraits, LaunchPermission, Tag};
 use crate::ports::{CopyRequest, OutgoingMessage};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// How the simulated AWS behaves.
 #[derive(Debug, Clone)]
@@ -51,6 +51,21 @@ pub struct Faults {
     pub refuse_next_sends: u32,
 }
 
+/// An EBS snapshot of a simulated image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimSnapshot {
+    pub id: SnapshotId,
+    /// The KMS key it is encrypted with: `None` unencrypted, `Some("aws/ebs")` the AWS-managed key (which cannot
+    /// be shared with another account), else a customer-managed key.
+    pub kms_key: Option<String>,
+    /// Accounts allowed to create volumes from it (and so to copy an image that uses it).
+    pub create_volume: Vec<AccountId>,
+    pub tags: Vec<Tag>,
+}
+
+/// The AWS-managed EBS key: snapshots encrypted with it cannot be shared.
+pub const AWS_MANAGED_EBS_KEY: &str = "aws/ebs";
+
 /// An image in a simulated region.
 #[derive(Debug, Clone)]
 pub struct SimImage {
@@ -66,11 +81,15 @@ pub struct SimImage {
     pub copy_seconds: Option<u64>,
     /// The KMS key a copy was encrypted with (`None`: the default EBS key, or not encrypted).
     pub kms_key_id: Option<String>,
+    /// Its EBS snapshots.
+    pub snapshots: Vec<SimSnapshot>,
 }
 
 /// One image created by CopyImage.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CopyRecord {
+    /// The account that made (and owns) the copy.
+    pub account: AccountId,
     pub source: ImageId,
     pub source_region: Region,
     pub destination: Region,
@@ -92,7 +111,14 @@ pub struct QueuedMessage {
 #[derive(Debug)]
 pub struct World {
     pub now_ms: u64,
+    /// The function's own account.
     pub account: AccountId,
+    /// Target accounts whose role the replicator may assume (TARGET_ACCOUNTS, as IAM sees it).
+    pub assumable: BTreeSet<AccountId>,
+    /// Target accounts whose role refuses the replicator (AccessDenied from STS).
+    pub denied_roles: BTreeSet<AccountId>,
+    /// Accounts the source account's KMS keys are shared with (their key policies).
+    pub kms_shared_with: BTreeSet<AccountId>,
     pub config: SimConfig,
     pub faults: Faults,
     pub images: BTreeMap<Region, BTreeMap<ImageId, SimImage>>,
@@ -103,14 +129,18 @@ pub struct World {
     pub throttle_errors: u64,
     /// DescribeImages calls that listed a region's pending images (the in-flight count).
     pub pending_queries: u64,
-    /// The most copies pending at once, per destination region.
-    pub peak_in_flight: BTreeMap<Region, u32>,
+    /// The most copies pending at once, per account and destination region.
+    pub peak_in_flight: BTreeMap<(AccountId, Region), u32>,
     pub queue: Vec<QueuedMessage>,
     /// Messages stored by the product in its dead-letter queue, with the reason.
     pub dead_letters: Vec<(String, String)>,
     /// Messages moved by SQS's redrive policy (received too often).
     pub redriven: Vec<String>,
-    tokens: HashMap<(Region, String), ImageId>,
+    /// Snapshots of deregistered images (EC2 keeps them until DeleteSnapshot), with their region and owner.
+    pub orphan_snapshots: Vec<(Region, Option<AccountId>, SimSnapshot)>,
+    /// Registered Image Builder builds: image build version ARN -> the AMIs it made (region, image, account).
+    pub image_builds: BTreeMap<String, Vec<(Region, ImageId, AccountId)>>,
+    tokens: HashMap<(AccountId, Region, String), ImageId>,
     rng: u64,
     next_id: u64,
 }
@@ -121,6 +151,9 @@ impl World {
         Self {
             now_ms: 0,
             account,
+            assumable: BTreeSet::new(),
+            denied_roles: BTreeSet::new(),
+            kms_shared_with: BTreeSet::new(),
             config,
             faults: Faults::default(),
             images: BTreeMap::new(),
@@ -133,6 +166,8 @@ impl World {
             queue: Vec::new(),
             dead_letters: Vec::new(),
             redriven: Vec::new(),
+            orphan_snapshots: Vec::new(),
+            image_builds: BTreeMap::new(),
             tokens: HashMap::new(),
             rng,
             next_id: 0x1000,
@@ -152,6 +187,11 @@ impl World {
         ImageId::parse(&format!("ami-{:017x}", self.next_id)).unwrap_or_else(|_| unreachable!("17 hex digits"))
     }
 
+    fn fresh_snapshot_id(&mut self) -> SnapshotId {
+        self.next_id += 1;
+        SnapshotId::parse(&format!("snap-{:017x}", self.next_id)).unwrap_or_else(|_| unreachable!("17 hex digits"))
+    }
+
     /// Registers an available image owned by `owner` (a source built by a pipeline).
     pub fn add_image(
         &mut self,
@@ -162,6 +202,7 @@ impl World {
         launch_permissions: Vec<LaunchPermission>,
     ) -> ImageId {
         let id = self.fresh_image_id();
+        let snapshot = SimSnapshot { id: self.fresh_snapshot_id(), kms_key: None, create_volume: vec![], tags: vec![] };
         let info = ImageInfo {
             id: id.clone(),
             owner: Some(owner.clone()),
@@ -171,6 +212,7 @@ impl World {
             tags,
             size_gib: 8,
             traits: Default::default(),
+            snapshots: vec![snapshot.id.clone()],
         };
         let image = SimImage {
             info,
@@ -180,6 +222,7 @@ impl World {
             snapshot_tags: Vec::new(),
             copy_seconds: None,
             kms_key_id: None,
+            snapshots: vec![snapshot],
         };
         self.images.entry(region.clone()).or_default().insert(id.clone(), image);
         id
@@ -201,10 +244,41 @@ impl World {
         }
     }
 
-    /// Copies pending in `region` now.
-    pub fn in_flight(&mut self, region: &Region) -> u32 {
+    /// Encrypts the snapshots of `image` with `kms_key` (`aws/ebs`: the AWS-managed key).
+    pub fn encrypt_image(&mut self, region: &Region, image: &ImageId, kms_key: &str) {
+        if let Some(img) = self.image_mut(region, image) {
+            img.info.traits.encrypted = true;
+            for s in &mut img.snapshots {
+                s.kms_key = Some(kms_key.to_string());
+            }
+        }
+    }
+
+    /// Copies of `account` pending in `region` now (the limit is per account and region).
+    pub fn in_flight(&mut self, region: &Region, account: &AccountId) -> u32 {
         self.settle(region);
-        self.images.get(region).map_or(0, |m| m.values().filter(|i| i.info.state == ImageState::Pending).count() as u32)
+        self.images.get(region).map_or(0, |m| {
+            m.values().filter(|i| i.info.state == ImageState::Pending && i.info.owner.as_ref() == Some(account)).count()
+                as u32
+        })
+    }
+
+    /// Whether `account` may launch (and so see) `image`.
+    pub fn can_launch(image: &SimImage, account: &AccountId) -> bool {
+        image.info.owner.as_ref() == Some(account)
+            || image.launch_permissions.iter().any(|p| match p {
+                LaunchPermission::Account(a) => a == account,
+                LaunchPermission::Public => true,
+                _ => false,
+            })
+    }
+
+    /// The snapshot `id` in `region` (of any image).
+    pub fn snapshot_mut(&mut self, region: &Region, id: &SnapshotId) -> Option<(&AccountId, &mut SimSnapshot)> {
+        self.images.get_mut(region)?.values_mut().find_map(|img| {
+            let owner = img.info.owner.as_ref()?;
+            img.snapshots.iter_mut().find(|s| &s.id == id).map(|s| (owner, s))
+        })
     }
 
     /// Counts an EC2 call and answers with an injected throttling error when one is due.
@@ -233,24 +307,56 @@ impl World {
         self.images.get_mut(region).and_then(|m| m.get_mut(id))
     }
 
-    /// CopyImage as EC2 does it.
-    pub fn copy_image(&mut self, destination: &Region, request: &CopyRequest) -> Result<ImageId, PortError> {
-        let token_key = (destination.clone(), request.client_token.clone());
+    /// CopyImage as EC2 does it, called by `caller` in `destination`. A source of another account must be
+    /// shared with the caller (launch permission), and so must its snapshots (createVolumePermission) and, when
+    /// encrypted, its KMS key; an encrypted source copied by another account is re-encrypted with a key of the
+    /// caller's.
+    pub fn copy_image(
+        &mut self,
+        destination: &Region,
+        caller: &AccountId,
+        request: &CopyRequest,
+    ) -> Result<ImageId, PortError> {
+        let token_key = (caller.clone(), destination.clone(), request.client_token.clone());
         if let Some(existing) = self.tokens.get(&token_key) {
             return Ok(existing.clone());
         }
         let source = match self.image(&request.source_region, &request.source_image) {
+            Some(s) if !Self::can_launch(s, caller) => {
+                return Err(PortError::from_code("InvalidAMIID.NotFound", "source image not found"))
+            }
             Some(s) if s.info.state == ImageState::Available => s.clone(),
             Some(_) => return Err(PortError::from_code("InvalidAMIID.Unavailable", "source image is not available")),
             None => return Err(PortError::from_code("InvalidAMIID.NotFound", "source image not found")),
         };
+        if source.info.owner.as_ref() != Some(caller) {
+            if source.snapshots.iter().any(|s| !s.create_volume.contains(caller)) {
+                return Err(PortError::from_code(
+                    "AuthFailure",
+                    "You do not have permission to access the storage of this ami",
+                ));
+            }
+            let encrypted = source.snapshots.iter().any(|s| s.kms_key.is_some());
+            if encrypted && !self.kms_shared_with.contains(caller) {
+                return Err(PortError::from_code(
+                    "AccessDeniedException",
+                    "The ciphertext refers to a customer master key that does not exist, does not exist in this region, or you are not allowed to access",
+                ));
+            }
+            if encrypted && !request.encryption.encrypted {
+                return Err(PortError::from_code(
+                    "InvalidParameter",
+                    "an encrypted snapshot of another account must be copied with Encrypted and a key of yours",
+                ));
+            }
+        }
         if source.info.traits.paravirtual && self.config.pv_unsupported.contains(destination) {
             return Err(PortError::from_code(
                 "InvalidParameterValue",
                 format!("Paravirtual images are not supported in {destination}"),
             ));
         }
-        let in_flight = self.in_flight(destination);
+        let in_flight = self.in_flight(destination, caller);
         if in_flight >= self.config.copy_limit {
             self.limit_errors += 1;
             return Err(PortError::from_code(
@@ -281,9 +387,25 @@ impl World {
             tags.push(tag.clone());
         }
         let id = self.fresh_image_id();
+        let snapshots: Vec<SimSnapshot> = source
+            .snapshots
+            .iter()
+            .map(|s| SimSnapshot {
+                id: self.fresh_snapshot_id(),
+                kms_key: if request.encryption.encrypted {
+                    Some(
+                        request.encryption.kms_key_id.clone().unwrap_or_else(|| format!("default-ebs-key-of-{caller}")),
+                    )
+                } else {
+                    s.kms_key.clone()
+                },
+                create_volume: vec![],
+                tags: request.tags.clone(),
+            })
+            .collect();
         let info = ImageInfo {
             id: id.clone(),
-            owner: Some(self.account.clone()),
+            owner: Some(caller.clone()),
             name: Some(request.name.clone()),
             description: request.description.clone(),
             state: ImageState::Pending,
@@ -294,6 +416,7 @@ impl World {
                 deprecation_time: None,
                 ..source.info.traits.clone()
             },
+            snapshots: snapshots.iter().map(|s| s.id.clone()).collect(),
         };
         let ready_at_ms = self.now_ms + duration_ms;
         let image = SimImage {
@@ -305,12 +428,14 @@ impl World {
             snapshot_tags: request.tags.clone(),
             copy_seconds: None,
             kms_key_id: request.encryption.kms_key_id.clone(),
+            snapshots,
         };
         self.images.entry(destination.clone()).or_default().insert(id.clone(), image);
         self.tokens.insert(token_key, id.clone());
-        let peak = self.peak_in_flight.entry(destination.clone()).or_default();
+        let peak = self.peak_in_flight.entry((caller.clone(), destination.clone())).or_default();
         *peak = (*peak).max(in_flight + 1);
         self.copies.push(CopyRecord {
+            account: caller.clone(),
             source: request.source_image.clone(),
             source_region: request.source_region.clone(),
             destination: destination.clone(),
@@ -322,11 +447,30 @@ impl World {
         Ok(id)
     }
 
-    /// Deregisters an image (stopping a pending copy).
+    /// Deregisters an image (stopping a pending copy). Its snapshots stay (as in EC2) until deleted.
     pub fn deregister(&mut self, region: &Region, id: &ImageId) {
-        if let Some(images) = self.images.get_mut(region) {
-            images.remove(id);
+        if let Some(image) = self.images.get_mut(region).and_then(|images| images.remove(id)) {
+            let kept = image.snapshots.into_iter().map(|s| (region.clone(), image.info.owner.clone(), s));
+            self.orphan_snapshots.extend(kept);
         }
+    }
+
+    /// Deletes a snapshot of `account` left by a deregistered image. As the IAM policy allows, only snapshots
+    /// carrying the provenance tag may be deleted; one still used by a registered image cannot be.
+    pub fn delete_snapshot(&mut self, region: &Region, account: &AccountId, id: &SnapshotId) -> Result<(), PortError> {
+        if self.snapshot_mut(region, id).is_some() {
+            return Err(PortError::from_code("InvalidSnapshot.InUse", format!("{id} is used by a registered image")));
+        }
+        let Some(pos) = self.orphan_snapshots.iter().position(|(r, _, s)| r == region && &s.id == id) else {
+            return Ok(());
+        };
+        let (_, owner, snapshot) = &self.orphan_snapshots[pos];
+        let tagged = snapshot.tags.iter().any(|t| t.key == crate::core::provenance::SOURCE_IMAGE_TAG);
+        if owner.as_ref() != Some(account) || !tagged {
+            return Err(PortError::from_code("UnauthorizedOperation", format!("not allowed to delete {id}")));
+        }
+        self.orphan_snapshots.remove(pos);
+        Ok(())
     }
 
     // ----- SQS -----

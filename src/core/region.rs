@@ -1,0 +1,178 @@
+//! One place's step without I/O: the jobs of one (account, region) and what EC2 said about them in, decisions
+//! out. The shell (`service::region`) observes with as few calls as the place allows, calls [`decide`], then
+//! acts (CopyImage for the admitted jobs, sharing, replacing) and feeds CopyImage's answers to [`after_copy`].
+
+use super::admission;
+use super::errors::{ErrorClass, PortError};
+use super::ids::ImageId;
+use super::image::{ImageInfo, ImageState};
+use super::job::{Job, Phase};
+use super::provenance::is_copy_of;
+use super::rules;
+use super::step::{self, Decision, StepPolicy};
+use std::collections::BTreeSet;
+
+/// A place's jobs, split by phase. `T` is the caller's tag (the message a job came from).
+#[derive(Debug)]
+pub struct PlaceJobs<T> {
+    /// Jobs waiting for a copy, with that copy's id.
+    pub waiting: Vec<(T, ImageId, Job)>,
+    /// Jobs that need an existing copy found, or a new one started.
+    pub to_copy: Vec<(T, Job)>,
+}
+
+impl<T> PlaceJobs<T> {
+    pub fn split(jobs: Vec<(T, Job)>) -> Self {
+        let mut split = Self { waiting: Vec::new(), to_copy: Vec::new() };
+        for (tag, job) in jobs {
+            match &job.phase {
+                Phase::Wait { copy_image } => split.waiting.push((tag, copy_image.clone(), job)),
+                Phase::Copy => split.to_copy.push((tag, job)),
+            }
+        }
+        split
+    }
+
+    pub fn len(&self) -> usize {
+        self.waiting.len() + self.to_copy.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the in-flight count is needed: only admission uses it.
+    pub fn needs_in_flight(&self) -> bool {
+        !self.to_copy.is_empty()
+    }
+
+    /// The sources whose existing copies must be looked up (one call covers them all).
+    pub fn sources(&self) -> Vec<ImageId> {
+        let set: BTreeSet<&ImageId> = self.to_copy.iter().map(|(_, j)| &j.source_image).collect();
+        set.into_iter().cloned().collect()
+    }
+
+    /// The waiting copies whose state the list of pending images does not tell (those not in it), to look up
+    /// by id. Without that list (`None`), all of them.
+    pub fn copies_to_describe(&self, pending: Option<&[ImageId]>) -> Vec<ImageId> {
+        self.waiting
+            .iter()
+            .filter(|(_, copy, _)| pending.is_none_or(|p| !p.contains(copy)))
+            .map(|(_, c, _)| c.clone())
+            .collect()
+    }
+}
+
+/// What EC2 said about a place, gathered by the shell.
+#[derive(Debug, Clone)]
+pub struct Observations {
+    /// The place's pending images (copies in flight), when [`PlaceJobs::needs_in_flight`].
+    pub pending: Option<Result<Vec<ImageId>, PortError>>,
+    /// Existing copies of [`PlaceJobs::sources`] (the provenance-tag lookup).
+    pub existing: Result<Vec<ImageInfo>, PortError>,
+    /// The images of [`PlaceJobs::copies_to_describe`] that EC2 knows.
+    pub described: Result<Vec<ImageInfo>, PortError>,
+}
+
+/// What to do at a place.
+#[derive(Debug)]
+pub struct PlacePlan<T> {
+    /// Jobs whose next step is decided.
+    pub decided: Vec<(T, Job, Decision)>,
+    /// Jobs admitted under the copy limit: start CopyImage, then [`after_copy`].
+    pub start: Vec<(T, Job)>,
+    /// Copies in flight at the place when observed.
+    pub in_flight: usize,
+    /// Jobs that wait for capacity (the place is at its limit).
+    pub waiting_for_capacity: usize,
+    /// The policy the decisions used (the poll delay depends on how many copies one poll covers).
+    pub policy: StepPolicy,
+}
+
+/// The copy to resume, if one exists: an available one first, else a pending one. Failed or deregistered
+/// copies are not resumed.
+pub fn best_existing_copy<'a>(images: &'a [ImageInfo], job: &Job) -> Option<&'a ImageInfo> {
+    let mine = || images.iter().filter(|img| is_copy_of(img, &job.source_image, &job.source_region));
+    mine()
+        .find(|img| img.state == ImageState::Available)
+        .or_else(|| mine().find(|img| img.state == ImageState::Pending))
+}
+
+/// Decides every job of a place: waiting copies settled or still pending, existing copies resumed, and at most
+/// `limit` minus the copies in flight new copies admitted (largest first, see [`admission::admit`]).
+pub fn decide<T>(jobs: PlaceJobs<T>, observed: Observations, limit: u32, base: &StepPolicy) -> PlacePlan<T> {
+    // One DescribeImages polls every copy of the batch at this place: with few copies, poll less often.
+    let policy = StepPolicy { poll_seconds: step::poll_seconds_for(base, jobs.len()), ..base.clone() };
+    let mut plan = PlacePlan { decided: Vec::new(), start: Vec::new(), in_flight: 0, waiting_for_capacity: 0, policy };
+    let policy = &plan.policy.clone();
+    let pending = match observed.pending {
+        Some(Err(e)) => {
+            let all = jobs.waiting.into_iter().map(|(t, _, j)| (t, j)).chain(jobs.to_copy);
+            plan.decided.extend(all.map(|(t, j)| {
+                let d = step::on_error(&j, &e, policy);
+                (t, j, d)
+            }));
+            return plan;
+        }
+        Some(Ok(p)) => Some(p),
+        None => None,
+    };
+
+    for (tag, copy, job) in jobs.waiting {
+        let decision = if pending.as_ref().is_some_and(|p| p.contains(&copy)) {
+            step::on_copy_observed(&job, &copy, Some(&ImageState::Pending), policy)
+        } else {
+            match &observed.described {
+                Ok(images) => {
+                    let state = images.iter().find(|img| img.id == copy).map(|img| &img.state);
+                    step::on_copy_observed(&job, &copy, state, policy)
+                }
+                Err(e) => step::on_error(&job, e, policy),
+            }
+        };
+        plan.decided.push((tag, job, decision));
+    }
+
+    let mut candidates = Vec::new();
+    for (tag, job) in jobs.to_copy {
+        match &observed.existing {
+            Err(e) => {
+                let d = step::on_error(&job, e, policy);
+                plan.decided.push((tag, job, d));
+            }
+            Ok(images) => match best_existing_copy(images, &job) {
+                Some(copy) => {
+                    let d = step::on_copy_observed(&job, &copy.id, Some(&copy.state), policy);
+                    plan.decided.push((tag, job, d));
+                }
+                None => candidates.push((tag, job)),
+            },
+        }
+    }
+    plan.in_flight = pending.as_ref().map_or(0, Vec::len);
+    let (admitted, refused) = admission::admit(candidates, admission::room(limit, plan.in_flight));
+    plan.waiting_for_capacity = refused.len();
+    for (tag, job) in refused {
+        let d = step::wait_for_capacity(&job, policy);
+        plan.decided.push((tag, job, d));
+    }
+    plan.start = admitted;
+    plan
+}
+
+/// CopyImage answered `result` for `job`.
+pub fn after_copy(job: &Job, result: &Result<ImageId, PortError>, policy: &StepPolicy) -> Decision {
+    match result {
+        Ok(copy) => step::on_copy_observed(job, copy, Some(&ImageState::Pending), policy),
+        // Another invocation raced for the last slot, or AWS allows fewer copies than configured.
+        Err(e) if e.class == ErrorClass::Capacity => step::wait_for_capacity(job, policy),
+        Err(e) if e.class == ErrorClass::Permanent => {
+            Decision::GiveUp { reason: rules::explain_copy_error(job, e), failed_copy: None }
+        }
+        Err(e) => step::on_error(job, e, policy),
+    }
+}
+
+#[cfg(test)]
+#[path = "region_tests.rs"]
+mod tests;

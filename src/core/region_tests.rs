@@ -1,0 +1,127 @@
+//! Unit tests of the pure place step: no ports, only observations in and decisions out.
+
+use super::*;
+use crate::core::ids::{AccountId, Region};
+use crate::core::image::{ImageTraits, Tag};
+use crate::core::provenance::provenance_tags;
+
+fn id(n: u32) -> ImageId {
+    ImageId::parse(&format!("ami-{n:08x}")).unwrap()
+}
+
+fn job(source: u32, size: u32) -> Job {
+    let mut j =
+        Job::new(id(source), Region::parse("us-east-1").unwrap(), Region::parse("eu-west-1").unwrap(), None, None);
+    j.size_gib = size;
+    j
+}
+
+fn waiting(source: u32, copy: u32) -> Job {
+    let mut j = job(source, 8);
+    j.phase = Phase::Wait { copy_image: id(copy) };
+    j.polls = 1;
+    j
+}
+
+fn image(n: u32, state: ImageState, tags: Vec<Tag>) -> ImageInfo {
+    ImageInfo {
+        id: id(n),
+        owner: Some(AccountId::parse("123456789012").unwrap()),
+        name: None,
+        description: None,
+        state,
+        tags,
+        size_gib: 8,
+        traits: ImageTraits::default(),
+        snapshots: vec![],
+    }
+}
+
+fn copy_of(n: u32, source: u32, state: ImageState) -> ImageInfo {
+    image(n, state, provenance_tags(&id(source), &Region::parse("us-east-1").unwrap()))
+}
+
+fn observed(pending: Option<Vec<ImageId>>, existing: Vec<ImageInfo>, described: Vec<ImageInfo>) -> Observations {
+    Observations { pending: pending.map(Ok), existing: Ok(existing), described: Ok(described) }
+}
+
+#[test]
+fn split_tells_what_to_observe() {
+    let jobs = PlaceJobs::split(vec![(0, job(1, 8)), (1, waiting(2, 20)), (2, job(1, 8)), (3, waiting(3, 30))]);
+    assert_eq!((jobs.waiting.len(), jobs.to_copy.len()), (2, 2));
+    assert!(jobs.needs_in_flight());
+    assert_eq!(jobs.sources(), vec![id(1)], "one lookup per source");
+    assert_eq!(jobs.copies_to_describe(Some(&[id(20)])), vec![id(30)], "pending copies need no second look");
+    assert_eq!(jobs.copies_to_describe(None), vec![id(20), id(30)]);
+    let only_waiting = PlaceJobs::split(vec![(0, waiting(2, 20))]);
+    assert!(!only_waiting.needs_in_flight(), "no copy to start: no in-flight count");
+}
+
+#[test]
+fn admission_fills_the_room_largest_first_and_the_rest_wait() {
+    let jobs = PlaceJobs::split(vec![(0, job(1, 8)), (1, job(2, 200)), (2, job(3, 50))]);
+    let pending: Vec<ImageId> = (100..198).map(id).collect();
+    let plan = decide(jobs, observed(Some(pending), vec![], vec![]), 100, &StepPolicy::default());
+    assert_eq!(plan.in_flight, 98);
+    let started: Vec<u32> = plan.start.iter().map(|(t, _)| *t).collect();
+    assert_eq!(started, vec![1, 2], "two slots, the largest images first");
+    assert_eq!(plan.waiting_for_capacity, 1);
+    assert!(matches!(&plan.decided[0], (0, _, Decision::Continue { job, .. }) if job.capacity_waits == 1));
+}
+
+#[test]
+fn existing_copies_are_resumed_not_copied_again() {
+    let jobs = PlaceJobs::split(vec![(0, job(1, 8)), (1, job(2, 8))]);
+    let existing = vec![copy_of(50, 1, ImageState::Available), copy_of(51, 2, ImageState::Failed(None))];
+    let plan = decide(jobs, observed(Some(vec![]), existing, vec![]), 100, &StepPolicy::default());
+    assert!(matches!(&plan.decided[..], [(0, _, Decision::Share { copy })] if *copy == id(50)));
+    assert_eq!(plan.start.len(), 1, "a failed copy is not resumed: a new one starts");
+    assert_eq!(plan.start[0].0, 1);
+}
+
+#[test]
+fn waiting_copies_settle_from_the_pending_list_and_the_lookup() {
+    let jobs = PlaceJobs::split(vec![(0, waiting(1, 20)), (1, waiting(2, 21)), (2, waiting(3, 22))]);
+    let described = vec![image(21, ImageState::Available, vec![])];
+    let plan = decide(jobs, observed(Some(vec![id(20)]), vec![], described), 100, &StepPolicy::default());
+    assert!(matches!(&plan.decided[0], (0, _, Decision::Continue { .. })), "still pending");
+    assert!(matches!(&plan.decided[1], (1, _, Decision::Share { copy }) if *copy == id(21)));
+    assert!(matches!(&plan.decided[2], (2, _, Decision::Vanished { copy }) if *copy == id(22)));
+}
+
+#[test]
+fn a_failed_in_flight_count_retries_every_job_and_starts_nothing() {
+    let jobs = PlaceJobs::split(vec![(0, job(1, 8)), (1, waiting(2, 20))]);
+    let throttled = PortError::from_code("RequestLimitExceeded", "slow down");
+    let obs = Observations { pending: Some(Err(throttled)), existing: Ok(vec![]), described: Ok(vec![]) };
+    let plan = decide(jobs, obs, 100, &StepPolicy::default());
+    assert!(plan.start.is_empty());
+    assert_eq!(plan.decided.len(), 2);
+    assert!(plan.decided.iter().all(|(_, _, d)| matches!(d, Decision::Continue { job, .. } if job.throttles == 1)));
+}
+
+#[test]
+fn few_copies_are_polled_less_often() {
+    let jobs = PlaceJobs::split(vec![(0, waiting(1, 20))]);
+    let plan = decide(jobs, observed(None, vec![], vec![]), 100, &StepPolicy::default());
+    assert!(plan.policy.poll_seconds > 60, "{}", plan.policy.poll_seconds);
+}
+
+#[test]
+fn copy_answers_map_to_decisions() {
+    let p = StepPolicy::default();
+    let j = job(1, 8);
+    assert!(
+        matches!(after_copy(&j, &Ok(id(9)), &p), Decision::Continue { job, .. } if job.phase == Phase::Wait { copy_image: id(9) })
+    );
+    let limit = PortError::from_code("ResourceLimitExceeded", "too many");
+    assert!(
+        matches!(after_copy(&j, &Err(limit), &p), Decision::Continue { job, .. } if job.capacity_waits == 1 && job.retries == 0)
+    );
+    let denied = PortError::from_code("InvalidAMIID.NotFound", "gone");
+    assert!(
+        matches!(after_copy(&j, &Err(denied), &p), Decision::GiveUp { reason, .. } if reason.contains("deregistered"))
+    );
+    let flaky = PortError::from_code("InternalError", "oops");
+    assert!(matches!(after_copy(&j, &Err(flaky), &p), Decision::Continue { job, .. } if job.retries == 1));
+}

@@ -1,0 +1,116 @@
+//! What an item's work asks for, and making it durable: continuations grouped per place and delay, dead
+//! letters, and the items SQS must deliver again.
+
+use super::{BatchReport, Item, Replicator};
+use crate::core::ids::Place;
+use crate::core::job::{Continuation, Job, JOBS_PER_MESSAGE};
+use crate::core::step::Decision;
+use crate::ports::{Ec2Regions, ImageBuilder, OutgoingMessage, Queue};
+use futures::future::join_all;
+use std::collections::{BTreeMap, BTreeSet};
+use tracing::{error, warn};
+
+/// What one item's work asks for. An item is acknowledged when all its effects are durable.
+#[derive(Debug)]
+pub(super) enum Effect {
+    /// Put the job (back) on the work queue.
+    Enqueue { job: Box<Job>, delay_seconds: u32 },
+    /// Put this message on the work queue.
+    Send(OutgoingMessage),
+    /// Store `body` in the dead-letter queue with the reason.
+    DeadLetter { body: String, reason: String },
+    /// Nothing durable can be made now: let SQS deliver the item again.
+    Retry(String),
+}
+
+impl Effect {
+    pub(super) fn enqueue(job: Job, delay_seconds: u32) -> Self {
+        Effect::Enqueue { job: Box::new(job), delay_seconds }
+    }
+}
+
+/// The effect of a decision that needs no further call.
+pub(super) fn decision_effect(decision: Decision, job: &Job) -> Effect {
+    match decision {
+        Decision::Continue { job, delay_seconds } => Effect::enqueue(job, delay_seconds),
+        Decision::GiveUp { reason, .. } => {
+            error!(reason = %reason, "replication failed");
+            Effect::DeadLetter {
+                body: Continuation::body(std::slice::from_ref(job)),
+                reason: format!("{job}: {reason}"),
+            }
+        }
+        Decision::Replace { job, .. } => Effect::enqueue(job, 0),
+        Decision::Share { .. } | Decision::Vanished { .. } | Decision::Stop { .. } => {
+            Effect::Retry("internal: a decision that needs a call reached decision_effect".into())
+        }
+    }
+}
+
+impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
+    /// Sends what the effects ask for: continuations grouped per place and delay (one message carries up to
+    /// [`JOBS_PER_MESSAGE`] jobs), and dead letters. Items whose effects failed are retried.
+    pub(super) async fn make_durable(&self, items: &[Item], effects: Vec<(usize, Effect)>) -> BatchReport {
+        let mut report = BatchReport::default();
+        let mut retry: BTreeSet<usize> = BTreeSet::new();
+        let mut groups: BTreeMap<(Place, u32), Vec<(usize, Job)>> = BTreeMap::new();
+        let mut dead = Vec::new();
+        let mut raw = Vec::new();
+        for (i, effect) in effects {
+            match effect {
+                Effect::Retry(reason) => {
+                    warn!(message_id = %items[i].id, phase = "retry", reason = %reason, "message will be delivered again");
+                    retry.insert(i);
+                }
+                Effect::Enqueue { job, delay_seconds } => {
+                    groups.entry((job.place(), delay_seconds)).or_default().push((i, *job))
+                }
+                Effect::DeadLetter { body, reason } => dead.push((i, body, reason)),
+                Effect::Send(message) => raw.push((i, message)),
+            }
+        }
+
+        let dead_results = join_all(dead.iter().map(|(_, body, reason)| self.queue.dead_letter(body, reason))).await;
+        for ((i, _, reason), result) in dead.into_iter().zip(dead_results) {
+            match result {
+                Ok(true) => {
+                    warn!(message_id = %items[i].id, phase = "dead_letter", reason = %reason, "sent to the dead-letter queue");
+                    report.dead_lettered.push(reason);
+                }
+                Ok(false) => {
+                    warn!(message_id = %items[i].id, phase = "dead_letter", reason = %reason,
+                        "can never succeed; no DEAD_LETTER_QUEUE_URL, left to the queue's redrive policy");
+                    retry.insert(i);
+                }
+                Err(e) => {
+                    warn!(message_id = %items[i].id, phase = "dead_letter", reason = %reason, error = %e, "dead-lettering failed");
+                    retry.insert(i);
+                }
+            }
+        }
+
+        let mut messages = Vec::new();
+        let mut owners: Vec<Vec<usize>> = Vec::new();
+        for (i, message) in raw {
+            messages.push(message);
+            owners.push(vec![i]);
+        }
+        for ((_, delay_seconds), jobs) in groups {
+            for chunk in jobs.chunks(JOBS_PER_MESSAGE) {
+                let list: Vec<Job> = chunk.iter().map(|(_, j)| j.clone()).collect();
+                messages.push(OutgoingMessage { body: Continuation::body(&list), delay_seconds });
+                owners.push(chunk.iter().map(|(i, _)| *i).collect());
+            }
+        }
+        if !messages.is_empty() {
+            for (owner, result) in owners.into_iter().zip(self.queue.send(&messages).await) {
+                if let Err(e) = result {
+                    warn!(phase = "enqueue", error = %e, "could not enqueue a continuation; its messages will be delivered again");
+                    retry.extend(owner);
+                }
+            }
+        }
+        report.retry = retry.into_iter().map(|i| items[i].id.clone()).collect();
+        report
+    }
+}

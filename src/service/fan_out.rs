@@ -1,0 +1,105 @@
+//! Fan-out: a source image to one job per place, and an Image Builder build to the requests of its AMIs.
+
+use super::{resend, Effect, Replicator};
+use crate::core::errors::ErrorClass;
+use crate::core::ids::AccountId;
+use crate::core::job::ReplicationRequest;
+use crate::core::plan::{self, Readiness};
+use crate::core::rules;
+use crate::core::step::{self, RequestDecision};
+use crate::ports::{Ec2, Ec2Regions, ImageBuilder, Queue};
+use tracing::{info, warn, Instrument};
+
+impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
+    /// Reads the source image and makes one copy job per place: this account in every destination region, and
+    /// every target account in every destination region and the source region.
+    pub(super) async fn fan_out(&self, request: &ReplicationRequest, home: &AccountId) -> Vec<Effect> {
+        let span =
+            tracing::info_span!("fan_out", image = %request.image, region = %request.source_region, phase = "fan_out");
+        async {
+            let dead = |reason: String| vec![Effect::DeadLetter { body: request.body(), reason }];
+            let ec2 = self.ec2.region(&request.source_region);
+            let image = match ec2.describe_image(&request.image).await {
+                Ok(Some(image)) => image,
+                Ok(None) => {
+                    return dead(format!("source image {} not found in {}", request.image, request.source_region))
+                }
+                Err(e) => {
+                    warn!(error = %e, "could not read the source image");
+                    return match step::on_request_error(request, &e, &self.settings.step) {
+                        RequestDecision::Resend { request, delay_seconds } => vec![resend(&request, delay_seconds)],
+                        RequestDecision::GiveUp { reason } => dead(reason),
+                    };
+                }
+            };
+            let wanted = rules::wanted_encryption(request.encrypted, &self.settings.encryption);
+            if let Some(skip) = plan::skip_reason(&image, home, self.settings.tag_filter.as_ref()) {
+                // A Marketplace AMI shared with this account is not merely someone else's: say what to do.
+                if let (plan::Skip::NotOwned { .. }, Some(why)) = (&skip, rules::cannot_copy(&image, home, wanted)) {
+                    return dead(why);
+                }
+                info!(reason = %skip, "skipped");
+                return vec![];
+            }
+            match plan::source_readiness(&image) {
+                Readiness::Ready => {}
+                Readiness::NotYet => {
+                    info!("source image is still pending; checking again later");
+                    return vec![resend(request, self.settings.step.poll_seconds)];
+                }
+                Readiness::Never(reason) => return dead(reason),
+            }
+            if let Some(why) = rules::cannot_copy(&image, home, wanted) {
+                return dead(why);
+            }
+            let destinations =
+                plan::destinations(&request.source_region, request.targets.as_deref(), &self.settings.target_regions);
+            let places = plan::places(&destinations, &request.source_region, &self.settings.target_accounts, home);
+            info!(places = ?places.iter().map(ToString::to_string).collect::<Vec<_>>(), "fanned out");
+            plan::fan_out(&image, &request.source_region, &places)
+                .into_iter()
+                .map(|mut job| {
+                    job.encrypt = request.encrypted;
+                    Effect::enqueue(job, 0)
+                })
+                .collect()
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// The replication requests of an Image Builder build: one per AMI of this account that it made (GetImage's
+    /// `outputResources.amis`), as if each AMI's own event had arrived. `Err` is the item's effect when the build
+    /// cannot be read.
+    pub(super) async fn expand_build(
+        &self,
+        arn: &str,
+        body: &str,
+        home: &AccountId,
+    ) -> Result<Vec<ReplicationRequest>, Effect> {
+        let span = tracing::info_span!("image_builder", build = %arn, phase = "fan_out");
+        async {
+            match self.image_builder.output_amis(arn).await {
+                Ok(amis) => {
+                    let (mine, others): (Vec<_>, Vec<_>) =
+                        amis.into_iter().partition(|a| a.account.as_ref().is_none_or(|a| a == home));
+                    for other in others {
+                        info!(image = %other.image, region = %other.region, "AMI of another account in the build; skipped");
+                    }
+                    info!(amis = mine.len(), "Image Builder build available");
+                    Ok(mine.into_iter().map(|a| ReplicationRequest::new(a.image, a.region, None)).collect())
+                }
+                Err(e) if e.class == ErrorClass::Permanent => Err(Effect::DeadLetter {
+                    body: body.to_string(),
+                    reason: format!("Image Builder build {arn} cannot be read: {e}"),
+                }),
+                Err(e) => {
+                    warn!(error = %e, "could not read the Image Builder build");
+                    Err(Effect::Retry(format!("Image Builder GetImage: {e}")))
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+}

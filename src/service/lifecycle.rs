@@ -1,0 +1,70 @@
+//! The source's lifecycle: when a source is deregistered, its pending copies are stopped everywhere (and, with
+//! DEREGISTER_COPIES_WITH_SOURCE, its available copies deregistered and their snapshots deleted).
+
+use super::{Effect, Replicator};
+use crate::core::errors::PortError;
+use crate::core::ids::{AccountId, ImageId, Place, Region};
+use crate::core::lifecycle::{self, Cleanup};
+use crate::core::plan;
+use crate::ports::{Ec2, Ec2Regions, ImageBuilder, Queue};
+use futures::future::join_all;
+use std::collections::BTreeMap;
+use tracing::{info, warn, Instrument};
+
+impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
+    /// Handles the deregistration events of a batch: one provenance lookup per place covers every source.
+    /// A place that cannot be cleaned now makes its items retry (all of this is idempotent).
+    pub(super) async fn sources_gone(
+        &self,
+        gone: Vec<(usize, ImageId, Region)>,
+        home: &AccountId,
+    ) -> Vec<(usize, Effect)> {
+        let mut by_place: BTreeMap<Place, Vec<(usize, ImageId, Region)>> = BTreeMap::new();
+        for (i, image, region) in gone {
+            let destinations = plan::destinations(&region, None, &self.settings.target_regions);
+            for place in plan::places(&destinations, &region, &self.settings.target_accounts, home) {
+                by_place.entry(place).or_default().push((i, image.clone(), region.clone()));
+            }
+        }
+        let results = join_all(by_place.into_iter().map(|(place, sources)| {
+            let span = tracing::info_span!("lifecycle", region = %place.region,
+                account = place.account.as_ref().map_or("", |a| a.as_str()), phase = "source_deregistered");
+            async move {
+                match self.clean_place(&place, &sources).await {
+                    Ok(()) => vec![],
+                    Err(e) => {
+                        warn!(error = %e, "could not stop the copies of a deregistered source here; retrying");
+                        let retry = format!("stopping copies in {place}: {e}");
+                        sources.into_iter().map(|(i, _, _)| (i, Effect::Retry(retry.clone()))).collect()
+                    }
+                }
+            }
+            .instrument(span)
+        }))
+        .await;
+        results.into_iter().flatten().collect()
+    }
+
+    async fn clean_place(&self, place: &Place, sources: &[(usize, ImageId, Region)]) -> Result<(), PortError> {
+        let ec2 = self.ec2.at(place)?;
+        let ids: Vec<ImageId> = sources.iter().map(|(_, image, _)| image.clone()).collect();
+        let found = ec2.find_copies(&ids).await?;
+        for (_, source, region) in sources {
+            for Cleanup { copy, stops_pending_copy, delete_snapshots } in
+                lifecycle::cleanup(&found, source, region, self.settings.deregister_copies_with_source)
+            {
+                ec2.deregister_image(&copy).await?;
+                if stops_pending_copy {
+                    info!(image = %source, copy = %copy, "source deregistered: its pending copy was stopped");
+                } else {
+                    info!(image = %source, copy = %copy, "source deregistered: copy deregistered too (DEREGISTER_COPIES_WITH_SOURCE)");
+                }
+                for snapshot in delete_snapshots {
+                    ec2.delete_snapshot(&snapshot).await?;
+                    info!(image = %source, copy = %copy, snapshot = %snapshot, "snapshot of the deregistered copy deleted");
+                }
+            }
+        }
+        Ok(())
+    }
+}

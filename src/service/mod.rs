@@ -1,0 +1,228 @@
+//! The replicator: runs a batch of decoded messages through the core, using the ports. The same code runs in
+//! Lambda, in the tests and in the simulator. One file per phase: [`durable`] (what an item's effects are and
+//! how they are made durable), [`fan_out`] (a source to one job per place), [`place`] (a place's step:
+//! observe, decide in `core::region`, act), [`share`] (grants on the source and launch permissions on copies),
+//! [`lifecycle`] (a deregistered source's copies).
+
+mod durable;
+mod fan_out;
+mod lifecycle;
+mod place;
+mod share;
+
+use crate::core::errors::PortError;
+use crate::core::ids::{AccountId, ImageId, Place, Region};
+use crate::core::image::{LaunchPermission, Tag};
+use crate::core::job::{Job, Phase, ReplicationRequest};
+use crate::core::rules::EncryptionPolicy;
+use crate::core::share::SharePolicy;
+use crate::core::step::StepPolicy;
+use crate::ports::{Ec2Regions, ImageBuilder, NoImageBuilder, OutgoingMessage, Queue};
+use durable::Effect;
+use futures::future::join_all;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use tokio::sync::OnceCell;
+use tracing::{info, warn};
+
+/// What the replicator needs to know from the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub target_regions: Vec<Region>,
+    /// TARGET_ACCOUNTS: accounts that get copies of their own (their roles are the adapter's business).
+    pub target_accounts: Vec<AccountId>,
+    pub tag_filter: Option<Tag>,
+    /// Concurrent copies to allow per place (MAX_CONCURRENT_COPIES_PER_REGION, per account and region).
+    pub max_copies_per_region: u32,
+    pub step: StepPolicy,
+    pub share: SharePolicy,
+    pub encryption: EncryptionPolicy,
+    /// COPY_DESCRIPTION_TEMPLATE; `None`: copies keep the source's description.
+    pub description_template: Option<String>,
+    /// EXTRA_TAGS, put on every copy and its snapshots.
+    pub extra_tags: Vec<Tag>,
+    /// DEREGISTER_COPIES_WITH_SOURCE: when a source is deregistered, deregister its available copies too and
+    /// delete their snapshots (pending copies are always stopped).
+    pub deregister_copies_with_source: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            target_regions: Vec::new(),
+            target_accounts: Vec::new(),
+            tag_filter: None,
+            max_copies_per_region: 100,
+            step: StepPolicy::default(),
+            share: SharePolicy { copy_source_permissions: true, ..SharePolicy::default() },
+            encryption: EncryptionPolicy::default(),
+            description_template: None,
+            extra_tags: Vec::new(),
+            deregister_copies_with_source: false,
+        }
+    }
+}
+
+/// A decoded message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// Replicate an image (an EventBridge event or a work item).
+    Request(ReplicationRequest),
+    /// Resume jobs (a continuation).
+    Jobs(Vec<Job>),
+    /// A source image was deregistered: stop its pending copies (and more, with DEREGISTER_COPIES_WITH_SOURCE).
+    SourceGone { image: ImageId, region: Region },
+    /// An EC2 Image Builder image build version became available: replicate the AMIs it made.
+    ImageBuilt { arn: String },
+    /// Nothing to do, with the reason (e.g. an AMI state other than `available`).
+    Ignore(String),
+}
+
+/// One message of a batch. `message` is `Err` with a reason when it could not be decoded.
+#[derive(Debug, Clone)]
+pub struct Item {
+    pub id: String,
+    pub body: String,
+    pub message: Result<Message, String>,
+}
+
+/// What became of a batch.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct BatchReport {
+    /// Ids of the items that must be delivered again (something of theirs could not be made durable).
+    pub retry: Vec<String>,
+    /// Reasons of the messages stored in the dead-letter queue.
+    pub dead_lettered: Vec<String>,
+    /// Jobs whose copy is available and shared.
+    pub completed: Vec<(Job, ImageId)>,
+    /// Jobs that ended without a copy and without a failure (their source was deregistered), with the reason.
+    pub stopped: Vec<(Job, String)>,
+}
+
+type Once<T> = Arc<OnceCell<Result<T, PortError>>>;
+type Memo<K, T> = Mutex<HashMap<K, Once<T>>>;
+
+/// Per-invocation memory shared by the jobs of a batch.
+#[derive(Default)]
+struct Invocation {
+    /// Launch permissions of each source, read at most once per invocation.
+    permissions: Memo<(ImageId, Region), Vec<LaunchPermission>>,
+    /// What a target account was granted on a source so that it can copy it, at most once per invocation.
+    grants: Memo<(ImageId, Region, AccountId), ()>,
+    completed: Mutex<Vec<(Job, ImageId)>>,
+    stopped: Mutex<Vec<(Job, String)>>,
+}
+
+/// The cell of `key` in one of the invocation's memories.
+fn once<K: std::hash::Hash + Eq, T>(map: &Memo<K, T>, key: K) -> Once<T> {
+    map.lock().unwrap_or_else(|e| e.into_inner()).entry(key).or_default().clone()
+}
+
+fn push<T>(list: &Mutex<Vec<T>>, value: T) {
+    list.lock().unwrap_or_else(|e| e.into_inner()).push(value);
+}
+
+pub struct Replicator<R, Q, B = NoImageBuilder> {
+    settings: Arc<Settings>,
+    ec2: R,
+    queue: Q,
+    image_builder: B,
+}
+
+impl<R: Ec2Regions, Q: Queue> Replicator<R, Q, NoImageBuilder> {
+    pub fn new(settings: Arc<Settings>, ec2: R, queue: Q) -> Self {
+        Self { settings, ec2, queue, image_builder: NoImageBuilder }
+    }
+}
+
+impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
+    /// The same replicator, reading EC2 Image Builder builds with `image_builder`.
+    pub fn with_image_builder<B2: ImageBuilder>(self, image_builder: B2) -> Replicator<R, Q, B2> {
+        Replicator { settings: self.settings, ec2: self.ec2, queue: self.queue, image_builder }
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Processes a batch: fan-outs and the jobs of all places run concurrently; per place, one set of calls
+    /// covers every job of the batch. Each item ends acknowledged (its effects are durable) or in `retry`.
+    /// `home` is the function's own account.
+    pub async fn process(&self, items: Vec<Item>, home: &AccountId) -> BatchReport {
+        let mut effects: Vec<(usize, Effect)> = Vec::new();
+        let mut requests = Vec::new();
+        let mut jobs: Vec<(usize, Job)> = Vec::new();
+        let mut gone = Vec::new();
+        let mut builds = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            match &item.message {
+                Err(reason) => {
+                    warn!(message_id = %item.id, phase = "decode", error = %reason, "undecodable message");
+                    let reason = format!("undecodable message: {reason}");
+                    effects.push((i, Effect::DeadLetter { body: item.body.clone(), reason }));
+                }
+                Ok(Message::Ignore(reason)) => {
+                    info!(message_id = %item.id, phase = "decode", reason = %reason, "nothing to do")
+                }
+                Ok(Message::Request(r)) => requests.push((i, r.clone())),
+                Ok(Message::Jobs(list)) => jobs.extend(list.iter().map(|j| (i, j.clone()))),
+                Ok(Message::SourceGone { image, region }) => gone.push((i, image.clone(), region.clone())),
+                Ok(Message::ImageBuilt { arn }) => builds.push((i, arn.clone(), item.body.clone())),
+            }
+        }
+        for (i, built) in
+            join_all(builds.iter().map(|(i, arn, body)| async move { (*i, self.expand_build(arn, body, home).await) }))
+                .await
+        {
+            match built {
+                Ok(list) => requests.extend(list.into_iter().map(|r| (i, r))),
+                Err(effect) => effects.push((i, effect)),
+            }
+        }
+        let mut by_place: BTreeMap<Place, Vec<(usize, Job)>> = BTreeMap::new();
+        for (i, job) in dedup_jobs(jobs) {
+            by_place.entry(job.place()).or_default().push((i, job));
+        }
+
+        let invocation = Invocation::default();
+        let fan_outs = join_all(requests.iter().map(|(i, r)| async move {
+            self.fan_out(r, home).await.into_iter().map(move |e| (*i, e)).collect::<Vec<_>>()
+        }));
+        let places =
+            join_all(by_place.into_iter().map(|(place, jobs)| self.advance_place(place, jobs, home, &invocation)));
+        let (fanned, advanced, cleaned) = tokio::join!(fan_outs, places, self.sources_gone(gone, home));
+        effects.extend(fanned.into_iter().flatten());
+        effects.extend(advanced.into_iter().flatten());
+        effects.extend(cleaned);
+
+        let mut report = self.make_durable(&items, effects).await;
+        report.completed = invocation.completed.into_inner().unwrap_or_else(|e| e.into_inner());
+        report.stopped = invocation.stopped.into_inner().unwrap_or_else(|e| e.into_inner());
+        report
+    }
+}
+
+/// Drops duplicate jobs of a batch (the same source to the same place, e.g. from a duplicated event), keeping
+/// the most advanced one: a waiting job over a copying one.
+fn dedup_jobs(jobs: Vec<(usize, Job)>) -> Vec<(usize, Job)> {
+    let mut kept: Vec<(usize, Job)> = Vec::with_capacity(jobs.len());
+    let mut index: HashMap<(ImageId, Region, Place), usize> = HashMap::new();
+    for (i, job) in jobs {
+        match index.get(&job.key()) {
+            Some(&k) if matches!(kept[k].1.phase, Phase::Copy) && matches!(job.phase, Phase::Wait { .. }) => {
+                kept[k] = (i, job)
+            }
+            Some(_) => {}
+            None => {
+                index.insert(job.key(), kept.len());
+                kept.push((i, job));
+            }
+        }
+    }
+    kept
+}
+
+/// A message that puts `request` back on the work queue after `delay_seconds`.
+fn resend(request: &ReplicationRequest, delay_seconds: u32) -> Effect {
+    Effect::Send(OutgoingMessage { body: request.body(), delay_seconds })
+}

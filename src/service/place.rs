@@ -1,0 +1,212 @@
+//! A place's step, the shell around `core::region`: observe the place with as few calls as it allows, decide
+//! in the core, then act (CopyImage for the admitted jobs, then sharing, replacing or ending each job).
+
+use super::durable::decision_effect;
+use super::{push, Effect, Invocation, Replicator};
+use crate::core::errors::PortError;
+use crate::core::ids::{AccountId, ImageId, Place};
+use crate::core::image::ImageInfo;
+use crate::core::job::{Job, Phase};
+use crate::core::provenance::{client_token, provenance_tags};
+use crate::core::region::{self, Observations, PlaceJobs};
+use crate::core::rules;
+use crate::core::step::{self, Decision};
+use crate::ports::{CopyRequest, Ec2, Ec2Regions, ImageBuilder, Queue};
+use futures::future::join_all;
+use futures::StreamExt;
+use tracing::{info, warn, Instrument};
+
+/// CopyImage calls in flight at once per place and invocation (the SDK's adaptive retry paces them further).
+const COPY_CONCURRENCY: usize = 8;
+
+pub(super) fn job_span(job: &Job) -> tracing::Span {
+    tracing::info_span!("job", image = %job.source_image, region = %job.destination,
+        account = job.account.as_ref().map_or("", |a| a.as_str()), phase = job.phase_name())
+}
+
+impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
+    /// Advances every job of one place: one DescribeImages for its pending images (the in-flight count, and
+    /// which waiting copies are still pending), one for existing copies of the sources to copy, one for waiting
+    /// copies that are no longer pending; then CopyImage for as many jobs as the limit has room for.
+    pub(super) async fn advance_place(
+        &self,
+        place: Place,
+        jobs: Vec<(usize, Job)>,
+        home: &AccountId,
+        invocation: &Invocation,
+    ) -> Vec<(usize, Effect)> {
+        let span = tracing::info_span!("place", region = %place.region,
+            account = place.account.as_ref().map_or("", |a| a.as_str()), phase = "place_step");
+        let ec2 = match self.ec2.at(&place) {
+            Ok(ec2) => ec2,
+            Err(e) => {
+                let _entered = span.enter();
+                warn!(error = %e, "no EC2 client for this place");
+                return jobs
+                    .into_iter()
+                    .map(|(i, job)| (i, decision_effect(step::on_error(&job, &e, &self.settings.step), &job)))
+                    .collect();
+            }
+        };
+        let jobs = PlaceJobs::split(jobs);
+        let observed = observe(&ec2, &jobs).instrument(span.clone()).await;
+        let plan = region::decide(jobs, observed, self.settings.max_copies_per_region, &self.settings.step);
+        if plan.waiting_for_capacity > 0 {
+            let _entered = span.enter();
+            info!(
+                in_flight = plan.in_flight,
+                admitted = plan.start.len(),
+                waiting = plan.waiting_for_capacity,
+                "place at its copy limit; jobs wait for capacity"
+            );
+        }
+        let policy = &plan.policy;
+        let started: Vec<_> = futures::stream::iter(plan.start.into_iter().map(|(i, job)| {
+            let ec2 = &ec2;
+            let span = job_span(&job);
+            async move {
+                let result = match self.grant_copy_access(&job, invocation).await {
+                    Ok(()) => ec2.copy_image(&self.copy_request(&job, home)).await,
+                    Err(e) => Err(e),
+                };
+                match &result {
+                    Ok(copy) => info!(copy = %copy, attempt = job.failed_copies, "copy started"),
+                    Err(e) => warn!(error = %e, "copy not started"),
+                }
+                let decision = region::after_copy(&job, &result, policy);
+                (i, job, decision)
+            }
+            .instrument(span)
+        }))
+        .buffer_unordered(COPY_CONCURRENCY)
+        .collect()
+        .await;
+
+        join_all(plan.decided.into_iter().chain(started).map(|(i, job, decision)| {
+            let span = job_span(&job);
+            let ec2 = &ec2;
+            async move { (i, self.carry_out(ec2, job, decision, home, invocation).await) }.instrument(span)
+        }))
+        .await
+        .into_iter()
+        .filter_map(|(i, effect)| effect.map(|e| (i, e)))
+        .collect()
+    }
+
+    fn copy_request(&self, job: &Job, home: &AccountId) -> CopyRequest {
+        let mut tags = provenance_tags(&job.source_image, &job.source_region);
+        tags.extend(self.settings.extra_tags.iter().cloned());
+        let place = job.place();
+        CopyRequest {
+            source_image: job.source_image.clone(),
+            source_region: job.source_region.clone(),
+            name: job.name.clone().unwrap_or_else(|| job.source_image.to_string()),
+            description: rules::describe_copy(self.settings.description_template.as_deref(), job),
+            // The owner of the copy is part of the token: each account's copy is its own.
+            client_token: client_token(
+                &job.source_image,
+                &job.source_region,
+                &job.destination,
+                place.owner(home),
+                job.failed_copies,
+            ),
+            tags,
+            copy_image_tags: true,
+            encryption: rules::copy_encryption(job, &self.settings.encryption),
+        }
+    }
+
+    /// Carries out a decision; `None` when the job is done.
+    async fn carry_out(
+        &self,
+        ec2: &R::Ec2,
+        job: Job,
+        decision: Decision,
+        home: &AccountId,
+        invocation: &Invocation,
+    ) -> Option<Effect> {
+        let policy = &self.settings.step;
+        match decision {
+            Decision::Share { copy } => match self.share(ec2, &job, &copy, home, invocation).await {
+                Ok(()) => {
+                    info!(copy = %copy, "replicated");
+                    push(&invocation.completed, (job, copy));
+                    None
+                }
+                Err(e) => {
+                    warn!(copy = %copy, error = %e, "sharing failed");
+                    let mut waiting = job;
+                    waiting.phase = Phase::Wait { copy_image: copy };
+                    Some(decision_effect(step::on_error(&waiting, &e, policy), &waiting))
+                }
+            },
+            Decision::Replace { failed_copy, job: next } => match ec2.deregister_image(&failed_copy).await {
+                Ok(()) => {
+                    warn!(copy = %failed_copy, failed_copies = next.failed_copies, "failed copy deregistered; copying again");
+                    Some(Effect::enqueue(next, 0))
+                }
+                Err(e) => {
+                    warn!(copy = %failed_copy, error = %e, "could not deregister the failed copy");
+                    Some(decision_effect(step::on_error(&job, &e, policy), &job))
+                }
+            },
+            Decision::GiveUp { failed_copy: Some(copy), reason } => {
+                if let Err(e) = ec2.deregister_image(&copy).await {
+                    warn!(copy = %copy, error = %e, "could not deregister the failed copy");
+                }
+                Some(decision_effect(Decision::GiveUp { reason, failed_copy: None }, &job))
+            }
+            Decision::Vanished { copy } => match self.source_state(&job).await {
+                Ok(source) => {
+                    let next = step::after_vanished(&job, &copy, source.as_ref().map(|s| &s.state));
+                    Box::pin(self.carry_out(ec2, job, next, home, invocation)).await
+                }
+                Err(e) => Some(decision_effect(step::on_error(&job, &e, policy), &job)),
+            },
+            Decision::Stop { reason } => {
+                info!(reason = %reason, "replication stopped");
+                push(&invocation.stopped, (job, reason));
+                None
+            }
+            other => Some(decision_effect(other, &job)),
+        }
+    }
+
+    /// The source as EC2 shows it now, read with this account's credentials.
+    async fn source_state(&self, job: &Job) -> Result<Option<ImageInfo>, PortError> {
+        self.ec2.region(&job.source_region).describe_image(&job.source_image).await
+    }
+}
+
+/// One round of calls (two when waiting copies are no longer pending) gathers what the place's step needs.
+async fn observe<E: Ec2>(ec2: &E, jobs: &PlaceJobs<usize>) -> Observations {
+    let sources: Vec<ImageId> = jobs.sources();
+    let (pending, existing) = tokio::join!(
+        async {
+            if jobs.needs_in_flight() {
+                Some(ec2.pending_images().await)
+            } else {
+                None
+            }
+        },
+        async {
+            if sources.is_empty() {
+                Ok(vec![])
+            } else {
+                ec2.find_copies(&sources).await
+            }
+        },
+    );
+    let described = match &pending {
+        Some(Err(_)) => Ok(vec![]),
+        _ => {
+            let ids = jobs.copies_to_describe(pending.as_ref().and_then(|p| p.as_ref().ok()).map(Vec::as_slice));
+            if ids.is_empty() {
+                Ok(vec![])
+            } else {
+                ec2.describe_own_images(&ids).await
+            }
+        }
+    };
+    Observations { pending, existing, described }
+}

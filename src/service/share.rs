@@ -1,0 +1,75 @@
+//! Grants: what a target account needs on the source to copy it, and the launch permissions of a copy
+//! (AWS copies neither).
+
+use super::{once, Invocation, Replicator};
+use crate::core::errors::PortError;
+use crate::core::ids::{AccountId, ImageId};
+use crate::core::image::LaunchPermission;
+use crate::core::job::Job;
+use crate::core::share;
+use crate::ports::{Ec2, Ec2Regions, ImageBuilder, Queue};
+use tracing::{info, warn};
+
+impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
+    /// For a target account's job: lets that account read the source (a launch permission on the image and
+    /// createVolumePermission on each of its snapshots), once per source, account and invocation. Idempotent:
+    /// granting again what is granted is success. Nothing to do for this account's own jobs.
+    pub(super) async fn grant_copy_access(&self, job: &Job, invocation: &Invocation) -> Result<(), PortError> {
+        let Some(account) = &job.account else { return Ok(()) };
+        let key = (job.source_image.clone(), job.source_region.clone(), account.clone());
+        once(&invocation.grants, key)
+            .get_or_init(|| async {
+                let source = self.ec2.region(&job.source_region);
+                source.add_launch_permissions(&job.source_image, &[LaunchPermission::Account(account.clone())]).await?;
+                for snapshot in &job.snapshots {
+                    source.add_create_volume_permission(snapshot, account).await?;
+                }
+                info!(grantee = %account, snapshots = job.snapshots.len(),
+                    "source shared for copying: launch permission and createVolumePermission granted");
+                Ok(())
+            })
+            .await
+            .clone()
+    }
+
+    /// Applies launch permissions to an available copy. The source's permissions are read once per source
+    /// per invocation.
+    pub(super) async fn share(
+        &self,
+        ec2: &R::Ec2,
+        job: &Job,
+        copy: &ImageId,
+        home: &AccountId,
+        invocation: &Invocation,
+    ) -> Result<(), PortError> {
+        let policy = &self.settings.share;
+        let source_permissions = if policy.copy_source_permissions {
+            once(&invocation.permissions, (job.source_image.clone(), job.source_region.clone()))
+                .get_or_init(|| async {
+                    self.ec2.region(&job.source_region).launch_permissions(&job.source_image).await
+                })
+                .await
+                .clone()?
+        } else {
+            Vec::new()
+        };
+        if let Some(time) = &job.deprecation_time {
+            // Best effort: a copy that is not deprecated is still a good copy.
+            match ec2.enable_deprecation(copy, time).await {
+                Ok(()) => info!(copy = %copy, deprecate_at = %time, "deprecation time set as on the source"),
+                Err(e) => warn!(copy = %copy, deprecate_at = %time, error = %e, "could not set the deprecation time"),
+            }
+        }
+        let owner = job.place().owner(home).clone();
+        let decision = share::decide(&source_permissions, policy, &owner, &self.settings.target_accounts);
+        if decision.public_withheld {
+            warn!(copy = %copy, "source is public, but ALLOW_PUBLIC is not true: the copy is not made public");
+        }
+        if decision.grants.is_empty() {
+            return Ok(());
+        }
+        ec2.add_launch_permissions(copy, &decision.grants).await?;
+        info!(copy = %copy, grants = ?decision.grants.iter().map(ToString::to_string).collect::<Vec<_>>(), "launch permissions applied");
+        Ok(())
+    }
+}
