@@ -123,3 +123,55 @@ fn target_regions_are_required() {
     let err = parse(&[QUEUE]).unwrap_err();
     assert!(err.to_string().contains("TARGET_REGIONS is required"), "{err}");
 }
+
+#[test]
+fn target_accounts_name_their_roles_and_keys_of_their_own() {
+    let role = "arn:aws:iam::222222222222:role/ami-replicator-target";
+    let c = parse(&[
+        ("TARGET_REGIONS", "eu-west-1"),
+        QUEUE,
+        ("TARGET_ACCOUNTS", &format!("222222222222={role}, arn:aws:iam::333333333333:role/path/other")),
+        (
+            "KMS_KEY_IDS",
+            "eu-west-1=alias/home, 222222222222/us-east-1=arn:aws:kms:us-east-1:222222222222:key/abcd, 333333333333/eu-west-1=alias/c",
+        ),
+        ("DEREGISTER_COPIES_WITH_SOURCE", "true"),
+    ])
+    .unwrap();
+    let b = AccountId::parse("222222222222").unwrap();
+    assert_eq!(c.target_roles.get(&b).map(String::as_str), Some(role));
+    assert_eq!(c.settings.target_accounts.len(), 2);
+    assert!(c.settings.deregister_copies_with_source);
+    let keys = &c.settings.encryption.kms_keys;
+    assert_eq!(keys.len(), 3);
+    // A target account's key may be for the source region: its copies go there too.
+    assert!(keys.contains_key(&Place::new(Some(b), Region::parse("us-east-1").unwrap())));
+
+    let unset = parse(&[("TARGET_REGIONS", "eu-west-1"), QUEUE]).unwrap();
+    assert!(unset.target_roles.is_empty() && unset.settings.target_accounts.is_empty());
+    assert!(!unset.settings.deregister_copies_with_source);
+}
+
+#[test]
+fn target_account_mistakes_are_named() {
+    let base = [("TARGET_REGIONS", "eu-west-1"), QUEUE];
+    let cases = [
+        ("TARGET_ACCOUNTS", "222222222222=arn:aws:iam::333333333333:role/x", "belongs to account 333333333333"),
+        ("TARGET_ACCOUNTS", "222222222222=arn:aws:iam::222222222222:user/x", "not an IAM role ARN"),
+        ("TARGET_ACCOUNTS", "2222=arn:aws:iam::222222222222:role/x", "12 digits"),
+        ("KMS_KEY_IDS", "444444444444/eu-west-1=alias/x", "not in TARGET_ACCOUNTS"),
+    ];
+    for (var, value, expected) in cases {
+        let err = parse(&[base[0], base[1], (var, value)]).unwrap_err().to_string();
+        assert!(err.contains(var) && err.contains(expected), "{var}={value}: {err}");
+    }
+    let wrong_owner = parse(&[
+        base[0],
+        base[1],
+        ("TARGET_ACCOUNTS", "arn:aws:iam::222222222222:role/x"),
+        ("KMS_KEY_IDS", "222222222222/eu-west-1=arn:aws:kms:eu-west-1:111111111111:key/abcd"),
+    ])
+    .unwrap_err()
+    .to_string();
+    assert!(wrong_owner.contains("a key of its own"), "{wrong_owner}");
+}

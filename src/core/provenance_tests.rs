@@ -44,3 +44,12 @@ fn copies_are_recognised_by_both_tags() {
     copy.tags.clear();
     assert!(!is_replica(&copy));
 }
+
+#[test]
+fn each_owner_has_its_own_token() {
+    let s = ImageId::parse("ami-0123456789abcdef0").unwrap();
+    let (from, to) = (Region::parse("us-east-1").unwrap(), Region::parse("eu-west-1").unwrap());
+    let a = client_token(&s, &from, &to, &AccountId::parse("111111111111").unwrap(), 0);
+    let b = client_token(&s, &from, &to, &AccountId::parse("222222222222").unwrap(), 0);
+    assert_ne!(a, b);
+}

@@ -91,3 +91,29 @@ fn description_template() {
     let d = describe_copy(Some("{description} (copied from {image} in {region})"), &job()).unwrap();
     assert_eq!(d, "built by CI (copied from ami-0123456789abcdef0 in us-east-1)");
 }
+
+#[test]
+fn target_accounts_copies_of_encrypted_sources_are_always_encrypted_with_their_own_key() {
+    let b = crate::core::ids::AccountId::parse("222222222222").unwrap();
+    let mut policy = EncryptionPolicy::default();
+    policy.kms_keys.insert(Place::home(Region::parse("eu-west-1").unwrap()), "alias/home".into());
+    let mut job = Job::new(
+        crate::core::ids::ImageId::parse("ami-0123456789abcdef0").unwrap(),
+        Region::parse("us-east-1").unwrap(),
+        Region::parse("eu-west-1").unwrap(),
+        None,
+        None,
+    );
+    job.source_encrypted = true;
+    assert_eq!(copy_encryption(&job, &policy), CopyEncryption::default(), "this account keeps the state");
+    job.account = Some(b.clone());
+    assert_eq!(
+        copy_encryption(&job, &policy),
+        CopyEncryption { encrypted: true, kms_key_id: None },
+        "the target's default EBS key, never this account's key"
+    );
+    policy.kms_keys.insert(Place::new(Some(b), Region::parse("eu-west-1").unwrap()), "alias/b".into());
+    assert_eq!(copy_encryption(&job, &policy).kms_key_id.as_deref(), Some("alias/b"));
+    job.source_encrypted = false;
+    assert!(!copy_encryption(&job, &policy).encrypted, "unencrypted sources follow ENCRYPT_COPIES");
+}

@@ -193,7 +193,9 @@ pub fn on_request_error(request: &ReplicationRequest, err: &PortError, policy: &
 pub fn on_error(job: &Job, err: &PortError, policy: &StepPolicy) -> Decision {
     let mut next = job.clone();
     match err.class {
-        ErrorClass::Permanent => Decision::GiveUp { reason: err.to_string(), failed_copy: None },
+        ErrorClass::Permanent => {
+            Decision::GiveUp { reason: super::rules::explain_copy_error(job, err), failed_copy: None }
+        }
         ErrorClass::Capacity => wait_for_capacity(job, policy),
         // Throttling slows the job down but never fails it: the request is valid, only too early.
         ErrorClass::Throttled => {
