@@ -220,3 +220,90 @@ async fn dead_letters_carry_the_reason_as_an_attribute() {
     assert!(queue.dead_letter("{}", "source image not found").await.unwrap());
     assert_eq!(rule.num_calls(), 1);
 }
+
+#[tokio::test]
+async fn sharing_a_snapshot_sends_create_volume_permission_and_aws_ebs_is_refused() {
+    use aws_sdk_ec2::types::SnapshotAttributeName;
+    let snapshot = ami_replicator::core::ids::SnapshotId::parse("snap-0123456789abcdef0").unwrap();
+    let account = ami_replicator::core::ids::AccountId::parse("222222222222").unwrap();
+    let grant = mock!(aws_sdk_ec2::Client::modify_snapshot_attribute)
+        .match_requests(|r| {
+            r.snapshot_id() == Some("snap-0123456789abcdef0")
+                && r.attribute() == Some(&SnapshotAttributeName::CreateVolumePermission)
+                && r.create_volume_permission().map(|m| m.add().iter().filter_map(|p| p.user_id()).collect::<Vec<_>>())
+                    == Some(vec!["222222222222"])
+        })
+        .then_output(|| {
+            aws_sdk_ec2::operation::modify_snapshot_attribute::ModifySnapshotAttributeOutput::builder().build()
+        });
+    let client = mock_client!(aws_sdk_ec2, [&grant]);
+    AwsEc2::new(client).add_create_volume_permission(&snapshot, &account).await.unwrap();
+    assert_eq!(grant.num_calls(), 1);
+
+    // EC2's answer for a snapshot encrypted with the AWS-managed key: permanent, never retried.
+    let refused = mock!(aws_sdk_ec2::Client::modify_snapshot_attribute).then_http_response(|| {
+        ec2_error(400, "OperationNotPermitted", "Encrypted snapshots with EBS default key cannot be shared")
+    });
+    let client =
+        mock_client!(aws_sdk_ec2, RuleMode::Sequential, &[&refused], |c| c.retry_config(RetryConfig::disabled()));
+    let err = AwsEc2::new(client).add_create_volume_permission(&snapshot, &account).await.unwrap_err();
+    assert_eq!((err.code.as_str(), err.class), ("OperationNotPermitted", ErrorClass::Permanent));
+    assert!(err.to_string().contains("aws/ebs"), "{err}");
+}
+
+#[tokio::test]
+async fn deleting_a_snapshot_that_is_gone_is_success() {
+    let snapshot = ami_replicator::core::ids::SnapshotId::parse("snap-0123456789abcdef0").unwrap();
+    let gone = mock!(aws_sdk_ec2::Client::delete_snapshot)
+        .then_http_response(|| ec2_error(400, "InvalidSnapshot.NotFound", "The snapshot does not exist."));
+    let client = mock_client!(aws_sdk_ec2, RuleMode::Sequential, &[&gone], |c| c.retry_config(RetryConfig::disabled()));
+    AwsEc2::new(client).delete_snapshot(&snapshot).await.unwrap();
+    let denied = mock!(aws_sdk_ec2::Client::delete_snapshot)
+        .then_http_response(|| ec2_error(403, "UnauthorizedOperation", "You are not authorized"));
+    let client =
+        mock_client!(aws_sdk_ec2, RuleMode::Sequential, &[&denied], |c| c.retry_config(RetryConfig::disabled()));
+    let err = AwsEc2::new(client).delete_snapshot(&snapshot).await.unwrap_err();
+    assert_eq!(err.class, ErrorClass::Permanent);
+}
+
+#[tokio::test]
+async fn image_builder_get_image_lists_the_amis_and_missing_builds_are_permanent() {
+    use ami_replicator::aws::imagebuilder::AwsImageBuilder;
+    use ami_replicator::ports::ImageBuilder;
+    use aws_sdk_imagebuilder::types::{Ami, Image, OutputResources};
+    let arn = "arn:aws:imagebuilder:us-east-1:123456789012:image/golden/1.0.0/3";
+    let get = mock!(aws_sdk_imagebuilder::Client::get_image)
+        .match_requests(move |r| r.image_build_version_arn() == Some(arn))
+        .then_output(|| {
+            let amis = OutputResources::builder()
+                .amis(
+                    Ami::builder()
+                        .region("us-east-1")
+                        .image("ami-0123456789abcdef0")
+                        .account_id("123456789012")
+                        .build(),
+                )
+                .amis(Ami::builder().region("eu-west-1").image("ami-0fedcba9876543210").build())
+                .amis(Ami::builder().region("moon-1").image("ami-0fedcba9876543210").build())
+                .build();
+            aws_sdk_imagebuilder::operation::get_image::GetImageOutput::builder()
+                .image(Image::builder().output_resources(amis).build())
+                .build()
+        });
+    let client = mock_client!(aws_sdk_imagebuilder, [&get]);
+    let amis = AwsImageBuilder::new(client).output_amis(arn).await.unwrap();
+    assert_eq!(amis.len(), 2, "an AMI with an unknown region is left out: {amis:?}");
+    assert_eq!(amis[0].account.as_ref().map(|a| a.as_str()), Some("123456789012"));
+    assert_eq!(amis[1].region.as_str(), "eu-west-1");
+
+    let missing = mock!(aws_sdk_imagebuilder::Client::get_image).then_http_response(|| {
+        HttpResponse::new(
+            StatusCode::try_from(404).unwrap(),
+            SdkBody::from(r#"{"__type":"ResourceNotFoundException","message":"Image not found"}"#),
+        )
+    });
+    let client = mock_client!(aws_sdk_imagebuilder, RuleMode::Sequential, &[&missing], |c| c
+        .retry_config(aws_sdk_imagebuilder::config::retry::RetryConfig::disabled()));
+    let err = AwsImageBuilder::new(client).output_amis(arn).await.unwrap_err();
+    assert_eq!((err.code.as_str(), err.class), ("ResourceNotFoundException", ErrorClass::Permanent), "{err}");
+}
