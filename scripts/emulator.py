@@ -1,11 +1,18 @@
 """Local AWS emulator for the tests and the demo.
 
-moto's server (EC2 + SQS over HTTP) behind a thin test-only layer that adds what real EC2 does and
-moto 5.2.5 does not, for CopyImage:
-  * ClientToken idempotency: the same token in the same region answers with the same image, no new copy;
-  * TagSpecifications: tags put on the new image and its snapshot at creation;
-  * CopyImageTags: the source's user-defined tags are copied (never `aws:` ones);
-  * optionally, copies stay `pending` for --copy-pending-seconds before they become `available`.
+moto's server (EC2, SQS, STS over HTTP) behind a thin test-only layer that adds what real AWS does and
+moto 5.2.5 does not:
+  * CopyImage, in the caller's account (moto maps credentials from STS AssumeRole to the role's account):
+    - ClientToken idempotency: the same token in the same account and region answers with the same image;
+    - TagSpecifications: tags put on the new image and its snapshot at creation;
+    - CopyImageTags: the source's user-defined tags are copied (never `aws:` ones);
+    - a source of another account: copied only when it is shared with the caller (launch permission) and so
+      are its snapshots (createVolumePermission); otherwise EC2's errors (moto looks in the caller's account only);
+    - optionally, copies stay `pending` for --copy-pending-seconds before they become `available`;
+  * STS AssumeRole of a role whose name ends in `-untrusted` is refused with AccessDenied (a role whose trust
+    policy does not name the replicator);
+  * EC2 Image Builder's GetImage (moto has no Image Builder), answered from builds registered with
+    POST /_emulator/imagebuilder {"ARN": [{"region", "image", "accountId"}, ...]}.
 It also counts calls per action: GET /_emulator/calls answers {"Action": count, ...}.
 
 Usage: python scripts/emulator.py --port 0 --port-file PATH [--copy-pending-seconds N]
@@ -18,14 +25,57 @@ import json
 import re
 import threading
 from collections import Counter
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode
 
+from moto.ec2.exceptions import EC2ClientError, InvalidAMIIdError
 from moto.ec2.models import ec2_backends
+from moto.ec2.models.amis import Ami, AmiBackend, random_ami_id
+from moto.iam.models import get_account_id_from
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import make_server
 
-ACCOUNT = "123456789012"  # moto's default account for any access key
 REGION_RE = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/")
+ACCESS_KEY_RE = re.compile(r"Credential=([^/]+)/")
+
+
+def moto_copy_image(self, source_image_id, source_region, name=None, description=None):
+    """moto's CopyImage, but as EC2 does it across accounts: the source may be another account's image when it
+    is shared with the caller, and so are its snapshots."""
+    source_backend = ec2_backends[self.account_id][source_region]
+    source_ami = source_backend.amis.get(source_image_id)
+    if source_ami is None:
+        for account_id in list(ec2_backends.keys()):
+            candidate = ec2_backends[account_id][source_region].amis.get(source_image_id)
+            if candidate is not None:
+                source_ami = candidate
+                break
+        if source_ami is None:
+            raise InvalidAMIIdError(source_image_id)
+        launchable = source_ami.is_public or {"UserId": self.account_id} in source_ami.launch_permissions
+        if not launchable:
+            raise InvalidAMIIdError(source_image_id)
+        snapshot = getattr(source_ami, "ebs_snapshot", None)
+        if snapshot is not None and self.account_id not in snapshot.create_volume_permission_userids:
+            raise EC2ClientError("AuthFailure", "You do not have permission to access the storage of this ami")
+    ami_id = random_ami_id()
+    ami = Ami(self, ami_id, instance=None, source_ami=source_ami, name=name, description=description)
+    self.amis[ami_id] = ami
+    return ami
+
+
+AmiBackend.copy_image = moto_copy_image
+
+
+def caller_account(environ):
+    """The account whose credentials signed the request (moto maps STS-issued keys to the role's account)."""
+    match = ACCESS_KEY_RE.search(environ.get("HTTP_AUTHORIZATION", ""))
+    return get_account_id_from(match.group(1)) if match else "123456789012"
+
+
+def respond(start_response, status, body, content_type="application/json"):
+    body = body.encode() if isinstance(body, str) else body
+    start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(body)))])
+    return [body]
 
 
 def tag_specifications(params):
@@ -49,17 +99,25 @@ class Layer:
         self.pending_seconds = pending_seconds
         self.tokens = {}
         self.calls = Counter()
+        self.builds = {}
         self.lock = threading.Lock()
 
     def __call__(self, environ, start_response):
-        if environ.get("PATH_INFO") == "/_emulator/calls":
-            with self.lock:
-                body = json.dumps(dict(self.calls)).encode()
-            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
-            return [body]
+        path = environ.get("PATH_INFO", "")
         length = int(environ.get("CONTENT_LENGTH") or 0)
         raw = environ["wsgi.input"].read(length) if length else b""
         environ["wsgi.input"] = io.BytesIO(raw)
+        if path == "/_emulator/calls":
+            with self.lock:
+                return respond(start_response, "200 OK", json.dumps(dict(self.calls)))
+        if path == "/_emulator/imagebuilder":
+            with self.lock:
+                self.builds.update(json.loads(raw or b"{}"))
+            return respond(start_response, "200 OK", "{}")
+        if path == "/GetImage":
+            with self.lock:
+                self.calls["GetImage"] += 1
+            return self.get_image(environ, start_response)
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         params = {}
         if target:
@@ -69,15 +127,42 @@ class Layer:
             action = params.get("Action", "?")
         with self.lock:
             self.calls[action] += 1
+        if action == "AssumeRole" and params.get("RoleArn", "").endswith("-untrusted"):
+            body = (
+                '<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type>'
+                "<Code>AccessDenied</Code><Message>User: arn:aws:sts::123456789012:assumed-role/replicator is not "
+                f"authorized to perform: sts:AssumeRole on resource: {params['RoleArn']}</Message></Error>"
+                "<RequestId>c6104cbe-af31-11e0-8154-cbc7ccf896c7</RequestId></ErrorResponse>"
+            )
+            return respond(start_response, "403 Forbidden", body, "text/xml")
+        if action == "ModifySnapshotAttribute" and "CreateVolumePermission.Add.1.UserId" in params:
+            # EC2 takes CreateVolumePermission.Add.N.UserId (what the SDK sends) as well as OperationType and
+            # UserId.N; moto reads only the latter.
+            users = [v for k, v in sorted(params.items()) if re.fullmatch(r"CreateVolumePermission\.Add\.\d+\.UserId", k)]
+            rewritten = {k: v for k, v in params.items() if not k.startswith("CreateVolumePermission.")}
+            rewritten.update({"OperationType": "add", **{f"UserId.{i + 1}": u for i, u in enumerate(users)}})
+            body = urlencode(rewritten).encode()
+            environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(body), str(len(body))
         if action == "CopyImage":
             match = REGION_RE.search(environ.get("HTTP_AUTHORIZATION", ""))
             return self.copy_image(environ, start_response, params, match.group(1) if match else "us-east-1")
         return self.app(environ, start_response)
 
+    def get_image(self, environ, start_response):
+        arn = parse_qs(environ.get("QUERY_STRING", "")).get("imageBuildVersionArn", [""])[0]
+        with self.lock:
+            amis = self.builds.get(arn)
+        if amis is None:
+            body = json.dumps({"__type": "ResourceNotFoundException", "message": f"Image {arn} not found"})
+            return respond(start_response, "404 Not Found", body)
+        body = {"requestId": "r", "image": {"arn": arn, "state": {"status": "AVAILABLE"}, "outputResources": {"amis": amis}}}
+        return respond(start_response, "200 OK", json.dumps(body))
+
     def copy_image(self, environ, start_response, params, region):
         token = params.get("ClientToken")
+        account = caller_account(environ)
         with self.lock:
-            cached = self.tokens.get((region, token)) if token else None
+            cached = self.tokens.get((account, region, token)) if token else None
         if cached:
             start_response(cached[0], cached[1])
             return [cached[2]]
@@ -89,21 +174,26 @@ class Layer:
         body = b"".join(self.app(environ, capture))
         found = re.search(rb"<imageId>(ami-[0-9a-f]+)</imageId>", body)
         if captured["status"].startswith("200") and found:
-            self.finish_copy(found.group(1).decode(), params, region)
+            self.finish_copy(found.group(1).decode(), params, account, region)
             if token:
                 with self.lock:
-                    self.tokens[(region, token)] = (captured["status"], captured["headers"], body)
+                    self.tokens[(account, region, token)] = (captured["status"], captured["headers"], body)
         start_response(captured["status"], captured["headers"])
         return [body]
 
-    def finish_copy(self, image_id, params, region):
-        backend = ec2_backends[ACCOUNT][region]
+    def finish_copy(self, image_id, params, account, region):
+        backend = ec2_backends[account][region]
         image = backend.amis[image_id]
         specs = tag_specifications(params)
         image_tags = dict(specs.get("image", {}))
         if params.get("CopyImageTags", "").lower() == "true":
-            source = ec2_backends[ACCOUNT][params["SourceRegion"]]
-            source_tags = source.tags.get(params["SourceImageId"], {})
+            # Only the owner's user-defined tags are copied: those the source's account put on it.
+            source_tags = {}
+            for owner in list(ec2_backends.keys()):
+                source = ec2_backends[owner][params["SourceRegion"]]
+                if params["SourceImageId"] in source.amis:
+                    source_tags = source.tags.get(params["SourceImageId"], {})
+                    break
             image_tags = {**{k: v for k, v in source_tags.items() if not k.startswith("aws:")}, **image_tags}
         if image_tags:
             backend.create_tags([image_id], image_tags)

@@ -318,3 +318,41 @@ pub async fn dead_letter_reasons(sqs: &aws_sdk_sqs::Client, dlq_url: &str) -> Re
         .filter_map(|m| m.message_attributes()?.get("failure_reason")?.string_value().map(str::to_string))
         .collect())
 }
+
+/// SDK configuration acting in another account through its role (as the replicator's target clients do), for
+/// reading what a target account owns in the tests and the demo.
+pub async fn assumed_sdk_config(base: &aws_config::SdkConfig, role_arn: &str) -> aws_config::SdkConfig {
+    let provider = aws_config::sts::AssumeRoleProvider::builder(role_arn)
+        .configure(base)
+        .session_name("ami-replicator-check")
+        .build()
+        .await;
+    base.clone()
+        .into_builder()
+        .credentials_provider(aws_sdk_ec2::config::SharedCredentialsProvider::new(provider))
+        .build()
+}
+
+/// Registers an EC2 Image Builder build with the emulator (which answers GetImage for it): its ARN and the AMIs
+/// it made, as `(region, image, account)`.
+pub fn register_image_build(emulator: &Emulator, arn: &str, amis: &[(&str, &str, &str)]) -> Result<(), String> {
+    let amis: Vec<Value> = amis
+        .iter()
+        .map(|(region, image, account)| json!({"region": region, "image": image, "accountId": account}))
+        .collect();
+    let body = json!({ arn: amis }).to_string();
+    let mut stream = TcpStream::connect(("127.0.0.1", emulator.port)).map_err(|e| e.to_string())?;
+    write!(
+        stream,
+        "POST /_emulator/imagebuilder HTTP/1.0\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .map_err(|e| e.to_string())?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).map_err(|e| e.to_string())?;
+    if response.starts_with("HTTP/1.0 200") || response.starts_with("HTTP/1.1 200") {
+        Ok(())
+    } else {
+        Err(format!("registering the build: {response}"))
+    }
+}

@@ -2,7 +2,7 @@
 //! DEREGISTER_COPIES_WITH_SOURCE, its available copies deregistered and their snapshots deleted).
 
 use super::{Effect, Replicator};
-use crate::core::errors::PortError;
+use crate::core::errors::{ErrorClass, PortError};
 use crate::core::ids::{AccountId, ImageId, Place, Region};
 use crate::core::lifecycle::{self, Cleanup};
 use crate::core::plan;
@@ -32,6 +32,12 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
             async move {
                 match self.clean_place(&place, &sources).await {
                     Ok(()) => vec![],
+                    // A place that can never be reached (a role that refuses, an account not configured) has no
+                    // copies of ours to stop: retrying would only block the event.
+                    Err(e) if e.class == ErrorClass::Permanent => {
+                        warn!(error = %e, "cannot look for copies of the deregistered source here");
+                        vec![]
+                    }
                     Err(e) => {
                         warn!(error = %e, "could not stop the copies of a deregistered source here; retrying");
                         let retry = format!("stopping copies in {place}: {e}");
