@@ -8,8 +8,11 @@ scripts/setup-emulator.sh
 scripts/setup-tools.sh
 cargo fmt --check
 cargo clippy --locked --all-targets -- -D warnings
-echo "== cfn-lint template.yaml" && .tools/bin/cfn-lint template.yaml
-echo "== checkov -f template.yaml" && .tools/bin/checkov -f template.yaml --quiet --compact --skip-download
+for template in template.yaml target-account.yaml; do
+  echo "== cfn-lint $template" && .tools/bin/cfn-lint "$template"
+  echo "== checkov -f $template" && .tools/bin/checkov -f "$template" --quiet --compact --skip-download
+  echo "== sam validate --lint $template" && SAM_CLI_TELEMETRY=0 .sam/bin/sam validate --lint --template "$template" --region us-east-1
+done
 echo "== cargo lambda build --release (x86_64)"
 PATH="$PWD/.tools/bin:$PATH" cargo lambda build --release --locked --output-format zip
 zip=target/lambda/ami-replicator/bootstrap.zip
