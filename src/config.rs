@@ -249,6 +249,7 @@ impl Config {
             .into_iter()
             .collect();
         let deregister_copies_with_source = r.flag("DEREGISTER_COPIES_WITH_SOURCE", false);
+        let trusted_source_accounts = r.list("TRUSTED_SOURCE_ACCOUNTS", AccountId::parse);
         let description_template = r.get("COPY_DESCRIPTION_TEMPLATE");
         if let Some(template) = &description_template {
             for placeholder in placeholders(template) {
@@ -269,6 +270,7 @@ impl Config {
             settings: Settings {
                 target_regions,
                 target_accounts,
+                trusted_source_accounts,
                 deregister_copies_with_source,
                 tag_filter,
                 max_copies_per_region,

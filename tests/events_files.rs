@@ -54,7 +54,10 @@ async fn every_sample_runs_against_the_emulator() {
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let (work, dlq) = create_queues(&sqs, "events", 2).await.unwrap();
     let settings = Settings {
-        target_regions: vec![Region::parse("eu-west-1").unwrap(), Region::parse("us-west-2").unwrap()],
+        target_regions: ["eu-west-1", "us-west-2", "ap-southeast-2"]
+            .iter()
+            .map(|r| Region::parse(r).unwrap())
+            .collect(),
         step: StepPolicy { poll_seconds: 1, capacity_max_seconds: 1, ..StepPolicy::default() },
         ..Settings::default()
     };
@@ -90,7 +93,7 @@ async fn every_sample_runs_against_the_emulator() {
     drain().await.unwrap();
     assert_eq!(copies(&sdk, "us-west-2", &image).await, 1);
 
-    // An SQS batch carrying a work item with its own target regions.
+    // An SQS batch carrying a work item that narrows the configured regions.
     let image = new_image("sqs-work-item").await;
     entry::handle(&replicator, sample("sqs-work-item.json", &image), &account).await.unwrap();
     drain().await.unwrap();

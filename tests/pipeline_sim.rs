@@ -163,12 +163,84 @@ async fn other_states_and_work_items_with_explicit_targets() {
     f.sim.run_until_idle(10, DAY).await;
     assert!(f.sim.world.lock().unwrap().copies.is_empty(), "only available starts replication");
 
-    let item = serde_json::json!({"image_id": f.source.as_str(), "source_region": "us-east-1", "target_regions": ["sa-east-1"]});
+    // A work item narrows the configured regions...
+    let item = serde_json::json!({"image_id": f.source.as_str(), "source_region": "us-east-1", "target_regions": ["eu-west-1"]});
     f.sim.send(&item.to_string());
     f.sim.run_until_idle(10, 2 * DAY).await;
     let w = f.sim.world.lock().unwrap();
     assert_eq!(w.copies.len(), 1);
-    assert_eq!(w.copies[0].destination, r("sa-east-1"));
+    assert_eq!(w.copies[0].destination, r("eu-west-1"));
+}
+
+#[tokio::test]
+async fn messages_cannot_widen_the_configuration() {
+    let mut f = fixture(&TARGETS, SimConfig::default());
+    // A region outside TARGET_REGIONS, alone or beside valid ones: refused whole, nothing copied anywhere.
+    for targets in [serde_json::json!(["sa-east-1"]), serde_json::json!(["eu-west-1", "sa-east-1"])] {
+        let item =
+            serde_json::json!({"image_id": f.source.as_str(), "source_region": "us-east-1", "target_regions": targets});
+        f.sim.send(&item.to_string());
+    }
+    // A continuation (the product's own format, but anyone with send rights can write it) naming another region,
+    // or an account that is not configured.
+    let mut job = ami_replicator::core::job::Job::new(f.source.clone(), r("us-east-1"), r("sa-east-1"), None, None);
+    f.sim.send(&ami_replicator::core::job::Continuation::body(std::slice::from_ref(&job)));
+    job.destination = r("eu-west-1");
+    job.account = Some(acct("999999999999"));
+    f.sim.send(&ami_replicator::core::job::Continuation::body(&[job]));
+    f.sim.run_until_idle(10, DAY).await;
+    {
+        let w = f.sim.world.lock().unwrap();
+        assert!(w.copies.is_empty(), "{:?}", w.copies);
+        let reasons: Vec<&str> = w.dead_letters.iter().map(|(_, r)| r.as_str()).collect();
+        assert_eq!(reasons.len(), 4, "{reasons:?}");
+        assert!(reasons[..2].iter().all(|r| r.contains("sa-east-1") && r.contains("TARGET_REGIONS")), "{reasons:?}");
+        assert!(reasons.iter().any(|r| r.contains("999999999999") && r.contains("TARGET_ACCOUNTS")), "{reasons:?}");
+    }
+
+    // "encrypted": false cannot turn ENCRYPT_COPIES off.
+    let mut s = settings(&TARGETS);
+    s.encryption.encrypt_copies = true;
+    let mut world = World::new(acct(ME), SimConfig::default());
+    let src = world.add_image(&r("us-east-1"), &acct(ME), "plain", vec![], vec![]);
+    let mut sim = Simulation::new(world, s);
+    sim.send(
+        &serde_json::json!({"image_id": src.as_str(), "source_region": "us-east-1", "encrypted": false}).to_string(),
+    );
+    sim.run_until_idle(10, DAY).await;
+    let w = sim.world.lock().unwrap();
+    assert!(w.copies.is_empty());
+    assert!(w.dead_letters[0].1.contains("ENCRYPT_COPIES"), "{:?}", w.dead_letters);
+}
+
+#[tokio::test]
+async fn images_of_trusted_accounts_shared_with_this_one_are_replicated() {
+    let trusted = acct("777788889999");
+    let mut world = World::new(acct(ME), SimConfig::default());
+    let shared =
+        world.add_image(&r("us-east-1"), &trusted, "theirs", vec![], vec![LaunchPermission::Account(acct(ME))]);
+    for snapshot in &mut world.image_mut(&r("us-east-1"), &shared).unwrap().snapshots {
+        snapshot.create_volume.push(acct(ME));
+    }
+    let untrusted = world.add_image(
+        &r("us-east-1"),
+        &acct("666666666666"),
+        "other",
+        vec![],
+        vec![LaunchPermission::Account(acct(ME))],
+    );
+    let mut s = settings(&["eu-west-1"]);
+    s.trusted_source_accounts = vec![trusted];
+    let mut sim = Simulation::new(world, s);
+    for image in [&shared, &untrusted] {
+        sim.send(&serde_json::json!({"image_id": image.as_str(), "source_region": "us-east-1"}).to_string());
+    }
+    sim.run_until_idle(10, DAY).await;
+    let w = sim.world.lock().unwrap();
+    assert_eq!(w.copies.len(), 1, "{:?}", w.copies);
+    assert_eq!(w.copies[0].source, shared);
+    assert_eq!(w.copies[0].account, acct(ME), "this account owns its copy of the trusted image");
+    assert!(w.dead_letters.is_empty(), "the untrusted one is skipped, as before: {:?}", w.dead_letters);
 }
 
 #[tokio::test]

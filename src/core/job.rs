@@ -1,7 +1,7 @@
 //! The work item: everything needed to resume replicating one image to one destination region.
 //! It travels in SQS message bodies; nothing else holds state.
 
-use super::ids::{AccountId, ImageId, Place, Region, SnapshotId};
+use super::ids::{AccountId, ImageId, Place, Region};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -61,9 +61,6 @@ pub struct Job {
     /// The target account that owns the copy (TARGET_ACCOUNTS); `None`: the function's own account.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account: Option<AccountId>,
-    /// The source's EBS snapshots, captured at fan-out: a target account's copy needs read access to them.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub snapshots: Vec<SnapshotId>,
     /// The source has encrypted snapshots (a target account's copy is then always encrypted with its own key).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub source_encrypted: bool,
@@ -116,7 +113,6 @@ impl Job {
             source_region,
             destination,
             account: None,
-            snapshots: Vec::new(),
             source_encrypted: false,
             name,
             description,

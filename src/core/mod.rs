@@ -7,6 +7,7 @@ pub mod image;
 pub mod job;
 pub mod lifecycle;
 pub mod plan;
+pub mod policy;
 pub mod provenance;
 pub mod region;
 pub mod rules;

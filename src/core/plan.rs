@@ -17,7 +17,9 @@ pub enum Skip {
 impl fmt::Display for Skip {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::NotOwned { owner: Some(o) } => write!(f, "image is owned by account {o}, not this account"),
+            Self::NotOwned { owner: Some(o) } => {
+                write!(f, "image is owned by account {o}, neither this account nor one of TRUSTED_SOURCE_ACCOUNTS")
+            }
             Self::NotOwned { owner: None } => f.write_str("image has no owner this account can read"),
             Self::TagFilter { key, value } => write!(f, "image lacks tag {key}={value} (IMAGE_TAG_FILTER)"),
             Self::IsReplica { of } => {
@@ -45,13 +47,21 @@ pub fn source_readiness(image: &ImageInfo) -> Readiness {
     }
 }
 
-/// The reason to skip `image`, if any.
-pub fn skip_reason(image: &ImageInfo, account: &AccountId, tag_filter: Option<&Tag>) -> Option<Skip> {
+/// The reason to skip `image`, if any. Images of this account are replicated, and images of `trusted` accounts
+/// (TRUSTED_SOURCE_ACCOUNTS) that this account can see, i.e. that are shared with it.
+pub fn skip_reason(
+    image: &ImageInfo,
+    account: &AccountId,
+    trusted: &[AccountId],
+    tag_filter: Option<&Tag>,
+) -> Option<Skip> {
     if is_replica(image) {
         let of = image.tag(SOURCE_IMAGE_TAG).unwrap_or_default().to_string();
         return Some(Skip::IsReplica { of });
     }
-    if image.owner.as_ref() != Some(account) {
+    let owned = image.owner.as_ref() == Some(account);
+    let trusted = image.owner.as_ref().is_some_and(|o| trusted.contains(o)) && !image.traits.marketplace;
+    if !owned && !trusted {
         return Some(Skip::NotOwned { owner: image.owner.clone() });
     }
     if let Some(filter) = tag_filter {
@@ -85,7 +95,7 @@ pub fn places(destinations: &[Region], source_region: &Region, targets: &[Accoun
     out
 }
 
-/// One job per place, carrying what copying needs to know of the source (name, description, size, snapshots).
+/// One job per place, carrying what copying needs to know of the source (name, description, size, encryption).
 pub fn fan_out(source: &ImageInfo, source_region: &Region, places: &[Place]) -> Vec<Job> {
     places
         .iter()
@@ -98,9 +108,6 @@ pub fn fan_out(source: &ImageInfo, source_region: &Region, places: &[Place]) -> 
                 source.description.clone(),
             );
             job.account = place.account.clone();
-            if job.account.is_some() {
-                job.snapshots = source.snapshots.clone();
-            }
             job.source_encrypted = source.traits.encrypted;
             job.size_gib = source.size_gib;
             job.paravirtual = source.traits.paravirtual;

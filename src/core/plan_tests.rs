@@ -35,16 +35,19 @@ fn destinations_drop_the_source_and_duplicates() {
 fn skips_other_owners_filtered_images_and_replicas() {
     let me = AccountId::parse("123456789012").unwrap();
     let filter = Tag::new("replicate", "yes");
-    assert_eq!(skip_reason(&image("123456789012", vec![]), &me, None), None);
-    assert!(matches!(skip_reason(&image("210987654321", vec![]), &me, None), Some(Skip::NotOwned { .. })));
-    assert!(matches!(skip_reason(&image("123456789012", vec![]), &me, Some(&filter)), Some(Skip::TagFilter { .. })));
+    assert_eq!(skip_reason(&image("123456789012", vec![]), &me, &[], None), None);
+    assert!(matches!(skip_reason(&image("210987654321", vec![]), &me, &[], None), Some(Skip::NotOwned { .. })));
+    assert!(matches!(
+        skip_reason(&image("123456789012", vec![]), &me, &[], Some(&filter)),
+        Some(Skip::TagFilter { .. })
+    ));
     let tagged = image("123456789012", vec![Tag::new("replicate", "yes")]);
-    assert_eq!(skip_reason(&tagged, &me, Some(&filter)), None);
+    assert_eq!(skip_reason(&tagged, &me, &[], Some(&filter)), None);
     let wrong_value = image("123456789012", vec![Tag::new("replicate", "no")]);
-    assert!(skip_reason(&wrong_value, &me, Some(&filter)).is_some());
+    assert!(skip_reason(&wrong_value, &me, &[], Some(&filter)).is_some());
     let src = ImageId::parse("ami-11111111").unwrap();
     let replica = image("123456789012", provenance_tags(&src, &r("us-east-1")));
-    let skip = skip_reason(&replica, &me, None).unwrap();
+    let skip = skip_reason(&replica, &me, &[], None).unwrap();
     assert!(skip.to_string().contains("ami-11111111"), "{skip}");
 }
 

@@ -90,12 +90,11 @@ pub fn explain_copy_error(job: &Job, err: &PortError) -> String {
             let account = job.account.as_ref().map_or("?", |a| a.as_str());
             Some(format!(
                 "account {account} cannot read the source {} in {}: grant, in the source account, launch permission on \
-                 the image and createVolumePermission on its snapshots {} to {account} (the replicator does this itself \
-                 unless ModifyImageAttribute/ModifySnapshotAttribute are denied){}; and allow the role in {account} \
-                 ec2:CopyImage",
+                 the image and createVolumePermission on each of its snapshots to {account} (the replicator does this \
+                 itself for sources of its own account, unless ModifyImageAttribute/ModifySnapshotAttribute are \
+                 denied){}; and allow the role in {account} ec2:CopyImage",
                 job.source_image,
                 job.source_region,
-                job.snapshots.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
                 if job.source_encrypted {
                     format!(
                         "; the source is encrypted: its KMS key policy must allow {account} kms:DescribeKey, \

@@ -18,6 +18,13 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
             tracing::info_span!("fan_out", image = %request.image, region = %request.source_region, phase = "fan_out");
         async {
             let dead = |reason: String| vec![Effect::DeadLetter { body: request.body(), reason }];
+            let policy = self.settings.policy();
+            if let Err(reason) =
+                policy.check_targets(request.targets.as_deref()).and(policy.check_encryption(request.encrypted))
+            {
+                warn!(reason = %reason, "work item outside the configuration");
+                return dead(reason);
+            }
             let ec2 = self.ec2.region(&request.source_region);
             let image = match ec2.describe_image(&request.image).await {
                 Ok(Some(image)) => image,
@@ -33,7 +40,8 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                 }
             };
             let wanted = rules::wanted_encryption(request.encrypted, &self.settings.encryption);
-            if let Some(skip) = plan::skip_reason(&image, home, self.settings.tag_filter.as_ref()) {
+            let trusted = &self.settings.trusted_source_accounts;
+            if let Some(skip) = plan::skip_reason(&image, home, trusted, self.settings.tag_filter.as_ref()) {
                 // A Marketplace AMI shared with this account is not merely someone else's: say what to do.
                 if let (plan::Skip::NotOwned { .. }, Some(why)) = (&skip, rules::cannot_copy(&image, home, wanted)) {
                     return dead(why);

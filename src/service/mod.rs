@@ -12,8 +12,9 @@ mod share;
 
 use crate::core::errors::PortError;
 use crate::core::ids::{AccountId, ImageId, Place, Region};
-use crate::core::image::{LaunchPermission, Tag};
-use crate::core::job::{Job, Phase, ReplicationRequest};
+use crate::core::image::{ImageInfo, LaunchPermission, Tag};
+use crate::core::job::{Continuation, Job, Phase, ReplicationRequest};
+use crate::core::policy::Policy;
 use crate::core::rules::EncryptionPolicy;
 use crate::core::share::SharePolicy;
 use crate::core::step::StepPolicy;
@@ -31,6 +32,8 @@ pub struct Settings {
     pub target_regions: Vec<Region>,
     /// TARGET_ACCOUNTS: accounts that get copies of their own (their roles are the adapter's business).
     pub target_accounts: Vec<AccountId>,
+    /// TRUSTED_SOURCE_ACCOUNTS: accounts whose images, shared with this one, are replicated too.
+    pub trusted_source_accounts: Vec<AccountId>,
     pub tag_filter: Option<Tag>,
     /// Concurrent copies to allow per place (MAX_CONCURRENT_COPIES_PER_REGION, per account and region).
     pub max_copies_per_region: u32,
@@ -46,11 +49,23 @@ pub struct Settings {
     pub deregister_copies_with_source: bool,
 }
 
+impl Settings {
+    /// What messages are checked against: they may only narrow it.
+    pub fn policy(&self) -> Policy<'_> {
+        Policy {
+            target_regions: &self.target_regions,
+            target_accounts: &self.target_accounts,
+            encrypt_copies: self.encryption.encrypt_copies,
+        }
+    }
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Self {
             target_regions: Vec::new(),
             target_accounts: Vec::new(),
+            trusted_source_accounts: Vec::new(),
             tag_filter: None,
             max_copies_per_region: 100,
             step: StepPolicy::default(),
@@ -109,6 +124,8 @@ struct Invocation {
     permissions: Memo<(ImageId, Region), Vec<LaunchPermission>>,
     /// What a target account was granted on a source so that it can copy it, at most once per invocation.
     grants: Memo<(ImageId, Region, AccountId), ()>,
+    /// Sources read for granting, at most once per invocation.
+    sources: Memo<(ImageId, Region), Option<ImageInfo>>,
     completed: Mutex<Vec<(Job, ImageId)>>,
     stopped: Mutex<Vec<(Job, String)>>,
 }
@@ -165,7 +182,19 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                     info!(message_id = %item.id, phase = "decode", reason = %reason, "nothing to do")
                 }
                 Ok(Message::Request(r)) => requests.push((i, r.clone())),
-                Ok(Message::Jobs(list)) => jobs.extend(list.iter().map(|j| (i, j.clone()))),
+                Ok(Message::Jobs(list)) => {
+                    for job in list {
+                        match self.settings.policy().check_job(job) {
+                            Ok(()) => jobs.push((i, job.clone())),
+                            Err(reason) => {
+                                warn!(message_id = %item.id, phase = "decode", image = %job.source_image,
+                                    region = %job.destination, reason = %reason, "job outside the configuration");
+                                let body = Continuation::body(std::slice::from_ref(job));
+                                effects.push((i, Effect::DeadLetter { body, reason: format!("{job}: {reason}") }));
+                            }
+                        }
+                    }
+                }
                 Ok(Message::SourceGone { image, region }) => gone.push((i, image.clone(), region.clone())),
                 Ok(Message::ImageBuilt { arn }) => builds.push((i, arn.clone(), item.body.clone())),
             }

@@ -65,7 +65,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
             let ec2 = &ec2;
             let span = job_span(&job);
             async move {
-                let result = match self.grant_copy_access(&job, invocation).await {
+                let result = match self.grant_copy_access(&job, home, invocation).await {
                     Ok(()) => ec2.copy_image(&self.copy_request(&job, home)).await,
                     Err(e) => Err(e),
                 };

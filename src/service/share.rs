@@ -13,18 +13,37 @@ use tracing::{info, warn};
 impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
     /// For a target account's job: lets that account read the source (a launch permission on the image and
     /// createVolumePermission on each of its snapshots), once per source, account and invocation. Idempotent:
-    /// granting again what is granted is success. Nothing to do for this account's own jobs.
-    pub(super) async fn grant_copy_access(&self, job: &Job, invocation: &Invocation) -> Result<(), PortError> {
+    /// granting again what is granted is success. The snapshots are read from the source itself, never taken
+    /// from a message. Nothing to do for this account's own jobs, nor for a source of a trusted account (only
+    /// its owner can share it).
+    pub(super) async fn grant_copy_access(
+        &self,
+        job: &Job,
+        home: &AccountId,
+        invocation: &Invocation,
+    ) -> Result<(), PortError> {
         let Some(account) = &job.account else { return Ok(()) };
         let key = (job.source_image.clone(), job.source_region.clone(), account.clone());
         once(&invocation.grants, key)
             .get_or_init(|| async {
                 let source = self.ec2.region(&job.source_region);
+                let image = once(&invocation.sources, (job.source_image.clone(), job.source_region.clone()))
+                    .get_or_init(|| source.describe_image(&job.source_image))
+                    .await
+                    .clone()?
+                    .ok_or_else(|| {
+                        PortError::from_code("InvalidAMIID.NotFound", format!("source {} not found", job.source_image))
+                    })?;
+                if image.owner.as_ref() != Some(home) {
+                    info!(grantee = %account, owner = ?image.owner.as_ref().map(AccountId::as_str),
+                        "source of a trusted account: its owner must share it and its snapshots with the target account");
+                    return Ok(());
+                }
                 source.add_launch_permissions(&job.source_image, &[LaunchPermission::Account(account.clone())]).await?;
-                for snapshot in &job.snapshots {
+                for snapshot in &image.snapshots {
                     source.add_create_volume_permission(snapshot, account).await?;
                 }
-                info!(grantee = %account, snapshots = job.snapshots.len(),
+                info!(grantee = %account, snapshots = image.snapshots.len(),
                     "source shared for copying: launch permission and createVolumePermission granted");
                 Ok(())
             })

@@ -1,0 +1,94 @@
+//! What a message may ask for: only a narrowing of the operator's configuration. Work items and continuations
+//! travel the same queue, which anyone allowed to send to it can write: no field of a message can add a
+//! region, an account or a key, or turn off encryption the operator asked for. Pure.
+
+use super::ids::{AccountId, Region};
+use super::job::Job;
+
+/// The configuration a message is checked against.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy<'a> {
+    /// TARGET_REGIONS.
+    pub target_regions: &'a [Region],
+    /// TARGET_ACCOUNTS.
+    pub target_accounts: &'a [AccountId],
+    /// ENCRYPT_COPIES.
+    pub encrypt_copies: bool,
+}
+
+impl Policy<'_> {
+    /// A work item's `target_regions` must all be in TARGET_REGIONS; one that is not refuses the whole item, so
+    /// that a typo never silently becomes a narrower replication.
+    pub fn check_targets(&self, requested: Option<&[Region]>) -> Result<(), String> {
+        let outside: Vec<&str> = requested
+            .unwrap_or_default()
+            .iter()
+            .filter(|r| !self.target_regions.contains(r))
+            .map(Region::as_str)
+            .collect();
+        if outside.is_empty() {
+            return Ok(());
+        }
+        Err(format!(
+            "target_regions {} not in TARGET_REGIONS ({}): a work item may only narrow the configured regions; \
+             the item is refused whole and nothing was copied",
+            outside.join(", "),
+            self.target_regions.iter().map(Region::as_str).collect::<Vec<_>>().join(", ")
+        ))
+    }
+
+    /// `"encrypted": false` cannot turn off ENCRYPT_COPIES.
+    pub fn check_encryption(&self, requested: Option<bool>) -> Result<(), String> {
+        if self.encrypt_copies && requested == Some(false) {
+            return Err("\"encrypted\": false is refused: ENCRYPT_COPIES requires every copy to be encrypted".into());
+        }
+        Ok(())
+    }
+
+    /// A continuation's job must name a place the configuration has: this account in a TARGET_REGIONS region,
+    /// or a TARGET_ACCOUNTS account there or in the job's source region.
+    pub fn check_job(&self, job: &Job) -> Result<(), String> {
+        self.check_encryption(job.encrypt)?;
+        match &job.account {
+            Some(account) if !self.target_accounts.contains(account) => {
+                Err(format!("account {account} is not in TARGET_ACCOUNTS; the job is refused"))
+            }
+            Some(_) if job.destination == job.source_region => Ok(()),
+            _ if self.target_regions.contains(&job.destination) => Ok(()),
+            _ => Err(format!("region {} is not in TARGET_REGIONS; the job is refused", job.destination)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::ids::ImageId;
+
+    fn r(s: &str) -> Region {
+        Region::parse(s).unwrap()
+    }
+
+    #[test]
+    fn messages_only_narrow_the_configuration() {
+        let regions = [r("eu-west-1"), r("us-west-2")];
+        let accounts = [AccountId::parse("222222222222").unwrap()];
+        let p = Policy { target_regions: &regions, target_accounts: &accounts, encrypt_copies: true };
+        assert!(p.check_targets(None).is_ok());
+        assert!(p.check_targets(Some(&[r("eu-west-1")])).is_ok());
+        let err = p.check_targets(Some(&[r("eu-west-1"), r("sa-east-1")])).unwrap_err();
+        assert!(err.starts_with("target_regions sa-east-1 not in TARGET_REGIONS"), "only the offending region: {err}");
+        assert!(p.check_encryption(Some(false)).unwrap_err().contains("ENCRYPT_COPIES"));
+        assert!(p.check_encryption(Some(true)).is_ok());
+
+        let mut job = Job::new(ImageId::parse("ami-12345678").unwrap(), r("us-east-1"), r("us-east-1"), None, None);
+        assert!(p.check_job(&job).unwrap_err().contains("us-east-1"), "this account never copies to the source region");
+        job.account = Some(accounts[0].clone());
+        assert!(p.check_job(&job).is_ok(), "a target account does");
+        job.account = Some(AccountId::parse("999999999999").unwrap());
+        assert!(p.check_job(&job).unwrap_err().contains("TARGET_ACCOUNTS"));
+        job.account = None;
+        job.destination = r("sa-east-1");
+        assert!(p.check_job(&job).unwrap_err().contains("sa-east-1"));
+    }
+}
