@@ -76,13 +76,30 @@ fn json_kind(v: &Value) -> &'static str {
     }
 }
 
+/// Reasons quote parts of a message (serde names an unknown field or variant): they are cut to this many
+/// characters, so that no message body reaches the logs or the dead-letter attribute whole.
+pub const MAX_REASON_CHARS: usize = 300;
+
+fn bounded(reason: String) -> String {
+    if reason.chars().count() <= MAX_REASON_CHARS {
+        return reason;
+    }
+    let mut cut: String = reason.chars().take(MAX_REASON_CHARS).collect();
+    cut.push_str("... (cut)");
+    cut
+}
+
 /// Decodes an SQS message body.
 pub fn decode_body(body: &str) -> Result<Message, String> {
-    let value: Value = serde_json::from_str(body).map_err(|e| format!("body is not JSON: {e}"))?;
+    let value: Value = serde_json::from_str(body).map_err(|e| bounded(format!("body is not JSON: {e}")))?;
     decode_value(value)
 }
 
 fn decode_value(value: Value) -> Result<Message, String> {
+    decode_known(value).map_err(bounded)
+}
+
+fn decode_known(value: Value) -> Result<Message, String> {
     if value.get("ami_replicator").is_some() {
         let version = value.get("ami_replicator").and_then(Value::as_u64);
         if version != Some(u64::from(MESSAGE_VERSION)) {

@@ -307,3 +307,32 @@ async fn image_builder_get_image_lists_the_amis_and_missing_builds_are_permanent
     let err = AwsImageBuilder::new(client).output_amis(arn).await.unwrap_err();
     assert_eq!((err.code.as_str(), err.class), ("ResourceNotFoundException", ErrorClass::Permanent), "{err}");
 }
+
+/// What EC2 answers in an opt-in region the account has not enabled, through the SDK: the code survives as sent
+/// (OptInRequired, or AuthFailure since the credentials are not valid there), both permanent, and the job's
+/// reason names the region and how to enable it.
+#[tokio::test]
+async fn a_region_that_is_not_enabled_is_permanent_and_says_how_to_enable_it() {
+    use ami_replicator::core::job::Job;
+    use ami_replicator::core::rules::explain_copy_error;
+    let answers = [
+        (401, "OptInRequired", "You are not subscribed to this service. Please go to http://aws.amazon.com to subscribe."),
+        (401, "AuthFailure", "AWS was not able to validate the provided access credentials"),
+    ];
+    for (status, code, message) in answers {
+        let rule = mock!(aws_sdk_ec2::Client::describe_images).then_http_response(move || ec2_error(status, code, message));
+        let client =
+            mock_client!(aws_sdk_ec2, RuleMode::Sequential, &[&rule], |c| c.retry_config(RetryConfig::disabled()));
+        let err = AwsEc2::new(client).pending_images().await.unwrap_err();
+        assert_eq!((err.code.as_str(), err.class), (code, ErrorClass::Permanent));
+        let job = Job::new(
+            ImageId::parse("ami-0123456789abcdef0").unwrap(),
+            Region::parse("us-east-1").unwrap(),
+            Region::parse("af-south-1").unwrap(),
+            None,
+            None,
+        );
+        let reason = explain_copy_error(&job, &err);
+        assert!(reason.contains("af-south-1 is an opt-in region") && reason.contains("enable-region"), "{reason}");
+    }
+}

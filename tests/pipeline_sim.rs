@@ -435,3 +435,15 @@ async fn duplicated_deliveries_racing_each_other_make_one_copy() {
     sim.run_concurrently_until_idle(3, 2, DAY).await;
     assert_all_replicated_once(&sim, &ids, &["eu-west-1"]);
 }
+
+#[tokio::test]
+async fn an_opt_in_region_that_is_not_enabled_fails_alone_once_per_item() {
+    let mut f = fixture(&["eu-west-1", "af-south-1"], SimConfig::default());
+    f.sim.world.lock().unwrap().disabled_regions.insert(r("af-south-1"));
+    f.sim.send(&event(&f.source, "us-east-1", "available"));
+    f.sim.run_until_idle(10, DAY).await;
+    assert_eq!(copies_of(&f.sim, "eu-west-1", &f.source).len(), 1, "the other region goes on");
+    let w = f.sim.world.lock().unwrap();
+    assert_eq!(w.dead_letters.len(), 1, "{:?}", w.dead_letters);
+    assert!(w.dead_letters[0].1.contains("af-south-1 is an opt-in region"), "{}", w.dead_letters[0].1);
+}

@@ -54,6 +54,7 @@ pub const ERROR_TABLE: &[(&str, ErrorClass, &str)] = &[
     ("ResourceNotFoundException", ErrorClass::Permanent, "the resource does not exist"),
     ("AssumeRoleDenied", ErrorClass::Permanent, "the target account's role could not be assumed"),
     ("InvalidClientTokenId", ErrorClass::Permanent, "credentials were rejected"),
+    ("UnrecognizedClientException", ErrorClass::Permanent, "credentials were rejected"),
     ("DisabledException", ErrorClass::Permanent, "the KMS key is disabled"),
     ("KMSInvalidStateException", ErrorClass::Permanent, "the KMS key is not in a usable state (pending deletion?)"),
     ("InvalidKeyUsageException", ErrorClass::Permanent, "the KMS key cannot be used for EBS encryption"),

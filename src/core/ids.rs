@@ -124,6 +124,29 @@ pub const KNOWN_REGIONS: &[&str] = &[
     "us-west-2",
 ];
 
+/// Regions that are disabled until an account enables them (opt-in regions). EC2 calls in such a region that
+/// the account has not enabled fail (`OptInRequired`, or an authentication failure: the credentials are not
+/// valid there).
+pub const OPT_IN_REGIONS: &[&str] = &[
+    "af-south-1",
+    "ap-east-1",
+    "ap-east-2",
+    "ap-south-2",
+    "ap-southeast-3",
+    "ap-southeast-4",
+    "ap-southeast-5",
+    "ap-southeast-6",
+    "ap-southeast-7",
+    "ca-west-1",
+    "eu-central-2",
+    "eu-south-1",
+    "eu-south-2",
+    "il-central-1",
+    "me-central-1",
+    "me-south-1",
+    "mx-central-1",
+];
+
 /// An AWS region from [`KNOWN_REGIONS`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -137,6 +160,11 @@ impl Region {
         } else {
             Err(invalid("region", s, "not a known AWS region name (e.g. eu-west-1)"))
         }
+    }
+
+    /// Whether accounts must enable this region before using it.
+    pub fn is_opt_in(&self) -> bool {
+        OPT_IN_REGIONS.contains(&self.0.as_str())
     }
 }
 

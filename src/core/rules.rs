@@ -75,6 +75,19 @@ pub fn copy_encryption(job: &Job, policy: &EncryptionPolicy) -> CopyEncryption {
 
 /// A human sentence for a permanent CopyImage error, from what the job knows of its source.
 pub fn explain_copy_error(job: &Job, err: &PortError) -> String {
+    let opt_in_refusal = matches!(
+        err.code.as_str(),
+        "AuthFailure" | "InvalidClientTokenId" | "UnrecognizedClientException"
+    ) && job.destination.is_opt_in();
+    if err.code == "OptInRequired" || opt_in_refusal {
+        let account = job.account.as_ref().map_or("this account".to_string(), |a| format!("account {a}"));
+        return format!(
+            "{region} is an opt-in region that is not enabled for {account}: enable it (AWS console: Account, AWS \
+             Regions; or aws account enable-region --region-name {region}), then send the work item again; the other \
+             regions go on ({err})",
+            region = job.destination
+        );
+    }
     let hint = match err.code.as_str() {
         "InvalidParameterValue" | "UnsupportedOperation" | "InvalidParameterCombination" if job.paravirtual => {
             Some(format!("paravirtual (PV) AMIs cannot be copied to {}, which does not support PV", job.destination))

@@ -63,6 +63,10 @@ impl SimEc2 {
                 format!("{op}: STS refused to let the replicator assume the role of {}: AccessDenied", self.account),
             ));
         }
+        if w.disabled_regions.contains(&self.region) {
+            *w.calls.entry(op).or_default() += 1;
+            return Err(PortError::from_code("AuthFailure", "AWS was not able to validate the provided access credentials"));
+        }
         w.ec2_call(op)?;
         Ok(w)
     }

@@ -119,6 +119,8 @@ pub struct World {
     pub denied_roles: BTreeSet<AccountId>,
     /// Accounts the source account's KMS keys are shared with (their key policies).
     pub kms_shared_with: BTreeSet<AccountId>,
+    /// Opt-in regions not enabled (for every account): EC2 answers AuthFailure there.
+    pub disabled_regions: BTreeSet<Region>,
     pub config: SimConfig,
     pub faults: Faults,
     pub images: BTreeMap<Region, BTreeMap<ImageId, SimImage>>,
@@ -154,6 +156,7 @@ impl World {
             assumable: BTreeSet::new(),
             denied_roles: BTreeSet::new(),
             kms_shared_with: BTreeSet::new(),
+            disabled_regions: BTreeSet::new(),
             config,
             faults: Faults::default(),
             images: BTreeMap::new(),
