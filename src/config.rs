@@ -250,6 +250,12 @@ impl Config {
             .collect();
         let deregister_copies_with_source = r.flag("DEREGISTER_COPIES_WITH_SOURCE", false);
         let trusted_source_accounts = r.list("TRUSTED_SOURCE_ACCOUNTS", AccountId::parse);
+        // The sweep lists the source regions; by default the function's own (Lambda sets AWS_REGION).
+        let mut source_regions = r.list("SOURCE_REGIONS", Region::parse);
+        if source_regions.is_empty() {
+            source_regions = r.list("AWS_REGION", Region::parse);
+        }
+        let sweep_lookback_hours = r.number("SWEEP_LOOKBACK_HOURS", 48, 1..=2160);
         let description_template = r.get("COPY_DESCRIPTION_TEMPLATE");
         if let Some(template) = &description_template {
             for placeholder in placeholders(template) {
@@ -271,6 +277,8 @@ impl Config {
                 target_regions,
                 target_accounts,
                 trusted_source_accounts,
+                source_regions,
+                sweep_lookback_hours,
                 deregister_copies_with_source,
                 tag_filter,
                 max_copies_per_region,

@@ -175,3 +175,29 @@ fn target_account_mistakes_are_named() {
     .to_string();
     assert!(wrong_owner.contains("a key of its own"), "{wrong_owner}");
 }
+
+#[test]
+fn sweep_and_trust_settings() {
+    let c = parse(&[
+        ("TARGET_REGIONS", "eu-west-1"),
+        QUEUE,
+        ("AWS_REGION", "us-east-1"),
+        ("TRUSTED_SOURCE_ACCOUNTS", "777788889999"),
+        ("SWEEP_LOOKBACK_HOURS", "72"),
+    ])
+    .unwrap();
+    assert_eq!(c.settings.source_regions, vec![Region::parse("us-east-1").unwrap()], "the function's own region");
+    assert_eq!(c.settings.sweep_lookback_hours, 72);
+    assert_eq!(c.settings.trusted_source_accounts.len(), 1);
+    let c = parse(&[
+        ("TARGET_REGIONS", "eu-west-1"),
+        QUEUE,
+        ("AWS_REGION", "us-east-1"),
+        ("SOURCE_REGIONS", "eu-west-2,ap-south-1"),
+    ])
+    .unwrap();
+    assert_eq!(c.settings.source_regions.len(), 2);
+    assert_eq!(c.settings.sweep_lookback_hours, 48);
+    let err = parse(&[("TARGET_REGIONS", "eu-west-1"), QUEUE, ("SWEEP_LOOKBACK_HOURS", "0")]).unwrap_err().to_string();
+    assert!(err.contains("SWEEP_LOOKBACK_HOURS"), "{err}");
+}

@@ -138,6 +138,10 @@ fn decode_event(value: Value) -> Result<Message, String> {
     match (event.source.as_str(), event.detail_type.as_str()) {
         ("aws.ec2", "EC2 AMI State Change") => decode_ami_state_change(event),
         ("aws.imagebuilder", "EC2 Image Builder Image State Change") => decode_image_builder(event),
+        ("aws.events", "Scheduled Event") => match event.time {
+            Some(time) => Ok(Message::Sweep { time: crate::core::time::format_rfc3339(time.timestamp()) }),
+            None => Err("scheduled event without a time".into()),
+        },
         (source, detail_type) => {
             Ok(Message::Ignore(format!("event {source} / {detail_type} is not an AMI or Image Builder state change")))
         }

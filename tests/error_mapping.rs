@@ -316,11 +316,16 @@ async fn a_region_that_is_not_enabled_is_permanent_and_says_how_to_enable_it() {
     use ami_replicator::core::job::Job;
     use ami_replicator::core::rules::explain_copy_error;
     let answers = [
-        (401, "OptInRequired", "You are not subscribed to this service. Please go to http://aws.amazon.com to subscribe."),
+        (
+            401,
+            "OptInRequired",
+            "You are not subscribed to this service. Please go to http://aws.amazon.com to subscribe.",
+        ),
         (401, "AuthFailure", "AWS was not able to validate the provided access credentials"),
     ];
     for (status, code, message) in answers {
-        let rule = mock!(aws_sdk_ec2::Client::describe_images).then_http_response(move || ec2_error(status, code, message));
+        let rule =
+            mock!(aws_sdk_ec2::Client::describe_images).then_http_response(move || ec2_error(status, code, message));
         let client =
             mock_client!(aws_sdk_ec2, RuleMode::Sequential, &[&rule], |c| c.retry_config(RetryConfig::disabled()));
         let err = AwsEc2::new(client).pending_images().await.unwrap_err();

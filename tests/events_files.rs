@@ -30,7 +30,7 @@ fn every_sample_decodes_with_the_handlers_input_type() {
         .filter(|n| n.ends_with(".json"))
         .collect();
     names.sort();
-    assert_eq!(names.len(), 6, "{names:?}");
+    assert_eq!(names.len(), 7, "{names:?}");
     for name in names {
         match decode_input(sample(&name, SAMPLE_IMAGE)) {
             Ok(Input::Direct(item)) => assert!(item.message.is_ok(), "{name}: {:?}", item.message),
@@ -59,6 +59,7 @@ async fn every_sample_runs_against_the_emulator() {
             .map(|r| Region::parse(r).unwrap())
             .collect(),
         step: StepPolicy { poll_seconds: 1, capacity_max_seconds: 1, ..StepPolicy::default() },
+        source_regions: vec![Region::parse("us-east-1").unwrap()],
         ..Settings::default()
     };
     let replicator = Replicator::new(
@@ -105,5 +106,15 @@ async fn every_sample_runs_against_the_emulator() {
     assert_eq!(response["batchItemFailures"], serde_json::json!([]));
     let reasons = ami_replicator::local::dead_letter_reasons(&sqs, &dlq).await.unwrap();
     assert_eq!(reasons.len(), 3, "each with its failure_reason: {reasons:?}");
+    // The scheduled sweep (its time set to now): an image whose event never arrived is found and copied.
+    let image = new_image("missed-event").await;
+    let now = ami_replicator::core::time::format_rfc3339(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64,
+    );
+    let sweep = sample("scheduled-sweep.json", &image).to_string().replace("2026-11-29T10:00:00Z", &now);
+    entry::handle(&replicator, serde_json::from_str(&sweep).unwrap(), &account).await.unwrap();
+    drain().await.unwrap();
+    assert_eq!((copies(&sdk, "eu-west-1", &image).await, copies(&sdk, "us-west-2", &image).await), (1, 1));
+    assert_eq!(copies(&sdk, "ap-southeast-2", &image).await, 1);
     // imagebuilder-available.json runs in tests/cross_account_moto.rs, which registers its build with the emulator.
 }

@@ -160,6 +160,7 @@ pub(crate) fn image_info(image: &Image) -> Option<ImageInfo> {
             .filter_map(|m| m.ebs()?.snapshot_id())
             .filter_map(|s| SnapshotId::parse(s).ok())
             .collect(),
+        created: image.creation_date().map(str::to_string),
     })
 }
 
@@ -246,6 +247,22 @@ impl Ec2 for AwsEc2 {
                 }
             }
         }
+    }
+
+    async fn available_images_of(&self, owners: &[AccountId]) -> Result<Vec<ImageInfo>, PortError> {
+        let mut pages = self
+            .client
+            .describe_images()
+            .set_owners(Some(owners.iter().map(ToString::to_string).collect()))
+            .filters(Filter::builder().name("state").values("available").build())
+            .max_results(1000)
+            .into_paginator()
+            .send();
+        let mut found = Vec::new();
+        while let Some(page) = pages.next().await {
+            found.extend(images(&page.map_err(|e| self.error("DescribeImages", e))?));
+        }
+        Ok(found)
     }
 
     async fn describe_own_images(&self, ids: &[ImageId]) -> Result<Vec<ImageInfo>, PortError> {

@@ -67,6 +67,8 @@ pub struct ImageInfo {
     /// The EBS snapshots of its block device mappings (what a copy by another account must be allowed to read,
     /// and what DEREGISTER_COPIES_WITH_SOURCE deletes with a copy).
     pub snapshots: Vec<SnapshotId>,
+    /// CreationDate (RFC 3339), when EC2 gave one.
+    pub created: Option<String>,
 }
 
 /// Properties of an image that decide whether and how it can be copied.

@@ -53,6 +53,7 @@ mod tests {
             size_gib: 1,
             traits: ImageTraits::default(),
             snapshots: vec![SnapshotId::parse(&format!("snap-{n:08x}")).unwrap()],
+            created: None,
         }
     }
 

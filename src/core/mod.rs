@@ -13,3 +13,5 @@ pub mod region;
 pub mod rules;
 pub mod share;
 pub mod step;
+pub mod sweep;
+pub mod time;

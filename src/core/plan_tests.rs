@@ -19,6 +19,7 @@ fn image(owner: &str, tags: Vec<Tag>) -> ImageInfo {
         size_gib: 30,
         traits: Default::default(),
         snapshots: vec![],
+        created: None,
     }
 }
 

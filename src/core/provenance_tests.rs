@@ -37,6 +37,7 @@ fn copies_are_recognised_by_both_tags() {
         size_gib: 8,
         traits: Default::default(),
         snapshots: vec![],
+        created: None,
     };
     assert!(is_replica(&copy));
     assert!(is_copy_of(&copy, &img, &src));

@@ -34,6 +34,7 @@ fn image(n: u32, state: ImageState, tags: Vec<Tag>) -> ImageInfo {
         size_gib: 8,
         traits: ImageTraits::default(),
         snapshots: vec![],
+        created: None,
     }
 }
 

@@ -75,10 +75,9 @@ pub fn copy_encryption(job: &Job, policy: &EncryptionPolicy) -> CopyEncryption {
 
 /// A human sentence for a permanent CopyImage error, from what the job knows of its source.
 pub fn explain_copy_error(job: &Job, err: &PortError) -> String {
-    let opt_in_refusal = matches!(
-        err.code.as_str(),
-        "AuthFailure" | "InvalidClientTokenId" | "UnrecognizedClientException"
-    ) && job.destination.is_opt_in();
+    let opt_in_refusal =
+        matches!(err.code.as_str(), "AuthFailure" | "InvalidClientTokenId" | "UnrecognizedClientException")
+            && job.destination.is_opt_in();
     if err.code == "OptInRequired" || opt_in_refusal {
         let account = job.account.as_ref().map_or("this account".to_string(), |a| format!("account {a}"));
         return format!(

@@ -20,6 +20,7 @@ fn image(owner: &str, traits: ImageTraits) -> ImageInfo {
         size_gib: 8,
         traits,
         snapshots: vec![],
+        created: None,
     }
 }
 

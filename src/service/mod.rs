@@ -9,6 +9,7 @@ mod fan_out;
 mod lifecycle;
 mod place;
 mod share;
+mod sweep;
 
 use crate::core::errors::PortError;
 use crate::core::ids::{AccountId, ImageId, Place, Region};
@@ -34,6 +35,10 @@ pub struct Settings {
     pub target_accounts: Vec<AccountId>,
     /// TRUSTED_SOURCE_ACCOUNTS: accounts whose images, shared with this one, are replicated too.
     pub trusted_source_accounts: Vec<AccountId>,
+    /// SOURCE_REGIONS: where the sweep looks for images (default: the function's own region).
+    pub source_regions: Vec<Region>,
+    /// SWEEP_LOOKBACK_HOURS: the sweep considers images created this recently.
+    pub sweep_lookback_hours: u32,
     pub tag_filter: Option<Tag>,
     /// Concurrent copies to allow per place (MAX_CONCURRENT_COPIES_PER_REGION, per account and region).
     pub max_copies_per_region: u32,
@@ -66,6 +71,8 @@ impl Default for Settings {
             target_regions: Vec::new(),
             target_accounts: Vec::new(),
             trusted_source_accounts: Vec::new(),
+            source_regions: Vec::new(),
+            sweep_lookback_hours: 48,
             tag_filter: None,
             max_copies_per_region: 100,
             step: StepPolicy::default(),
@@ -89,6 +96,8 @@ pub enum Message {
     SourceGone { image: ImageId, region: Region },
     /// An EC2 Image Builder image build version became available: replicate the AMIs it made.
     ImageBuilt { arn: String },
+    /// The scheduled sweep, as of `time` (RFC 3339): find what events missed.
+    Sweep { time: String },
     /// Nothing to do, with the reason (e.g. an AMI state other than `available`).
     Ignore(String),
 }
@@ -171,6 +180,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         let mut jobs: Vec<(usize, Job)> = Vec::new();
         let mut gone = Vec::new();
         let mut builds = Vec::new();
+        let mut sweeps = Vec::new();
         for (i, item) in items.iter().enumerate() {
             match &item.message {
                 Err(reason) => {
@@ -197,6 +207,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                 }
                 Ok(Message::SourceGone { image, region }) => gone.push((i, image.clone(), region.clone())),
                 Ok(Message::ImageBuilt { arn }) => builds.push((i, arn.clone(), item.body.clone())),
+                Ok(Message::Sweep { time }) => sweeps.push((i, time.clone())),
             }
         }
         for (i, built) in
@@ -219,8 +230,12 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         }));
         let places =
             join_all(by_place.into_iter().map(|(place, jobs)| self.advance_place(place, jobs, home, &invocation)));
-        let (fanned, advanced, cleaned) = tokio::join!(fan_outs, places, self.sources_gone(gone, home));
+        let swept = join_all(sweeps.iter().map(|(i, time)| async move {
+            self.sweep(time, home).await.into_iter().map(move |e| (*i, e)).collect::<Vec<_>>()
+        }));
+        let (fanned, advanced, cleaned, swept) = tokio::join!(fan_outs, places, self.sources_gone(gone, home), swept);
         effects.extend(fanned.into_iter().flatten());
+        effects.extend(swept.into_iter().flatten());
         effects.extend(advanced.into_iter().flatten());
         effects.extend(cleaned);
 

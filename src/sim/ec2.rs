@@ -65,7 +65,10 @@ impl SimEc2 {
         }
         if w.disabled_regions.contains(&self.region) {
             *w.calls.entry(op).or_default() += 1;
-            return Err(PortError::from_code("AuthFailure", "AWS was not able to validate the provided access credentials"));
+            return Err(PortError::from_code(
+                "AuthFailure",
+                "AWS was not able to validate the provided access credentials",
+            ));
         }
         w.ec2_call(op)?;
         Ok(w)
@@ -93,6 +96,23 @@ impl Ec2 for SimEc2 {
         let w = self.call(&mut w, "DescribeImages")?;
         // An image of another account is visible only when shared with this one.
         Ok(w.image(&self.region, id).filter(|i| World::can_launch(i, &self.account)).map(|i| i.info.clone()))
+    }
+
+    async fn available_images_of(&self, owners: &[AccountId]) -> Result<Vec<ImageInfo>, PortError> {
+        tokio::task::yield_now().await;
+        let mut w = lock(&self.world);
+        let w = self.call(&mut w, "DescribeImages")?;
+        w.settle(&self.region);
+        Ok(w.images
+            .get(&self.region)
+            .map(|m| {
+                m.values()
+                    .filter(|i| i.info.owner.as_ref().is_some_and(|o| owners.contains(o)))
+                    .filter(|i| i.info.state == ImageState::Available && World::can_launch(i, &self.account))
+                    .map(|i| i.info.clone())
+                    .collect()
+            })
+            .unwrap_or_default())
     }
 
     async fn describe_own_images(&self, ids: &[ImageId]) -> Result<Vec<ImageInfo>, PortError> {

@@ -94,6 +94,17 @@ impl Simulation {
         lock(&self.world).enqueue(&OutgoingMessage { body: body.to_string(), delay_seconds: 0 });
     }
 
+    /// The Scheduled Event EventBridge sends for the sweep, at the virtual time now.
+    pub fn scheduled_event(&self) -> String {
+        let time = lock(&self.world).now_rfc3339();
+        serde_json::json!({
+            "version": "0", "id": "sweep", "detail-type": "Scheduled Event", "source": "aws.events",
+            "account": self.account.as_str(), "time": time, "region": "us-east-1",
+            "resources": ["arn:aws:events:us-east-1:123456789012:rule/ami-replicator-sweep"], "detail": {}
+        })
+        .to_string()
+    }
+
     /// Runs one invocation with the next visible batch (as the event source mapping would). `false` when
     /// no message is visible now.
     pub async fn invoke_once(&mut self, batch_size: usize) -> bool {

@@ -63,6 +63,9 @@ pub struct SimSnapshot {
     pub tags: Vec<Tag>,
 }
 
+/// Wall-clock time of virtual time 0: 2026-11-29T00:00:00Z.
+pub const SIM_EPOCH_SECS: i64 = 1_795_910_400;
+
 /// The AWS-managed EBS key: snapshots encrypted with it cannot be shared.
 pub const AWS_MANAGED_EBS_KEY: &str = "aws/ebs";
 
@@ -177,6 +180,11 @@ impl World {
         }
     }
 
+    /// The virtual clock as a wall-clock time: [`SIM_EPOCH_SECS`] plus the virtual time.
+    pub fn now_rfc3339(&self) -> String {
+        crate::core::time::format_rfc3339(SIM_EPOCH_SECS + (self.now_ms / 1000) as i64)
+    }
+
     /// xorshift64*: deterministic per seed.
     pub fn random(&mut self) -> f64 {
         self.rng ^= self.rng >> 12;
@@ -216,6 +224,7 @@ impl World {
             size_gib: 8,
             traits: Default::default(),
             snapshots: vec![snapshot.id.clone()],
+            created: Some(self.now_rfc3339()),
         };
         let image = SimImage {
             info,
@@ -420,6 +429,7 @@ impl World {
                 ..source.info.traits.clone()
             },
             snapshots: snapshots.iter().map(|s| s.id.clone()).collect(),
+            created: Some(self.now_rfc3339()),
         };
         let ready_at_ms = self.now_ms + duration_ms;
         let image = SimImage {

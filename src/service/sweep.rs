@@ -1,0 +1,78 @@
+//! The reconciliation sweep: on a schedule, find the recent images that events missed (AMI events are best
+//! effort) and enqueue jobs for exactly the places that lack a copy. Observe (one listing per source region, one
+//! provenance lookup per place), decide in `core::sweep`, act (the same jobs the fan-out makes).
+//!
+//! Calls per run: for each source region, one DescribeImages per page of 1,000 images; for each place (this
+//! account in each destination region, each target account in each destination region and the source region),
+//! one DescribeImages per 200 candidate images; then one SendMessageBatch per 10 continuation messages of up to
+//! 100 jobs each.
+
+use super::{Effect, Replicator};
+use crate::core::ids::{AccountId, Region};
+use crate::core::image::ImageInfo;
+use crate::core::sweep::{self, SweepPolicy};
+use crate::core::time::parse_rfc3339;
+use crate::ports::{Ec2, Ec2Regions, ImageBuilder, Queue};
+use futures::future::join_all;
+use tracing::{info, warn, Instrument};
+
+impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
+    /// Runs the sweep as of `now` (the scheduled event's time, RFC 3339). A region or place that cannot be read
+    /// now is left to the next run (the sweep is a safety net, and idempotent).
+    pub(super) async fn sweep(&self, now: &str, home: &AccountId) -> Vec<Effect> {
+        let span = tracing::info_span!("sweep", phase = "sweep", at = %now);
+        async {
+            let Some(now_secs) = parse_rfc3339(now) else {
+                warn!("scheduled event without a readable time; sweep skipped");
+                return vec![];
+            };
+            let settings = &self.settings;
+            let policy = SweepPolicy {
+                target_regions: &settings.target_regions,
+                target_accounts: &settings.target_accounts,
+                trusted: &settings.trusted_source_accounts,
+                tag_filter: settings.tag_filter.as_ref(),
+                since: now_secs - i64::from(settings.sweep_lookback_hours) * 3600,
+            };
+            let mut owners = vec![home.clone()];
+            owners.extend(settings.trusted_source_accounts.iter().cloned());
+            let listed = join_all(settings.source_regions.iter().map(|region| {
+                let owners = &owners;
+                async move { (region.clone(), self.ec2.region(region).available_images_of(owners).await) }
+            }))
+            .await;
+            let mut candidates: Vec<(Region, ImageInfo)> = Vec::new();
+            for (region, result) in listed {
+                match result {
+                    Ok(images) => candidates
+                        .extend(sweep::candidates(images, home, &policy).into_iter().map(|i| (region.clone(), i))),
+                    Err(e) => warn!(region = %region, error = %e, "could not list the images of a source region"),
+                }
+            }
+            let places = sweep::by_place(&candidates, home, &policy);
+            let jobs = join_all(places.iter().map(|(place, wanted)| async move {
+                let found = match self.ec2.at(place) {
+                    Ok(ec2) => ec2.find_copies(&sweep::ids(wanted)).await,
+                    Err(e) => Err(e),
+                };
+                match found {
+                    Ok(found) => sweep::missing(place, wanted, &found),
+                    Err(e) => {
+                        warn!(region = %place.region, place = %place, error = %e, "could not look for copies here");
+                        vec![]
+                    }
+                }
+            }))
+            .await;
+            let jobs: Vec<_> = jobs.into_iter().flatten().collect();
+            info!(images = candidates.len(), places = places.len(), missing = jobs.len(), "sweep done");
+            for job in &jobs {
+                info!(image = %job.source_image, region = %job.destination, place = %job.place(),
+                    "copy missing (a missed event?): enqueued");
+            }
+            jobs.into_iter().map(|job| Effect::enqueue(job, 0)).collect()
+        }
+        .instrument(span)
+        .await
+    }
+}
