@@ -76,6 +76,9 @@ pub trait Ec2: Send + Sync {
         account: &AccountId,
     ) -> impl Future<Output = Result<(), PortError>> + Send;
 
+    /// Adds tags to one of this product's copies (the tombstone of a replication that gave up).
+    fn add_tags(&self, id: &ImageId, tags: &[Tag]) -> impl Future<Output = Result<(), PortError>> + Send;
+
     /// Deletes a snapshot of a deregistered copy. A snapshot that is already gone is success.
     fn delete_snapshot(&self, snapshot: &SnapshotId) -> impl Future<Output = Result<(), PortError>> + Send;
 }

@@ -259,11 +259,25 @@ async fn failed_copies_are_deregistered_and_retried_then_dead_lettered() {
     f.sim.world.lock().unwrap().faults.fail_next_copies = 3;
     f.sim.send(&event(&f.source, "us-east-1", "available"));
     f.sim.run_until_idle(10, DAY).await;
-    assert!(copies_of(&f.sim, "eu-west-1", &f.source).is_empty(), "the last failed copy is deregistered too");
+    let left = copies_of(&f.sim, "eu-west-1", &f.source);
+    assert_eq!(left.len(), 1, "the earlier failed copies are deregistered, the last one stays as a tombstone");
+    assert!(matches!(left[0].info.state, ImageState::Failed(_)));
+    assert!(left[0]
+        .info
+        .tag(ami_replicator::core::provenance::GAVE_UP_TAG)
+        .is_some_and(|r| r.contains("3 copies failed")));
+    {
+        let w = f.sim.world.lock().unwrap();
+        assert_eq!(w.copies.len(), 3);
+        assert_eq!(w.dead_letters.len(), 1);
+        assert!(w.dead_letters[0].1.contains("3 copies failed"), "{}", w.dead_letters[0].1);
+    }
+    // The same event again, and a sweep: the tombstone says this place was given up on; no new copy, no new
+    // dead letter.
+    f.sim.send(&event(&f.source, "us-east-1", "available"));
+    f.sim.run_until_idle(10, 2 * DAY).await;
     let w = f.sim.world.lock().unwrap();
-    assert_eq!(w.copies.len(), 3);
-    assert_eq!(w.dead_letters.len(), 1);
-    assert!(w.dead_letters[0].1.contains("3 copies failed"), "{}", w.dead_letters[0].1);
+    assert_eq!((w.copies.len(), w.dead_letters.len()), (3, 1));
 }
 
 #[tokio::test]

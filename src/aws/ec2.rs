@@ -370,6 +370,17 @@ impl Ec2 for AwsEc2 {
         Ok(())
     }
 
+    async fn add_tags(&self, id: &ImageId, tags: &[Tag]) -> Result<(), PortError> {
+        self.client
+            .create_tags()
+            .resources(id.as_str())
+            .set_tags(Some(sdk_tags(tags)))
+            .send()
+            .await
+            .map_err(|e| self.error("CreateTags", e))?;
+        Ok(())
+    }
+
     async fn delete_snapshot(&self, snapshot: &SnapshotId) -> Result<(), PortError> {
         match self.client.delete_snapshot().snapshot_id(snapshot.as_str()).send().await {
             Ok(_) => Ok(()),

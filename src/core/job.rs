@@ -86,6 +86,10 @@ pub struct Job {
     /// Copies of this job that ended `failed` so far.
     #[serde(default)]
     pub failed_copies: u32,
+    /// The last failed copy, kept until its successor exists (then deregistered): were it deregistered before
+    /// this job is durable, a stop in between would look like a cancelled copy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<ImageId>,
     /// Times the copy was found still pending.
     #[serde(default)]
     pub polls: u32,
@@ -122,6 +126,7 @@ impl Job {
             deprecation_time: None,
             phase: Phase::Copy,
             failed_copies: 0,
+            replaces: None,
             polls: 0,
             retries: 0,
             throttles: 0,

@@ -14,8 +14,8 @@ pub struct Cleanup {
     pub delete_snapshots: Vec<SnapshotId>,
 }
 
-/// The copies of `source` (from `source_region`) among `found` to deregister: those still `pending` always (a
-/// copy of an image that no longer exists is not wanted), the others only when `with_source` is set
+/// The copies of `source` (from `source_region`) among `found` to deregister: those still `pending` (a copy of an
+/// image that no longer exists is not wanted) and failed ones always, the others only when `with_source` is set
 /// (DEREGISTER_COPIES_WITH_SOURCE; copies are independent AMIs by default, as AWS documents), with their
 /// snapshots. Images that are not this product's copies of that source are never touched.
 pub fn cleanup(found: &[ImageInfo], source: &ImageId, source_region: &Region, with_source: bool) -> Vec<Cleanup> {
@@ -25,6 +25,10 @@ pub fn cleanup(found: &[ImageInfo], source: &ImageId, source_region: &Region, wi
         .filter_map(|img| match img.state {
             ImageState::Pending => {
                 Some(Cleanup { copy: img.id.clone(), stops_pending_copy: true, delete_snapshots: vec![] })
+            }
+            // A failed copy (a tombstone of a replication that gave up) has no use once its source is gone.
+            ImageState::Failed(_) => {
+                Some(Cleanup { copy: img.id.clone(), stops_pending_copy: false, delete_snapshots: vec![] })
             }
             _ if with_source => Some(Cleanup {
                 copy: img.id.clone(),

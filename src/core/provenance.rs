@@ -10,6 +10,16 @@ pub const SOURCE_IMAGE_TAG: &str = "ami-replicator:source-image";
 /// Tag on every copy (and its snapshots): the region of the image it was copied from.
 pub const SOURCE_REGION_TAG: &str = "ami-replicator:source-region";
 
+/// Tag put on the last failed copy of a job that gave up (after MAX failed copies): a tombstone that tells
+/// duplicate jobs and the sweep that this place was given up on (its dead letter has the reason). Deregister the
+/// tombstone to let the next sweep try again.
+pub const GAVE_UP_TAG: &str = "ami-replicator:gave-up";
+
+/// True when `image` is a tombstone of a replication that gave up.
+pub fn gave_up(image: &ImageInfo) -> bool {
+    image.tag(GAVE_UP_TAG).is_some()
+}
+
 /// The provenance tags of a copy of `source` made from `source_region`.
 pub fn provenance_tags(source: &ImageId, source_region: &Region) -> Vec<Tag> {
     vec![Tag::new(SOURCE_IMAGE_TAG, source.as_str()), Tag::new(SOURCE_REGION_TAG, source_region.as_str())]

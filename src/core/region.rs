@@ -7,7 +7,7 @@ use super::errors::{ErrorClass, PortError};
 use super::ids::ImageId;
 use super::image::{ImageInfo, ImageState};
 use super::job::{Job, Phase};
-use super::provenance::is_copy_of;
+use super::provenance::{gave_up, is_copy_of};
 use super::rules;
 use super::step::{self, Decision, StepPolicy};
 use std::collections::BTreeSet;
@@ -123,10 +123,10 @@ pub fn decide<T>(jobs: PlaceJobs<T>, observed: Observations, limit: u32, base: &
             step::on_copy_observed(&job, &copy, Some(&ImageState::Pending), policy)
         } else {
             match &observed.described {
-                Ok(images) => {
-                    let state = images.iter().find(|img| img.id == copy).map(|img| &img.state);
-                    step::on_copy_observed(&job, &copy, state, policy)
-                }
+                Ok(images) => match images.iter().find(|img| img.id == copy) {
+                    Some(img) if gave_up(img) => given_up(&job, &copy),
+                    img => step::on_copy_observed(&job, &copy, img.map(|i| &i.state), policy),
+                },
                 Err(e) => step::on_error(&job, e, policy),
             }
         };
@@ -138,6 +138,12 @@ pub fn decide<T>(jobs: PlaceJobs<T>, observed: Observations, limit: u32, base: &
         match &observed.existing {
             Err(e) => {
                 let d = step::on_error(&job, e, policy);
+                plan.decided.push((tag, job, d));
+            }
+            Ok(images) if images.iter().any(|i| gave_up(i) && is_copy_of(i, &job.source_image, &job.source_region)) => {
+                let tombstone =
+                    images.iter().find(|i| gave_up(i) && is_copy_of(i, &job.source_image, &job.source_region));
+                let d = given_up(&job, &tombstone.map(|t| t.id.clone()).unwrap_or_else(|| job.source_image.clone()));
                 plan.decided.push((tag, job, d));
             }
             Ok(images) => match best_existing_copy(images, &job) {
@@ -158,6 +164,17 @@ pub fn decide<T>(jobs: PlaceJobs<T>, observed: Observations, limit: u32, base: &
     }
     plan.start = admitted;
     plan
+}
+
+/// Another job of this replication gave up at this place (`tombstone` is its last failed copy): this one stops.
+fn given_up(job: &Job, tombstone: &ImageId) -> Decision {
+    Decision::Stop {
+        reason: format!(
+            "replication to {} was given up by another job (its dead letter has the reason); deregister the failed \
+             copy {tombstone} there to let the next sweep try again",
+            job.place()
+        ),
+    }
 }
 
 /// CopyImage answered `result` for `job`.

@@ -2,8 +2,9 @@
 
 use super::errors::{ErrorClass, PortError};
 use super::ids::ImageId;
-use super::image::ImageState;
+use super::image::{ImageInfo, ImageState};
 use super::job::{Job, Phase, ReplicationRequest};
+use super::provenance::{gave_up, is_copy_of};
 use sha2::{Digest, Sha256};
 
 /// SQS allows at most 15 minutes of delay on a message.
@@ -47,9 +48,11 @@ pub enum Decision {
     Share { copy: ImageId },
     /// Send the job back to the work queue with a delay.
     Continue { job: Job, delay_seconds: u32 },
-    /// The copy failed: deregister it, then continue with `job` (a new copy attempt).
-    Replace { failed_copy: ImageId, job: Job },
-    /// The job can never succeed: deregister `failed_copy` if any, then dead-letter with the reason.
+    /// The copy failed: continue with `job` (a new copy attempt, which `replaces` the failed copy), after
+    /// deregistering `deregister`, the failed copy before it (if any).
+    Replace { deregister: Option<ImageId>, job: Job },
+    /// The job can never succeed: deregister `failed_copy` if any (and the failed copy before it), then
+    /// dead-letter with the reason.
     GiveUp { reason: String, failed_copy: Option<ImageId> },
     /// The pending copy is gone (deregistered): read the source to tell a stopped replication (its source was
     /// deregistered) from a cancelled copy ([`after_vanished`]).
@@ -115,16 +118,45 @@ pub fn on_copy_observed(job: &Job, copy: &ImageId, state: Option<&ImageState>, p
                 next.phase = Phase::Copy;
                 next.failed_copies = failed;
                 next.polls = 0;
-                Decision::Replace { failed_copy: copy.clone(), job: next }
+                next.replaces = Some(copy.clone());
+                Decision::Replace { deregister: job.replaces.clone().filter(|old| old != copy), job: next }
             }
         }
     }
 }
 
-/// A pending copy disappeared; `source` is what EC2 says of the source now (`None`: unknown to EC2). A source
-/// that is gone explains it: replication of that source stopped, nothing failed. Otherwise someone
-/// deregistered the copy, which cancels it: a failure to report.
-pub fn after_vanished(job: &Job, copy: &ImageId, source: Option<&ImageState>) -> Decision {
+/// A pending copy disappeared; `replacement` is another copy of the same source at the same place (the
+/// provenance lookup), `source` what EC2 says of the source now (`None`: unknown to EC2). A replacement means a
+/// duplicate job replaced a failed copy (both follow the same ClientTokens): wait for it. A source that is gone
+/// explains it: replication of that source stopped, nothing failed. Otherwise someone deregistered the copy,
+/// which cancels it: a failure to report.
+pub fn after_vanished(
+    job: &Job,
+    copy: &ImageId,
+    others: &[ImageInfo],
+    source: Option<&ImageState>,
+    policy: &StepPolicy,
+) -> Decision {
+    let chain: Vec<&ImageInfo> =
+        others.iter().filter(|o| &o.id != copy && is_copy_of(o, &job.source_image, &job.source_region)).collect();
+    let live = chain.iter().find(|o| matches!(o.state, ImageState::Available | ImageState::Pending));
+    if let Some(other) = live {
+        let mut next = job.clone();
+        next.failed_copies = next.failed_copies.max(1);
+        return on_copy_observed(&next, &other.id, Some(&other.state), policy);
+    }
+    if let Some(failed) = chain.first() {
+        // A failed copy of the same chain: the job that saw it fail carries the replication on (or gave up, and
+        // its dead letter says why). This one is a duplicate.
+        return Decision::Stop {
+            reason: format!(
+                "copy {copy} in {} is gone and {} (failed{}) is handled by another job of this replication",
+                job.place(),
+                failed.id,
+                if gave_up(failed) { ", given up" } else { "" }
+            ),
+        };
+    }
     match source {
         None | Some(ImageState::Other(_)) => Decision::Stop {
             reason: format!(

@@ -38,8 +38,9 @@ fn failed_copies_are_replaced_three_times_then_given_up() {
     let failed = ImageState::Failed(Some("snapshot error".into()));
     for attempt in 1..3 {
         match on_copy_observed(&j, &copy(), Some(&failed), &p) {
-            Decision::Replace { failed_copy, job } => {
-                assert_eq!(failed_copy, copy());
+            Decision::Replace { deregister, job } => {
+                assert_eq!(deregister, None, "the same failed copy is not deregistered before its successor exists");
+                assert_eq!(job.replaces, Some(copy()), "the failed copy is kept until its successor exists");
                 assert_eq!(job.failed_copies, attempt);
                 assert_eq!(job.phase, Phase::Copy);
                 j = job;
@@ -65,14 +66,33 @@ fn a_copy_missing_after_polling_was_cancelled() {
     assert_eq!(on_copy_observed(&j, &copy(), None, &p), Decision::Vanished { copy: copy() });
     // The source tells why: still there -> someone cancelled the copy; gone -> replication of it stopped.
     let available = ImageState::Available;
-    assert!(
-        matches!(after_vanished(&j, &copy(), Some(&available)), Decision::GiveUp { reason, failed_copy: None } if reason.contains("cancelled"))
-    );
+    let gone = after_vanished(&j, &copy(), &[], Some(&available), &p);
+    assert!(matches!(gone, Decision::GiveUp { reason, failed_copy: None } if reason.contains("cancelled")));
     let deregistered = ImageState::Other("deregistered".into());
-    assert!(
-        matches!(after_vanished(&j, &copy(), Some(&deregistered)), Decision::Stop { reason } if reason.contains("deregistered"))
-    );
-    assert!(matches!(after_vanished(&j, &copy(), None), Decision::Stop { .. }));
+    let stopped = after_vanished(&j, &copy(), &[], Some(&deregistered), &p);
+    assert!(matches!(stopped, Decision::Stop { reason } if reason.contains("deregistered")));
+    assert!(matches!(after_vanished(&j, &copy(), &[], None, &p), Decision::Stop { .. }));
+    // A duplicate job replaced the failed copy: follow the replacement.
+    let mut replacement = crate::core::image::ImageInfo {
+        id: ImageId::parse("ami-22222222").unwrap(),
+        owner: None,
+        name: None,
+        description: None,
+        state: ImageState::Pending,
+        tags: crate::core::provenance::provenance_tags(&j.source_image, &j.source_region),
+        size_gib: 1,
+        traits: Default::default(),
+        snapshots: vec![],
+        created: None,
+    };
+    match after_vanished(&j, &copy(), std::slice::from_ref(&replacement), Some(&available), &p) {
+        Decision::Continue { job, .. } => assert_eq!(job.phase, Phase::Wait { copy_image: replacement.id.clone() }),
+        other => panic!("{other:?}"),
+    }
+    // Only a failed copy of the chain: another job replaces it (or gave up); this duplicate stops.
+    replacement.state = ImageState::Failed(None);
+    let duplicate = after_vanished(&j, &copy(), std::slice::from_ref(&replacement), Some(&available), &p);
+    assert!(matches!(duplicate, Decision::Stop { reason } if reason.contains("another job")));
 }
 
 #[test]

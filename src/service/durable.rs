@@ -2,13 +2,15 @@
 //! letters, and the items SQS must deliver again.
 
 use super::{BatchReport, Item, Replicator};
-use crate::core::ids::Place;
+use crate::core::ids::{ImageId, Place};
+use crate::core::image::Tag;
 use crate::core::job::{Continuation, Job, JOBS_PER_MESSAGE};
+use crate::core::provenance::GAVE_UP_TAG;
 use crate::core::step::Decision;
-use crate::ports::{Ec2Regions, ImageBuilder, OutgoingMessage, Queue};
+use crate::ports::{Ec2, Ec2Regions, ImageBuilder, OutgoingMessage, Queue};
 use futures::future::join_all;
 use std::collections::{BTreeMap, BTreeSet};
-use tracing::{error, warn};
+use tracing::{error, info, warn};
 
 /// What one item's work asks for. An item is acknowledged when all its effects are durable.
 #[derive(Debug)]
@@ -19,6 +21,9 @@ pub(super) enum Effect {
     Send(OutgoingMessage),
     /// Store `body` in the dead-letter queue with the reason.
     DeadLetter { body: String, reason: String },
+    /// A job gave up after its copies failed: dead-letter it, then (only once the dead letter is stored) mark
+    /// its last failed copy at `place` as given up, so that duplicates and the sweep stop there.
+    GiveUp { body: String, reason: String, place: Place, tombstone: ImageId },
     /// Nothing durable can be made now: let SQS deliver the item again.
     Retry(String),
 }
@@ -48,6 +53,24 @@ pub(super) fn decision_effect(decision: Decision, job: &Job) -> Effect {
 }
 
 impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
+    /// Tags a job's last failed copy as given up (best effort: without the tag, a duplicate of the job may
+    /// dead-letter it once more).
+    async fn mark_given_up(&self, place: &Place, copy: &ImageId, reason: &str) {
+        let tag = [Tag::new(GAVE_UP_TAG, reason.chars().take(200).collect::<String>())];
+        let result = match self.ec2.at(place) {
+            Ok(ec2) => ec2.add_tags(copy, &tag).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(()) => {
+                info!(copy = %copy, region = %place.region, "failed copy kept as the tombstone of this replication")
+            }
+            Err(e) => {
+                warn!(copy = %copy, region = %place.region, error = %e, "could not mark the failed copy as given up")
+            }
+        }
+    }
+
     /// Sends what the effects ask for: continuations grouped per place and delay (one message carries up to
     /// [`JOBS_PER_MESSAGE`] jobs), and dead letters. Items whose effects failed are retried.
     pub(super) async fn make_durable(&self, items: &[Item], effects: Vec<(usize, Effect)>) -> BatchReport {
@@ -65,16 +88,22 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                 Effect::Enqueue { job, delay_seconds } => {
                     groups.entry((job.place(), delay_seconds)).or_default().push((i, *job))
                 }
-                Effect::DeadLetter { body, reason } => dead.push((i, body, reason)),
+                Effect::DeadLetter { body, reason } => dead.push((i, body, reason, None)),
+                Effect::GiveUp { body, reason, place, tombstone } => {
+                    dead.push((i, body, reason, Some((place, tombstone))))
+                }
                 Effect::Send(message) => raw.push((i, message)),
             }
         }
 
-        let dead_results = join_all(dead.iter().map(|(_, body, reason)| self.queue.dead_letter(body, reason))).await;
-        for ((i, _, reason), result) in dead.into_iter().zip(dead_results) {
+        let dead_results = join_all(dead.iter().map(|(_, body, reason, _)| self.queue.dead_letter(body, reason))).await;
+        for ((i, _, reason, tombstone), result) in dead.into_iter().zip(dead_results) {
             match result {
                 Ok(true) => {
                     warn!(message_id = %items[i].id, phase = "dead_letter", reason = %reason, "sent to the dead-letter queue");
+                    if let Some((place, copy)) = tombstone {
+                        self.mark_given_up(&place, &copy, &reason).await;
+                    }
                     report.dead_lettered.push(reason);
                 }
                 Ok(false) => {

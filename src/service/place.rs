@@ -6,7 +6,7 @@ use super::{push, Effect, Invocation, Replicator};
 use crate::core::errors::PortError;
 use crate::core::ids::{AccountId, ImageId, Place};
 use crate::core::image::ImageInfo;
-use crate::core::job::{Job, Phase};
+use crate::core::job::{Continuation, Job, Phase};
 use crate::core::provenance::{client_token, provenance_tags};
 use crate::core::region::{self, Observations, PlaceJobs};
 use crate::core::rules;
@@ -14,7 +14,7 @@ use crate::core::step::{self, Decision};
 use crate::ports::{CopyRequest, Ec2, Ec2Regions, ImageBuilder, Queue};
 use futures::future::join_all;
 use futures::StreamExt;
-use tracing::{info, warn, Instrument};
+use tracing::{error, info, warn, Instrument};
 
 /// CopyImage calls in flight at once per place and invocation (the SDK's adaptive retry paces them further).
 const COPY_CONCURRENCY: usize = 8;
@@ -130,6 +130,8 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
             Decision::Share { copy } => match self.share(ec2, &job, &copy, home, invocation).await {
                 Ok(()) => {
                     info!(copy = %copy, "replicated");
+                    // Best effort: a failed copy left behind is harmless (never resumed, never counted).
+                    deregister_failed(ec2, job.replaces.as_ref().filter(|old| **old != copy)).await;
                     push(&invocation.completed, (job, copy));
                     None
                 }
@@ -140,29 +142,37 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                     Some(decision_effect(step::on_error(&waiting, &e, policy), &waiting))
                 }
             },
-            Decision::Replace { failed_copy, job: next } => match ec2.deregister_image(&failed_copy).await {
-                Ok(()) => {
-                    warn!(copy = %failed_copy, failed_copies = next.failed_copies, "failed copy deregistered; copying again");
-                    Some(Effect::enqueue(next, 0))
-                }
-                Err(e) => {
-                    warn!(copy = %failed_copy, error = %e, "could not deregister the failed copy");
-                    Some(decision_effect(step::on_error(&job, &e, policy), &job))
-                }
-            },
-            Decision::GiveUp { failed_copy: Some(copy), reason } => {
-                if let Err(e) = ec2.deregister_image(&copy).await {
-                    warn!(copy = %copy, error = %e, "could not deregister the failed copy");
-                }
-                Some(decision_effect(Decision::GiveUp { reason, failed_copy: None }, &job))
+            Decision::Replace { deregister, job: next } => {
+                deregister_failed(ec2, deregister.as_ref()).await;
+                warn!(copy = ?next.replaces.as_ref().map(ImageId::as_str), failed_copies = next.failed_copies,
+                    "copy failed; copying again");
+                Some(Effect::enqueue(next, 0))
             }
-            Decision::Vanished { copy } => match self.source_state(&job).await {
-                Ok(source) => {
-                    let next = step::after_vanished(&job, &copy, source.as_ref().map(|s| &s.state));
-                    Box::pin(self.carry_out(ec2, job, next, home, invocation)).await
+            Decision::GiveUp { failed_copy: Some(copy), reason } => {
+                // The last failed copy stays as a tombstone (tagged once the dead letter is stored): duplicates of
+                // this job and the sweep see that this place was given up on, and stop, instead of trying (and
+                // dead-lettering) again.
+                deregister_failed(ec2, job.replaces.as_ref().filter(|old| **old != copy)).await;
+                error!(reason = %reason, "replication failed");
+                Some(Effect::GiveUp {
+                    body: Continuation::body(std::slice::from_ref(&job)),
+                    reason: format!("{job}: {reason}"),
+                    place: job.place(),
+                    tombstone: copy,
+                })
+            }
+            Decision::Vanished { copy } => {
+                let (others, source) =
+                    tokio::join!(ec2.find_copies(std::slice::from_ref(&job.source_image)), self.source_state(&job));
+                match (others, source) {
+                    (Ok(others), Ok(source)) => {
+                        let state = source.as_ref().map(|s| &s.state);
+                        let next = step::after_vanished(&job, &copy, &others, state, policy);
+                        Box::pin(self.carry_out(ec2, job, next, home, invocation)).await
+                    }
+                    (Err(e), _) | (_, Err(e)) => Some(decision_effect(step::on_error(&job, &e, policy), &job)),
                 }
-                Err(e) => Some(decision_effect(step::on_error(&job, &e, policy), &job)),
-            },
+            }
             Decision::Stop { reason } => {
                 info!(reason = %reason, "replication stopped");
                 push(&invocation.stopped, (job, reason));
@@ -175,6 +185,15 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
     /// The source as EC2 shows it now, read with this account's credentials.
     async fn source_state(&self, job: &Job) -> Result<Option<ImageInfo>, PortError> {
         self.ec2.region(&job.source_region).describe_image(&job.source_image).await
+    }
+}
+
+/// Deregisters a failed copy, best effort (a failed copy left behind is harmless).
+async fn deregister_failed<E: Ec2>(ec2: &E, copy: Option<&ImageId>) {
+    let Some(copy) = copy else { return };
+    match ec2.deregister_image(copy).await {
+        Ok(()) => info!(copy = %copy, "failed copy deregistered"),
+        Err(e) => warn!(copy = %copy, error = %e, "could not deregister the failed copy"),
     }
 }
 

@@ -63,12 +63,22 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
     ) -> Result<(), PortError> {
         let policy = &self.settings.share;
         let source_permissions = if policy.copy_source_permissions {
-            once(&invocation.permissions, (job.source_image.clone(), job.source_region.clone()))
+            let read = once(&invocation.permissions, (job.source_image.clone(), job.source_region.clone()))
                 .get_or_init(|| async {
                     self.ec2.region(&job.source_region).launch_permissions(&job.source_image).await
                 })
                 .await
-                .clone()?
+                .clone();
+            match read {
+                Ok(permissions) => permissions,
+                // The source was deregistered after its copy finished: the copy is an independent AMI and still
+                // gets the configured grants; there are no source permissions left to copy.
+                Err(e) if matches!(e.code.as_str(), "InvalidAMIID.NotFound" | "InvalidAMIID.Unavailable") => {
+                    warn!(copy = %copy, error = %e, "the source is gone: only the configured launch permissions apply");
+                    Vec::new()
+                }
+                Err(e) => return Err(e),
+            }
         } else {
             Vec::new()
         };

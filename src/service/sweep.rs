@@ -8,6 +8,7 @@
 //! 100 jobs each.
 
 use super::{Effect, Replicator};
+use crate::core::errors::ErrorClass;
 use crate::core::ids::{AccountId, Region};
 use crate::core::image::ImageInfo;
 use crate::core::sweep::{self, SweepPolicy};
@@ -17,8 +18,10 @@ use futures::future::join_all;
 use tracing::{info, warn, Instrument};
 
 impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
-    /// Runs the sweep as of `now` (the scheduled event's time, RFC 3339). A region or place that cannot be read
-    /// now is left to the next run (the sweep is a safety net, and idempotent).
+    /// Runs the sweep as of `now` (the scheduled event's time, RFC 3339). What it finds missing is enqueued; when
+    /// a region or place could not be read because of a passing fault, the sweep's message is also retried (it is
+    /// idempotent: what is enqueued twice makes no second copy). A place that can never be read (a role that
+    /// refuses, a region not enabled) is logged and left out.
     pub(super) async fn sweep(&self, now: &str, home: &AccountId) -> Vec<Effect> {
         let span = tracing::info_span!("sweep", phase = "sweep", at = %now);
         async {
@@ -42,11 +45,15 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
             }))
             .await;
             let mut candidates: Vec<(Region, ImageInfo)> = Vec::new();
+            let mut incomplete = Vec::new();
             for (region, result) in listed {
                 match result {
                     Ok(images) => candidates
                         .extend(sweep::candidates(images, home, &policy).into_iter().map(|i| (region.clone(), i))),
-                    Err(e) => warn!(region = %region, error = %e, "could not list the images of a source region"),
+                    Err(e) => {
+                        warn!(region = %region, error = %e, "could not list the images of a source region");
+                        incomplete.push(e);
+                    }
                 }
             }
             let places = sweep::by_place(&candidates, home, &policy);
@@ -56,21 +63,32 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                     Err(e) => Err(e),
                 };
                 match found {
-                    Ok(found) => sweep::missing(place, wanted, &found),
+                    Ok(found) => Ok(sweep::missing(place, wanted, &found)),
                     Err(e) => {
                         warn!(region = %place.region, place = %place, error = %e, "could not look for copies here");
-                        vec![]
+                        Err(e)
                     }
                 }
             }))
             .await;
-            let jobs: Vec<_> = jobs.into_iter().flatten().collect();
+            let mut found_jobs = Vec::new();
+            for result in jobs {
+                match result {
+                    Ok(list) => found_jobs.extend(list),
+                    Err(e) => incomplete.push(e),
+                }
+            }
+            let jobs = found_jobs;
             info!(images = candidates.len(), places = places.len(), missing = jobs.len(), "sweep done");
             for job in &jobs {
                 info!(image = %job.source_image, region = %job.destination, place = %job.place(),
                     "copy missing (a missed event?): enqueued");
             }
-            jobs.into_iter().map(|job| Effect::enqueue(job, 0)).collect()
+            let mut effects: Vec<Effect> = jobs.into_iter().map(|job| Effect::enqueue(job, 0)).collect();
+            if let Some(e) = incomplete.iter().find(|e| e.class != ErrorClass::Permanent) {
+                effects.push(Effect::Retry(format!("sweep incomplete, run again: {e}")));
+            }
+            effects
         }
         .instrument(span)
         .await

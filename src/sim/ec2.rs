@@ -5,7 +5,7 @@ use super::world::{World, AWS_MANAGED_EBS_KEY};
 use super::{lock, Shared};
 use crate::core::errors::PortError;
 use crate::core::ids::{AccountId, ImageId, Place, Region, SnapshotId};
-use crate::core::image::{ImageInfo, ImageState, LaunchPermission};
+use crate::core::image::{ImageInfo, ImageState, LaunchPermission, Tag};
 use crate::core::provenance::SOURCE_IMAGE_TAG;
 use crate::ports::{CopyRequest, Ec2, Ec2Regions};
 
@@ -56,6 +56,9 @@ impl SimEc2 {
     /// Counts the call; answers as STS would for a role that refuses the replicator, and with injected
     /// throttling.
     fn call<'a>(&self, w: &'a mut World, op: &'static str) -> Result<&'a mut World, PortError> {
+        if w.faults.halted {
+            return Err(PortError::transient("Halted", format!("{op}: the invocation has stopped")));
+        }
         if w.denied_roles.contains(&self.account) {
             *w.calls.entry(op).or_default() += 1;
             return Err(PortError::permanent(
@@ -212,6 +215,22 @@ impl Ec2 for SimEc2 {
         }
         if !snap.create_volume.contains(account) {
             snap.create_volume.push(account.clone());
+        }
+        Ok(())
+    }
+
+    async fn add_tags(&self, id: &ImageId, tags: &[Tag]) -> Result<(), PortError> {
+        tokio::task::yield_now().await;
+        let mut w = lock(&self.world);
+        let w = self.call(&mut w, "CreateTags")?;
+        let image = w.image_mut(&self.region, id).ok_or_else(|| not_found(id))?;
+        let ours = image.info.tag(SOURCE_IMAGE_TAG).is_some();
+        if !ours || tags.iter().any(|t| t.key != crate::core::provenance::GAVE_UP_TAG) {
+            return Err(PortError::from_code("UnauthorizedOperation", format!("not allowed to tag {id} so")));
+        }
+        for tag in tags {
+            image.info.tags.retain(|t| t.key != tag.key);
+            image.info.tags.push(tag.clone());
         }
         Ok(())
     }

@@ -114,9 +114,12 @@ impl Simulation {
     /// Runs up to `concurrency` invocations at once, each with its own batch, interleaving at every port call
     /// (as racing Lambda instances do). Returns how many invocations ran.
     pub async fn invoke_concurrently(&mut self, concurrency: usize, batch_size: usize) -> usize {
-        let batches: Vec<Vec<QueuedMessage>> = {
+        let (batches, crashed): (Vec<Vec<QueuedMessage>>, bool) = {
             let mut w = lock(&self.world);
-            (0..concurrency).map(|_| w.receive(batch_size)).filter(|b| !b.is_empty()).collect()
+            let batches: Vec<_> = (0..concurrency).map(|_| w.receive(batch_size)).filter(|b| !b.is_empty()).collect();
+            let crashed = !batches.is_empty() && w.faults.crash_rate > 0.0 && w.random() < w.faults.crash_rate;
+            w.faults.discard_sends = crashed;
+            (batches, crashed)
         };
         if batches.is_empty() {
             return 0;
@@ -135,6 +138,13 @@ impl Simulation {
         self.handler_time += started.elapsed();
         self.invocations += batches.len() as u64;
         let mut w = lock(&self.world);
+        if crashed {
+            // Nothing of these invocations was acknowledged: every message comes back after its visibility timeout.
+            w.faults.discard_sends = false;
+            w.faults.halted = false;
+            w.crashes += 1;
+            return batches.len();
+        }
         for (batch, report) in batches.iter().zip(&reports) {
             w.settle_batch(batch, &report.retry);
             self.completions.extend(report.completed.iter().map(|(job, copy)| (w.now_ms, job.clone(), copy.clone())));

@@ -20,6 +20,10 @@ impl Queue for SimQueue {
         tokio::task::yield_now().await;
         let mut w = lock(&self.world);
         *w.calls.entry("SendMessageBatch").or_default() += messages.len().div_ceil(10) as u64;
+        if w.faults.discard_sends {
+            w.faults.halted = true;
+            return messages.iter().map(|_| Ok(())).collect();
+        }
         messages
             .iter()
             .map(|m| {
@@ -37,6 +41,10 @@ impl Queue for SimQueue {
         tokio::task::yield_now().await;
         let mut w = lock(&self.world);
         *w.calls.entry("SendMessage").or_default() += 1;
+        if w.faults.discard_sends {
+            w.faults.halted = true;
+            return Ok(true);
+        }
         w.dead_letters.push((body.to_string(), reason.to_string()));
         Ok(true)
     }

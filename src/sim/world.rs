@@ -49,6 +49,13 @@ pub struct Faults {
     pub fail_next_copies: u32,
     /// The next N SendMessageBatch entries are refused.
     pub refuse_next_sends: u32,
+    /// Probability that an invocation stops after its EC2 calls and before anything it sends is stored or its
+    /// batch acknowledged (a crash or a timeout): its batch is delivered again after the visibility timeout.
+    pub crash_rate: f64,
+    /// Set while an invocation that will stop runs: it stops at its first SQS call.
+    pub discard_sends: bool,
+    /// Set once that invocation has stopped: nothing it does from then on takes effect.
+    pub halted: bool,
 }
 
 /// An EBS snapshot of a simulated image.
@@ -131,6 +138,8 @@ pub struct World {
     /// API calls by operation name.
     pub calls: BTreeMap<&'static str, u64>,
     pub limit_errors: u64,
+    /// Invocations that stopped before acknowledging (see [`Faults::crash_rate`]).
+    pub crashes: u64,
     pub throttle_errors: u64,
     /// DescribeImages calls that listed a region's pending images (the in-flight count).
     pub pending_queries: u64,
@@ -166,6 +175,7 @@ impl World {
             copies: Vec::new(),
             calls: BTreeMap::new(),
             limit_errors: 0,
+            crashes: 0,
             throttle_errors: 0,
             pending_queries: 0,
             peak_in_flight: BTreeMap::new(),
