@@ -1,7 +1,7 @@
 //! The copy rules of the AMI documentation, enforced by the production handler over the simulator:
 //! encryption and KMS keys per region, images that cannot be copied, and copy options.
 
-use ami_replicator::core::ids::{AccountId, ImageId, Region};
+use ami_replicator::core::ids::{AccountId, ImageId};
 use ami_replicator::core::image::LaunchPermission;
 use ami_replicator::core::image::{ImageState, ImageTraits, Tag};
 use ami_replicator::core::provenance::SOURCE_IMAGE_TAG;
@@ -9,12 +9,11 @@ use ami_replicator::core::rules::EncryptionPolicy;
 use ami_replicator::service::Settings;
 use ami_replicator::sim::{SimConfig, SimImage, Simulation, World};
 
+mod common;
+use common::*;
+
 const ME: &str = "123456789012";
 const DAY: u64 = 86_400;
-
-fn r(s: &str) -> Region {
-    Region::parse(s).unwrap()
-}
 
 fn me() -> AccountId {
     AccountId::parse(ME).unwrap()

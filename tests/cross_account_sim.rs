@@ -2,7 +2,7 @@
 //! the sharing rules that let them copy, limits per (account, region), the source's lifecycle, and EC2 Image
 //! Builder builds.
 
-use ami_replicator::core::ids::{AccountId, ImageId, Place, Region};
+use ami_replicator::core::ids::{ImageId, Place};
 use ami_replicator::core::image::{ImageState, LaunchPermission, Tag};
 use ami_replicator::core::provenance::{SOURCE_IMAGE_TAG, SOURCE_REGION_TAG};
 use ami_replicator::core::share::SharePolicy;
@@ -10,19 +10,14 @@ use ami_replicator::core::step::StepPolicy;
 use ami_replicator::service::Settings;
 use ami_replicator::sim::{SimConfig, SimImage, Simulation, World, AWS_MANAGED_EBS_KEY};
 
+mod common;
+use common::*;
+
 const ME: &str = "111111111111";
 const B: &str = "222222222222";
 const C: &str = "333333333333";
 const PARTNER: &str = "444455556666";
 const DAY: u64 = 86_400;
-
-fn r(s: &str) -> Region {
-    Region::parse(s).unwrap()
-}
-
-fn acct(s: &str) -> AccountId {
-    AccountId::parse(s).unwrap()
-}
 
 fn settings(targets: &[&str]) -> Settings {
     Settings {
@@ -54,12 +49,7 @@ fn world(assumable: &[&str]) -> (World, ImageId) {
 }
 
 fn event(image: &ImageId, state: &str) -> String {
-    serde_json::json!({
-        "version": "0", "id": "e-1", "detail-type": "EC2 AMI State Change", "source": "aws.ec2",
-        "account": ME, "region": "us-east-1", "time": "2026-11-29T10:00:00Z", "resources": [],
-        "detail": {"RequestId": "r", "ImageId": image.as_str(), "State": state, "ErrorMessage": ""}
-    })
-    .to_string()
+    ami_event(image.as_str(), "us-east-1", state)
 }
 
 /// The copies of `source` in `region` owned by `owner`, in any state.

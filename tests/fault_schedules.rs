@@ -11,7 +11,7 @@
 //!
 //! `FAULT_SCHEDULE_CASES` sets the number of cases (default 200).
 
-use ami_replicator::core::ids::{AccountId, ImageId, Place, Region};
+use ami_replicator::core::ids::{AccountId, ImageId, Place};
 use ami_replicator::core::image::{ImageState, LaunchPermission, Tag};
 use ami_replicator::core::plan;
 use ami_replicator::core::provenance::{SOURCE_IMAGE_TAG, SOURCE_REGION_TAG};
@@ -22,18 +22,13 @@ use ami_replicator::sim::{SimConfig, Simulation, World};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
 
+mod common;
+use common::*;
+
 const ME: &str = "111111111111";
 const B: &str = "222222222222";
 const PARTNER: &str = "444455556666";
 const DESTINATIONS: [&str; 3] = ["eu-west-1", "us-west-2", "ap-south-1"];
-
-fn r(s: &str) -> Region {
-    Region::parse(s).unwrap()
-}
-
-fn acct(s: &str) -> AccountId {
-    AccountId::parse(s).unwrap()
-}
 
 /// One drawn schedule.
 #[derive(Debug, Clone)]
@@ -120,12 +115,7 @@ fn settings(s: &Schedule) -> Settings {
 }
 
 fn event(image: &ImageId, state: &str) -> String {
-    serde_json::json!({
-        "version": "0", "id": "e", "detail-type": "EC2 AMI State Change", "source": "aws.ec2", "account": ME,
-        "region": "us-east-1", "time": "2026-11-29T00:00:00Z", "resources": [],
-        "detail": {"ImageId": image.as_str(), "State": state}
-    })
-    .to_string()
+    ami_event(image.as_str(), "us-east-1", state)
 }
 
 #[derive(Debug, Default)]
@@ -214,20 +204,8 @@ fn run_case(s: &Schedule, totals: &mut Totals) -> Result<(), TestCaseError> {
             prop_assert!(available.len() <= 1, "{label}: {} available copies", available.len());
             if Some(image) == deregistered.as_ref() {
                 // Its copies were stopped, finished before, or refused: never two outcomes.
-                if !available.is_empty() && dead > 0 && std::env::var("FAULT_SCHEDULE_DEBUG").is_ok() {
-                    let reasons: Vec<_> = w.dead_letters.iter().filter(|(_, r)| r.starts_with(&label)).collect();
-                    let mine: Vec<_> = w
-                        .copies
-                        .iter()
-                        .filter(|c| &c.source == image && c.destination == place.region && c.account == owner)
-                        .collect();
-                    let completed: Vec<_> = sim
-                        .reports
-                        .iter()
-                        .flat_map(|r| &r.completed)
-                        .filter(|(j, _)| &j.source_image == image && j.place() == *place)
-                        .collect();
-                    eprintln!("BOTH {label}: {reasons:?}\ncopies {mine:?}\ncompleted {completed:?}");
+                if !available.is_empty() && dead > 0 {
+                    debug_outcome(&sim, &w, image, place, &owner, &label, "a copy and a dead letter");
                 }
                 prop_assert!(available.is_empty() || dead == 0, "{label}: a copy and a dead letter");
                 continue;
@@ -248,50 +226,12 @@ fn run_case(s: &Schedule, totals: &mut Totals) -> Result<(), TestCaseError> {
                     totals.extra_dead_letters += (n - 1) as u64;
                 }
                 (Some(_), _) => {
-                    if std::env::var("FAULT_SCHEDULE_DEBUG").is_ok() {
-                        let reasons: Vec<_> =
-                            w.dead_letters.iter().filter(|(_, r)| r.starts_with(&label)).map(|(_, r)| r).collect();
-                        let mine: Vec<_> = w
-                            .copies
-                            .iter()
-                            .filter(|c| &c.source == image && c.destination == place.region && c.account == owner)
-                            .collect();
-                        eprintln!("BOTH2 {label}: {reasons:?}\ncopies {mine:?}");
-                    }
+                    debug_outcome(&sim, &w, image, place, &owner, &label, "an available copy and a dead letter");
                     prop_assert!(false, "{label}: an available copy and a dead letter")
                 }
                 (None, _) => {
                     totals.lost += 1;
-                    if std::env::var("FAULT_SCHEDULE_DEBUG").is_ok() {
-                        let mine: Vec<_> = w
-                            .copies
-                            .iter()
-                            .filter(|c| &c.source == image && c.destination == place.region && c.account == owner)
-                            .collect();
-                        let stopped: Vec<_> = sim
-                            .reports
-                            .iter()
-                            .flat_map(|r| &r.stopped)
-                            .filter(|(j, _)| &j.source_image == image)
-                            .collect();
-                        let completed: Vec<_> = sim
-                            .reports
-                            .iter()
-                            .flat_map(|r| &r.completed)
-                            .filter(|(j, _)| &j.source_image == image && j.place() == *place)
-                            .collect();
-                        let images_there: Vec<_> = w
-                            .images
-                            .get(&place.region)
-                            .map(|m| {
-                                m.values()
-                                    .filter(|i| i.info.tag(SOURCE_IMAGE_TAG) == Some(image.as_str()))
-                                    .map(|i| (i.info.id.clone(), i.info.state.clone(), i.info.tags.clone()))
-                                    .collect()
-                            })
-                            .unwrap_or_default();
-                        eprintln!("LOST {label} in {s:?}\ncopies: {mine:?}\nstopped: {stopped:?}\ncompleted: {completed:?}\nredriven {}\nimages {images_there:?}\ndead {:?}", w.redriven.len(), w.dead_letters.iter().map(|(_, r)| r).collect::<Vec<_>>());
-                    }
+                    debug_outcome(&sim, &w, image, place, &owner, &label, "lost");
                     prop_assert!(false, "{label}: lost (no copy, no dead letter)");
                 }
             }
@@ -304,6 +244,38 @@ fn run_case(s: &Schedule, totals: &mut Totals) -> Result<(), TestCaseError> {
     }
     prop_assert!(peak <= bound.min(s.aws_limit), "peak {peak} over the limit {} x {}", s.limit, s.concurrency);
     Ok(())
+}
+
+/// With FAULT_SCHEDULE_DEBUG set, what happened at a place whose outcome broke a property.
+fn debug_outcome(
+    sim: &Simulation,
+    w: &World,
+    image: &ImageId,
+    place: &Place,
+    owner: &AccountId,
+    label: &str,
+    what: &str,
+) {
+    if std::env::var("FAULT_SCHEDULE_DEBUG").is_err() {
+        return;
+    }
+    let copies: Vec<_> = w
+        .copies
+        .iter()
+        .filter(|c| &c.source == image && c.destination == place.region && &c.account == owner)
+        .collect();
+    let of_image = |j: &ami_replicator::core::job::Job| &j.source_image == image && j.place() == *place;
+    let completed: Vec<_> = sim.reports.iter().flat_map(|r| &r.completed).filter(|(j, _)| of_image(j)).collect();
+    let stopped: Vec<_> = sim.reports.iter().flat_map(|r| &r.stopped).filter(|(j, _)| of_image(j)).collect();
+    let dead: Vec<_> = w.dead_letters.iter().filter(|(_, r)| r.starts_with(label)).map(|(_, r)| r).collect();
+    let images: Vec<_> = w
+        .images
+        .get(&place.region)
+        .map(|m| m.values().filter(|i| i.info.tag(SOURCE_IMAGE_TAG) == Some(image.as_str())).map(|i| &i.info).collect())
+        .unwrap_or_default();
+    eprintln!(
+        "{what}: {label}\ncopies made {copies:?}\nimages there {images:?}\ncompleted {completed:?}\nstopped {stopped:?}\ndead letters {dead:?}"
+    );
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //! on or acknowledged with a reason) or dead-lettered with a reason; a bad message never fails its neighbour.
 //! A fixed corpus of hostile samples runs first.
 
-use ami_replicator::core::ids::{AccountId, ImageId, Region};
+use ami_replicator::core::ids::{AccountId, ImageId};
 use ami_replicator::entry::{self, decode_input, Input};
 use ami_replicator::service::{Item, Settings};
 use ami_replicator::sim::{SimConfig, Simulation, World};
@@ -12,11 +12,10 @@ use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 
-const ME: &str = "123456789012";
+mod common;
+use common::*;
 
-fn r(s: &str) -> Region {
-    Region::parse(s).unwrap()
-}
+const ME: &str = "123456789012";
 
 fn cases() -> u32 {
     std::env::var("HOSTILE_INPUT_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(200)

@@ -1,7 +1,7 @@
 //! The pipeline over the in-memory simulation: the production handler code against simulated EC2 and SQS
 //! with a virtual clock.
 
-use ami_replicator::core::ids::{AccountId, ImageId, OrganizationArn, Region};
+use ami_replicator::core::ids::{ImageId, OrganizationArn};
 use ami_replicator::core::image::{ImageState, LaunchPermission, Tag};
 use ami_replicator::core::provenance::{SOURCE_IMAGE_TAG, SOURCE_REGION_TAG};
 use ami_replicator::core::share::SharePolicy;
@@ -9,16 +9,11 @@ use ami_replicator::core::step::StepPolicy;
 use ami_replicator::service::Settings;
 use ami_replicator::sim::{SimConfig, SimImage, Simulation, World};
 
+mod common;
+use common::*;
+
 const ME: &str = "123456789012";
 const DAY: u64 = 86_400;
-
-fn r(s: &str) -> Region {
-    Region::parse(s).unwrap()
-}
-
-fn acct(s: &str) -> AccountId {
-    AccountId::parse(s).unwrap()
-}
 
 fn settings(targets: &[&str]) -> Settings {
     Settings {
@@ -36,12 +31,7 @@ fn settings(targets: &[&str]) -> Settings {
 }
 
 fn event(image: &ImageId, region: &str, state: &str) -> String {
-    serde_json::json!({
-        "version": "0", "id": "e-1", "detail-type": "EC2 AMI State Change", "source": "aws.ec2",
-        "account": ME, "region": region, "time": "2026-11-27T10:00:00Z", "resources": [],
-        "detail": {"RequestId": "r", "ImageId": image.as_str(), "State": state, "ErrorMessage": ""}
-    })
-    .to_string()
+    ami_event(image.as_str(), region, state)
 }
 
 struct Fixture {

@@ -1,23 +1,18 @@
 //! The reconciliation sweep over the simulator: what events missed is found and copied, exactly once, and
 //! nothing in flight or already copied is enqueued again.
 
-use ami_replicator::core::ids::{AccountId, ImageId, Region};
+use ami_replicator::core::ids::ImageId;
 use ami_replicator::core::image::Tag;
 use ami_replicator::core::provenance::SOURCE_IMAGE_TAG;
 use ami_replicator::service::Settings;
 use ami_replicator::sim::{SimConfig, Simulation, World};
 
+mod common;
+use common::*;
+
 const ME: &str = "111111111111";
 const B: &str = "222222222222";
 const DAY: u64 = 86_400;
-
-fn r(s: &str) -> Region {
-    Region::parse(s).unwrap()
-}
-
-fn acct(s: &str) -> AccountId {
-    AccountId::parse(s).unwrap()
-}
 
 fn settings() -> Settings {
     Settings {
@@ -30,12 +25,7 @@ fn settings() -> Settings {
 }
 
 fn event(image: &ImageId) -> String {
-    serde_json::json!({
-        "version": "0", "id": "e", "detail-type": "EC2 AMI State Change", "source": "aws.ec2", "account": ME,
-        "region": "us-east-1", "time": "2026-11-29T00:00:00Z", "resources": [],
-        "detail": {"ImageId": image.as_str(), "State": "available"}
-    })
-    .to_string()
+    ami_event(image.as_str(), "us-east-1", "available")
 }
 
 fn copies(sim: &Simulation, source: &ImageId) -> usize {
