@@ -8,7 +8,7 @@ scripts/setup-emulator.sh
 scripts/setup-tools.sh
 cargo fmt --check
 cargo clippy --locked --all-targets -- -D warnings
-for template in template.yaml target-account.yaml; do
+for template in template.yaml target-account.yaml region-forwarder.yaml; do
   echo "== cfn-lint $template" && .tools/bin/cfn-lint "$template"
   echo "== checkov -f $template" && .tools/bin/checkov -f "$template" --quiet --compact --skip-download
   echo "== sam validate --lint $template" && SAM_CLI_TELEMETRY=0 .sam/bin/sam validate --lint --template "$template" --region us-east-1

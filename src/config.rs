@@ -228,7 +228,9 @@ impl Config {
                 None
             }
         });
-        let poll_seconds = r.number("COPY_POLL_SECONDS", 60, 0..=MAX_DELAY_SECONDS);
+        // With copy events forwarded from the destination regions, polling is only the safety net.
+        let copy_events = r.flag("COPY_EVENTS", false);
+        let poll_seconds = r.number("COPY_POLL_SECONDS", if copy_events { 300 } else { 60 }, 0..=MAX_DELAY_SECONDS);
         let max_copies_per_region = r.number("MAX_CONCURRENT_COPIES_PER_REGION", 100, 1..=10_000);
         let copy_source_permissions = r.flag("COPY_SOURCE_LAUNCH_PERMISSIONS", true);
         let allow_public = r.flag("ALLOW_PUBLIC", false);

@@ -201,3 +201,12 @@ fn sweep_and_trust_settings() {
     let err = parse(&[("TARGET_REGIONS", "eu-west-1"), QUEUE, ("SWEEP_LOOKBACK_HOURS", "0")]).unwrap_err().to_string();
     assert!(err.contains("SWEEP_LOOKBACK_HOURS"), "{err}");
 }
+
+#[test]
+fn copy_events_make_polling_the_safety_net() {
+    let c = parse(&[("TARGET_REGIONS", "eu-west-1"), QUEUE, ("COPY_EVENTS", "true")]).unwrap();
+    assert_eq!(c.settings.step.poll_seconds, 300);
+    let c = parse(&[("TARGET_REGIONS", "eu-west-1"), QUEUE, ("COPY_EVENTS", "true"), ("COPY_POLL_SECONDS", "120")])
+        .unwrap();
+    assert_eq!(c.settings.step.poll_seconds, 120, "an explicit COPY_POLL_SECONDS wins");
+}

@@ -1,7 +1,6 @@
 //! The Lambda entry point's logic: decode the input, run the batch, encode the response.
 
-use crate::core::ids::AccountId;
-use crate::core::ids::{ImageId, Region};
+use crate::core::ids::{AccountId, ImageId, Region};
 use crate::core::job::{Continuation, ReplicationRequest, MESSAGE_VERSION};
 use crate::ports::{Ec2Regions, ImageBuilder, Queue};
 use crate::service::{BatchReport, Item, Message, Replicator};
@@ -157,7 +156,11 @@ fn decode_ami_state_change(event: EventBridgeEvent<Value>) -> Result<Message, St
     };
     let image = || ImageId::parse(&detail.image_id).map_err(|e| e.to_string());
     match detail.state.as_str() {
-        "available" => Ok(Message::Request(ReplicationRequest::new(image()?, region()?, None))),
+        "available" => {
+            let mut request = ReplicationRequest::new(image()?, region()?, None);
+            request.event_account = AccountId::parse(&event.account.clone().unwrap_or_default()).ok();
+            Ok(Message::Request(request))
+        }
         "deregistered" => Ok(Message::SourceGone { image: image()?, region: region()? }),
         other => {
             let why = detail.error_message.as_ref().map(|m| format!(" ({m})")).unwrap_or_default();

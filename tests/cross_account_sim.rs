@@ -49,7 +49,7 @@ fn world(assumable: &[&str]) -> (World, ImageId) {
 }
 
 fn event(image: &ImageId, state: &str) -> String {
-    ami_event(image.as_str(), "us-east-1", state)
+    ami_event_of(ME, image.as_str(), "us-east-1", state)
 }
 
 /// The copies of `source` in `region` owned by `owner`, in any state.

@@ -115,7 +115,7 @@ fn settings(s: &Schedule) -> Settings {
 }
 
 fn event(image: &ImageId, state: &str) -> String {
-    ami_event(image.as_str(), "us-east-1", state)
+    ami_event_of(ME, image.as_str(), "us-east-1", state)
 }
 
 #[derive(Debug, Default)]

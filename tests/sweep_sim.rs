@@ -25,7 +25,7 @@ fn settings() -> Settings {
 }
 
 fn event(image: &ImageId) -> String {
-    ami_event(image.as_str(), "us-east-1", "available")
+    ami_event_of(ME, image.as_str(), "us-east-1", "available")
 }
 
 fn copies(sim: &Simulation, source: &ImageId) -> usize {

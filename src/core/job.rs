@@ -24,6 +24,10 @@ pub struct ReplicationRequest {
     pub encrypted: Option<bool>,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub retries: u32,
+    /// The account an EventBridge event came from (forwarded copy events of target accounts). Never read from a
+    /// work item: only the decoder of events sets it.
+    #[serde(skip)]
+    pub event_account: Option<AccountId>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -32,7 +36,7 @@ fn is_zero(n: &u32) -> bool {
 
 impl ReplicationRequest {
     pub fn new(image: ImageId, source_region: Region, targets: Option<Vec<Region>>) -> Self {
-        Self { image, source_region, targets, encrypted: None, retries: 0 }
+        Self { image, source_region, targets, encrypted: None, retries: 0, event_account: None }
     }
 
     /// The work-item JSON of this request.

@@ -20,6 +20,16 @@ pub fn gave_up(image: &ImageInfo) -> bool {
     image.tag(GAVE_UP_TAG).is_some()
 }
 
+/// Tag put on a copy once its launch permissions (and deprecation time) are applied: the truth that a copy is
+/// done lives in EC2, so that a job that finds it so (e.g. after a copy event was handled first) needs no second
+/// ModifyImageAttribute.
+pub const SHARED_TAG: &str = "ami-replicator:shared";
+
+/// True when `image` is marked as shared (done).
+pub fn is_shared(image: &ImageInfo) -> bool {
+    image.tag(SHARED_TAG).is_some()
+}
+
 /// The provenance tags of a copy of `source` made from `source_region`.
 pub fn provenance_tags(source: &ImageId, source_region: &Region) -> Vec<Tag> {
     vec![Tag::new(SOURCE_IMAGE_TAG, source.as_str()), Tag::new(SOURCE_REGION_TAG, source_region.as_str())]

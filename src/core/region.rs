@@ -7,7 +7,7 @@ use super::errors::{ErrorClass, PortError};
 use super::ids::ImageId;
 use super::image::{ImageInfo, ImageState};
 use super::job::{Job, Phase};
-use super::provenance::{gave_up, is_copy_of};
+use super::provenance::{gave_up, is_copy_of, is_shared};
 use super::rules;
 use super::step::{self, Decision, StepPolicy};
 use std::collections::BTreeSet;
@@ -125,6 +125,7 @@ pub fn decide<T>(jobs: PlaceJobs<T>, observed: Observations, limit: u32, base: &
             match &observed.described {
                 Ok(images) => match images.iter().find(|img| img.id == copy) {
                     Some(img) if gave_up(img) => given_up(&job, &copy),
+                    Some(img) if img.state == ImageState::Available && is_shared(img) => Decision::Done { copy },
                     img => step::on_copy_observed(&job, &copy, img.map(|i| &i.state), policy),
                 },
                 Err(e) => step::on_error(&job, e, policy),
@@ -147,6 +148,9 @@ pub fn decide<T>(jobs: PlaceJobs<T>, observed: Observations, limit: u32, base: &
                 plan.decided.push((tag, job, d));
             }
             Ok(images) => match best_existing_copy(images, &job) {
+                Some(copy) if copy.state == ImageState::Available && is_shared(copy) => {
+                    plan.decided.push((tag, job, Decision::Done { copy: copy.id.clone() }));
+                }
                 Some(copy) => {
                     let d = step::on_copy_observed(&job, &copy.id, Some(&copy.state), policy);
                     plan.decided.push((tag, job, d));

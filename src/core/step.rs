@@ -46,6 +46,8 @@ impl Default for StepPolicy {
 pub enum Decision {
     /// The copy is available: apply launch permissions, then the job is done.
     Share { copy: ImageId },
+    /// The copy is available and already shared (marked so in EC2, e.g. by a copy event handled first): done.
+    Done { copy: ImageId },
     /// Send the job back to the work queue with a delay.
     Continue { job: Job, delay_seconds: u32 },
     /// The copy failed: continue with `job` (a new copy attempt, which `replaces` the failed copy), after

@@ -46,7 +46,7 @@ pub(super) fn decision_effect(decision: Decision, job: &Job) -> Effect {
             }
         }
         Decision::Replace { job, .. } => Effect::enqueue(job, 0),
-        Decision::Share { .. } | Decision::Vanished { .. } | Decision::Stop { .. } => {
+        Decision::Share { .. } | Decision::Done { .. } | Decision::Vanished { .. } | Decision::Stop { .. } => {
             Effect::Retry("internal: a decision that needs a call reached decision_effect".into())
         }
     }

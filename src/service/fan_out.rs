@@ -1,10 +1,11 @@
 //! Fan-out: a source image to one job per place, and an Image Builder build to the requests of its AMIs.
 
-use super::{resend, Effect, Replicator};
+use super::{resend, Effect, Invocation, Replicator};
 use crate::core::errors::ErrorClass;
-use crate::core::ids::AccountId;
+use crate::core::ids::{AccountId, Place};
 use crate::core::job::ReplicationRequest;
 use crate::core::plan::{self, Readiness};
+use crate::core::provenance::is_replica;
 use crate::core::rules;
 use crate::core::step::{self, RequestDecision};
 use crate::ports::{Ec2, Ec2Regions, ImageBuilder, Queue};
@@ -13,7 +14,12 @@ use tracing::{info, warn, Instrument};
 impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
     /// Reads the source image and makes one copy job per place: this account in every destination region, and
     /// every target account in every destination region and the source region.
-    pub(super) async fn fan_out(&self, request: &ReplicationRequest, home: &AccountId) -> Vec<Effect> {
+    pub(super) async fn fan_out(
+        &self,
+        request: &ReplicationRequest,
+        home: &AccountId,
+        invocation: &Invocation,
+    ) -> Vec<Effect> {
         let span =
             tracing::info_span!("fan_out", image = %request.image, region = %request.source_region, phase = "fan_out");
         async {
@@ -25,7 +31,21 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                 warn!(reason = %reason, "work item outside the configuration");
                 return dead(reason);
             }
-            let ec2 = self.ec2.region(&request.source_region);
+            // An event forwarded from a target account is about that account's images: read it there.
+            let place = match &request.event_account {
+                Some(a) if a != home && self.settings.target_accounts.contains(a) => {
+                    Place::new(Some(a.clone()), request.source_region.clone())
+                }
+                Some(a) if a != home => {
+                    info!(account = %a, "event of an account that is neither this one nor a target account; skipped");
+                    return vec![];
+                }
+                _ => Place::home(request.source_region.clone()),
+            };
+            let ec2 = match self.ec2.at(&place) {
+                Ok(ec2) => ec2,
+                Err(e) => return dead(format!("reading {} at {place}: {e}", request.image)),
+            };
             let image = match ec2.describe_image(&request.image).await {
                 Ok(Some(image)) => image,
                 Ok(None) => {
@@ -40,6 +60,14 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                 }
             };
             let wanted = rules::wanted_encryption(request.encrypted, &self.settings.encryption);
+            // A copy of ours: an event from the region (and account) where it was made. Share it at once.
+            if is_replica(&image) && image.owner.as_ref() == Some(place.owner(home)) {
+                return self.copy_available(&image, &place, home, invocation).await;
+            }
+            if place.account.is_some() {
+                info!("event of a target account about an image that is not a copy of ours; skipped");
+                return vec![];
+            }
             let trusted = &self.settings.trusted_source_accounts;
             if let Some(skip) = plan::skip_reason(&image, home, trusted, self.settings.tag_filter.as_ref()) {
                 // A Marketplace AMI shared with this account is not merely someone else's: say what to do.

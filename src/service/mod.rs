@@ -4,6 +4,7 @@
 //! observe, decide in `core::region`, act), [`share`] (grants on the source and launch permissions on copies),
 //! [`lifecycle`] (a deregistered source's copies).
 
+mod copy_events;
 mod durable;
 mod fan_out;
 mod lifecycle;
@@ -225,11 +226,12 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         }
 
         let invocation = Invocation::default();
+        let invocation = &invocation;
         let fan_outs = join_all(requests.iter().map(|(i, r)| async move {
-            self.fan_out(r, home).await.into_iter().map(move |e| (*i, e)).collect::<Vec<_>>()
+            self.fan_out(r, home, invocation).await.into_iter().map(move |e| (*i, e)).collect::<Vec<_>>()
         }));
         let places =
-            join_all(by_place.into_iter().map(|(place, jobs)| self.advance_place(place, jobs, home, &invocation)));
+            join_all(by_place.into_iter().map(|(place, jobs)| self.advance_place(place, jobs, home, invocation)));
         let swept = join_all(sweeps.iter().map(|(i, time)| async move {
             self.sweep(time, home).await.into_iter().map(move |e| (*i, e)).collect::<Vec<_>>()
         }));
@@ -240,8 +242,8 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         effects.extend(cleaned);
 
         let mut report = self.make_durable(&items, effects).await;
-        report.completed = invocation.completed.into_inner().unwrap_or_else(|e| e.into_inner());
-        report.stopped = invocation.stopped.into_inner().unwrap_or_else(|e| e.into_inner());
+        report.completed = std::mem::take(&mut *invocation.completed.lock().unwrap_or_else(|e| e.into_inner()));
+        report.stopped = std::mem::take(&mut *invocation.stopped.lock().unwrap_or_else(|e| e.into_inner()));
         report
     }
 }

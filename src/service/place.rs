@@ -142,6 +142,12 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                     Some(decision_effect(step::on_error(&waiting, &e, policy), &waiting))
                 }
             },
+            Decision::Done { copy } => {
+                info!(copy = %copy, "replicated (already shared)");
+                deregister_failed(ec2, job.replaces.as_ref().filter(|old| **old != copy)).await;
+                push(&invocation.completed, (job, copy));
+                None
+            }
             Decision::Replace { deregister, job: next } => {
                 deregister_failed(ec2, deregister.as_ref()).await;
                 warn!(copy = ?next.replaces.as_ref().map(ImageId::as_str), failed_copies = next.failed_copies,

@@ -4,8 +4,9 @@
 use super::{once, Invocation, Replicator};
 use crate::core::errors::PortError;
 use crate::core::ids::{AccountId, ImageId};
-use crate::core::image::LaunchPermission;
+use crate::core::image::{LaunchPermission, Tag};
 use crate::core::job::Job;
+use crate::core::provenance::SHARED_TAG;
 use crate::core::share;
 use crate::ports::{Ec2, Ec2Regions, ImageBuilder, Queue};
 use tracing::{info, warn};
@@ -94,11 +95,14 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         if decision.public_withheld {
             warn!(copy = %copy, "source is public, but ALLOW_PUBLIC is not true: the copy is not made public");
         }
-        if decision.grants.is_empty() {
-            return Ok(());
+        if !decision.grants.is_empty() {
+            ec2.add_launch_permissions(copy, &decision.grants).await?;
+            info!(copy = %copy, grants = ?decision.grants.iter().map(ToString::to_string).collect::<Vec<_>>(), "launch permissions applied");
         }
-        ec2.add_launch_permissions(copy, &decision.grants).await?;
-        info!(copy = %copy, grants = ?decision.grants.iter().map(ToString::to_string).collect::<Vec<_>>(), "launch permissions applied");
+        // Best effort: without the mark, a later look at the copy shares it again (idempotent, one more call).
+        if let Err(e) = ec2.add_tags(copy, &[Tag::new(SHARED_TAG, "true")]).await {
+            warn!(copy = %copy, error = %e, "could not mark the copy as shared");
+        }
         Ok(())
     }
 }

@@ -225,7 +225,8 @@ impl Ec2 for SimEc2 {
         let w = self.call(&mut w, "CreateTags")?;
         let image = w.image_mut(&self.region, id).ok_or_else(|| not_found(id))?;
         let ours = image.info.tag(SOURCE_IMAGE_TAG).is_some();
-        if !ours || tags.iter().any(|t| t.key != crate::core::provenance::GAVE_UP_TAG) {
+        let allowed = [crate::core::provenance::GAVE_UP_TAG, crate::core::provenance::SHARED_TAG];
+        if !ours || tags.iter().any(|t| !allowed.contains(&t.key.as_str())) {
             return Err(PortError::from_code("UnauthorizedOperation", format!("not allowed to tag {id} so")));
         }
         for tag in tags {

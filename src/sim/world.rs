@@ -21,6 +21,11 @@ pub struct SimConfig {
     pub seed: u64,
     /// Regions that reject paravirtual images.
     pub pv_unsupported: Vec<Region>,
+    /// EventBridge delivers an `EC2 AMI State Change` (available) for each copy, through the region forwarders to
+    /// the work queue, this many seconds after the copy is available (drawn per copy); `None`: no copy events.
+    pub copy_events: Option<(u64, u64)>,
+    /// Share of copy events lost (EventBridge is best effort).
+    pub copy_event_loss: f64,
 }
 
 impl Default for SimConfig {
@@ -32,6 +37,8 @@ impl Default for SimConfig {
             max_receive_count: 5,
             seed: 7,
             pv_unsupported: vec![],
+            copy_events: None,
+            copy_event_loss: 0.0,
         }
     }
 }
@@ -455,6 +462,24 @@ impl World {
         };
         self.images.entry(destination.clone()).or_default().insert(id.clone(), image);
         self.tokens.insert(token_key, id.clone());
+        if let Some((lo, hi)) = self.config.copy_events.filter(|_| !fails) {
+            let delay_ms = (lo * 1000) + (self.random() * ((hi - lo) * 1000) as f64) as u64;
+            if self.random() >= self.config.copy_event_loss {
+                let body = serde_json::json!({
+                    "version": "0", "id": format!("copy-event-{id}"), "detail-type": "EC2 AMI State Change",
+                    "source": "aws.ec2", "account": caller.as_str(), "region": destination.as_str(),
+                    "time": crate::core::time::format_rfc3339(SIM_EPOCH_SECS + (ready_at_ms / 1000) as i64),
+                    "resources": [], "detail": {"ImageId": id.as_str(), "State": "available"}
+                });
+                self.next_id += 1;
+                self.queue.push(QueuedMessage {
+                    id: format!("msg-{}", self.next_id),
+                    body: body.to_string(),
+                    visible_at_ms: ready_at_ms + delay_ms,
+                    receive_count: 0,
+                });
+            }
+        }
         let peak = self.peak_in_flight.entry((caller.clone(), destination.clone())).or_default();
         *peak = (*peak).max(in_flight + 1);
         self.copies.push(CopyRecord {
@@ -472,6 +497,9 @@ impl World {
 
     /// Deregisters an image (stopping a pending copy). Its snapshots stay (as in EC2) until deleted.
     pub fn deregister(&mut self, region: &Region, id: &ImageId) {
+        // A copy deregistered while pending never becomes available: no event will tell of it.
+        let event_id = format!("copy-event-{id}");
+        self.queue.retain(|m| !m.body.contains(&event_id));
         if let Some(image) = self.images.get_mut(region).and_then(|images| images.remove(id)) {
             let kept = image.snapshots.into_iter().map(|s| (region.clone(), image.info.owner.clone(), s));
             self.orphan_snapshots.extend(kept);
