@@ -77,18 +77,52 @@ fn event(image: &ImageId) -> String {
     .to_string()
 }
 
-/// Figures common to both strategies, from the world after the run.
+/// The process's peak resident set size (VmHWM), in MB.
+fn peak_rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0.0);
+    (kb / 1024.0 * 10.0).round() / 10.0
+}
+
+/// p50 and p99 of `values` (sorted here), 0 when empty.
+fn percentiles(mut values: Vec<f64>) -> (f64, f64) {
+    if values.is_empty() {
+        return (0.0, 0.0);
+    }
+    values.sort_by(f64::total_cmp);
+    let at = |q: f64| values[((values.len() as f64 * q).ceil() as usize).clamp(1, values.len()) - 1];
+    (at(0.50), at(0.99))
+}
+
+/// Figures common to both strategies, from the world after the run. `completed`: when each copy was shared.
 fn figures(
     s: &Scenario,
     strategy: &str,
     w: &World,
-    completed: &[(u64, ImageId, Region)],
+    completed: &[(u64, ImageId, Region, ImageId)],
     invocations: u64,
     cpu: Duration,
 ) -> serde_json::Value {
-    let done: HashSet<(ImageId, Region)> = completed.iter().map(|(_, i, r)| (i.clone(), r.clone())).collect();
+    let done: HashSet<(ImageId, Region)> = completed.iter().map(|(_, i, r, _)| (i.clone(), r.clone())).collect();
+    // Share latency: from the copy becoming available to its launch permissions applied (first time).
+    let mut shared_at: BTreeMap<&ImageId, u64> = BTreeMap::new();
+    for (t, _, _, copy) in completed {
+        let e = shared_at.entry(copy).or_insert(*t);
+        *e = (*e).min(*t);
+    }
+    let latencies: Vec<f64> = w
+        .copies
+        .iter()
+        .filter(|c| !c.fails)
+        .filter_map(|c| shared_at.get(&c.image).map(|t| t.saturating_sub(c.ready_at_ms) as f64 / 1000.0))
+        .collect();
+    let (share_p50, share_p99) = percentiles(latencies);
     let copies = done.len();
-    let makespan_s = completed.iter().map(|(t, _, _)| *t).max().unwrap_or(0) as f64 / 1000.0;
+    let makespan_s = completed.iter().map(|(t, _, _, _)| *t).max().unwrap_or(0) as f64 / 1000.0;
     let mut per_region: BTreeMap<&Region, (f64, f64)> = BTreeMap::new();
     let mut per_pair: BTreeMap<(&ImageId, &Region), u32> = BTreeMap::new();
     for c in w.copies.iter().filter(|c| !c.fails) {
@@ -134,19 +168,30 @@ fn figures(
         "api_calls_per_copy": ((w.total_calls() as f64 / copies.max(1) as f64) * 100.0).round() / 100.0,
         "lambda_invocations": invocations,
         "handler_cpu_ms_per_copy": ((cpu.as_secs_f64() * 1000.0 / copies.max(1) as f64) * 1000.0).round() / 1000.0,
+        "share_latency_p50_s": share_p50,
+        "share_latency_p99_s": share_p99,
+        "peak_rss_mb_so_far": peak_rss_mb(),
         "lost": expected.saturating_sub(copies),
         "duplicates": per_pair.values().map(|n| n.saturating_sub(1)).sum::<u32>(),
     })
 }
 
-async fn product(s: &Scenario, seed: u64) -> serde_json::Value {
-    let (world, ids) = world(s, seed);
+/// The product; with `events`, copy events reach the queue 1-30 s after each copy is available (1% lost) and
+/// COPY_EVENTS is on (polling every 300 s as the safety net).
+async fn product(s: &Scenario, seed: u64, events: bool) -> serde_json::Value {
+    let (mut world, ids) = world(s, seed);
+    let poll = if events { 300 } else { POLL_SECONDS };
+    if events {
+        world.config.copy_events = Some((1, 30));
+        world.config.copy_event_loss = 0.01;
+    }
     let settings = Settings {
         target_regions: destinations(s.regions),
         tag_filter: None,
         max_copies_per_region: s.limit,
-        step: StepPolicy { poll_seconds: POLL_SECONDS, capacity_max_seconds: POLL_SECONDS, ..StepPolicy::default() },
+        step: StepPolicy { poll_seconds: poll, capacity_max_seconds: POLL_SECONDS, ..StepPolicy::default() },
         share: SharePolicy { copy_source_permissions: true, extra: vec![], allow_public: false },
+        copy_events: events,
         ..Settings::default()
     };
     let mut sim = Simulation::new(world, settings);
@@ -155,10 +200,14 @@ async fn product(s: &Scenario, seed: u64) -> serde_json::Value {
         sim.send(&event(id));
     }
     sim.run_until_idle(BATCH_SIZE, 30 * 86_400).await;
-    let completed: Vec<_> =
-        sim.completions.iter().map(|(t, j, _)| (*t, j.source_image.clone(), j.destination.clone())).collect();
+    let completed: Vec<_> = sim
+        .completions
+        .iter()
+        .map(|(t, j, copy)| (*t, j.source_image.clone(), j.destination.clone(), copy.clone()))
+        .collect();
     let w = sim.world.lock().unwrap_or_else(|e| e.into_inner());
-    figures(s, "ami-replicator", &w, &completed, sim.invocations, sim.handler_time)
+    let strategy = if events { "ami-replicator+events" } else { "ami-replicator" };
+    figures(s, strategy, &w, &completed, sim.invocations, sim.handler_time)
 }
 
 #[derive(PartialEq, Eq, PartialOrd, Ord)]
@@ -213,7 +262,7 @@ async fn naive(s: &Scenario, seed: u64) -> serde_json::Value {
                 let images = ec2.describe_own_images(std::slice::from_ref(&copy)).await.unwrap_or_default();
                 let available = images.iter().any(|i| i.state == ami_replicator::core::image::ImageState::Available);
                 if available && ec2.add_launch_permissions(&copy, std::slice::from_ref(&partner)).await.is_ok() {
-                    completed.push((t, pairs[pair].0.clone(), pairs[pair].1.clone()));
+                    completed.push((t, pairs[pair].0.clone(), pairs[pair].1.clone(), copy.clone()));
                 } else {
                     queue.push(Reverse((t + 60_000, seq, Step::Poll { pair, copy })));
                 }
@@ -230,9 +279,13 @@ async fn main() {
     let scenarios = [
         Scenario { name: "A", amis: 200, regions: 16, limit: 100 },
         Scenario { name: "B", amis: 30, regions: 4, limit: 100 },
+        Scenario { name: "C", amis: 1000, regions: 16, limit: 300 },
     ];
     for s in &scenarios {
-        println!("{}", product(s, 42).await);
-        println!("{}", naive(s, 42).await);
+        println!("{}", product(s, 42, false).await);
+        println!("{}", product(s, 42, true).await);
+        if s.name != "C" {
+            println!("{}", naive(s, 42).await);
+        }
     }
 }

@@ -282,6 +282,7 @@ impl Config {
                 source_regions,
                 sweep_lookback_hours,
                 deregister_copies_with_source,
+                copy_events,
                 tag_filter,
                 max_copies_per_region,
                 step: StepPolicy { poll_seconds, capacity_max_seconds: poll_seconds.max(1), ..StepPolicy::default() },

@@ -27,6 +27,7 @@ fn run(loss: f64) -> (Simulation, Vec<ImageId>) {
         // COPY_EVENTS=true: polling is the safety net.
         step: StepPolicy { poll_seconds: 300, capacity_max_seconds: 300, ..StepPolicy::default() },
         share: SharePolicy { extra: vec![LaunchPermission::Account(acct("444455556666"))], ..SharePolicy::default() },
+        copy_events: true,
         ..Settings::default()
     };
     let mut sim = Simulation::new(world, settings);

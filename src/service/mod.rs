@@ -53,6 +53,9 @@ pub struct Settings {
     /// DEREGISTER_COPIES_WITH_SOURCE: when a source is deregistered, deregister its available copies too and
     /// delete their snapshots (pending copies are always stopped).
     pub deregister_copies_with_source: bool,
+    /// COPY_EVENTS: copy events are forwarded; a shared copy is marked so (one CreateTags), which lets the job
+    /// still waiting for it finish without sharing again. Without events the mark would only cost a call.
+    pub copy_events: bool,
 }
 
 impl Settings {
@@ -82,6 +85,7 @@ impl Default for Settings {
             description_template: None,
             extra_tags: Vec::new(),
             deregister_copies_with_source: false,
+            copy_events: false,
         }
     }
 }

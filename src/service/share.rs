@@ -99,9 +99,12 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
             ec2.add_launch_permissions(copy, &decision.grants).await?;
             info!(copy = %copy, grants = ?decision.grants.iter().map(ToString::to_string).collect::<Vec<_>>(), "launch permissions applied");
         }
-        // Best effort: without the mark, a later look at the copy shares it again (idempotent, one more call).
-        if let Err(e) = ec2.add_tags(copy, &[Tag::new(SHARED_TAG, "true")]).await {
-            warn!(copy = %copy, error = %e, "could not mark the copy as shared");
+        // With copy events, two paths may reach the same copy: mark it done. Best effort: without the mark, a
+        // later look at the copy shares it again (idempotent, one more call).
+        if self.settings.copy_events {
+            if let Err(e) = ec2.add_tags(copy, &[Tag::new(SHARED_TAG, "true")]).await {
+                warn!(copy = %copy, error = %e, "could not mark the copy as shared");
+            }
         }
         Ok(())
     }
