@@ -95,6 +95,16 @@ pub fn places(destinations: &[Region], source_region: &Region, targets: &[Accoun
     out
 }
 
+/// Every place the configuration gives a source in `source_region`: [`places`] of its configured destinations.
+pub fn configured_places(
+    source_region: &Region,
+    target_regions: &[Region],
+    targets: &[AccountId],
+    home: &AccountId,
+) -> Vec<Place> {
+    places(&destinations(source_region, None, target_regions), source_region, targets, home)
+}
+
 /// One job per place, carrying what copying needs to know of the source (name, description, size, encryption).
 pub fn fan_out(source: &ImageInfo, source_region: &Region, places: &[Place]) -> Vec<Job> {
     places

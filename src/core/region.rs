@@ -136,15 +136,19 @@ pub fn decide<T>(jobs: PlaceJobs<T>, observed: Observations, limit: u32, base: &
 
     let mut candidates = Vec::new();
     for (tag, job) in jobs.to_copy {
+        let tombstone = |images: &[ImageInfo]| {
+            images
+                .iter()
+                .find(|i| gave_up(i) && is_copy_of(i, &job.source_image, &job.source_region))
+                .map(|i| i.id.clone())
+        };
         match &observed.existing {
             Err(e) => {
                 let d = step::on_error(&job, e, policy);
                 plan.decided.push((tag, job, d));
             }
-            Ok(images) if images.iter().any(|i| gave_up(i) && is_copy_of(i, &job.source_image, &job.source_region)) => {
-                let tombstone =
-                    images.iter().find(|i| gave_up(i) && is_copy_of(i, &job.source_image, &job.source_region));
-                let d = given_up(&job, &tombstone.map(|t| t.id.clone()).unwrap_or_else(|| job.source_image.clone()));
+            Ok(images) if tombstone(images).is_some() => {
+                let d = given_up(&job, &tombstone(images).unwrap_or_else(|| job.source_image.clone()));
                 plan.decided.push((tag, job, d));
             }
             Ok(images) => match best_existing_copy(images, &job) {

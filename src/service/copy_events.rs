@@ -9,7 +9,7 @@ use crate::core::ids::{AccountId, ImageId, Place, Region};
 use crate::core::image::{ImageInfo, ImageState};
 use crate::core::job::Job;
 use crate::core::provenance::{is_shared, SOURCE_IMAGE_TAG, SOURCE_REGION_TAG};
-use crate::ports::{Ec2, Ec2Regions, ImageBuilder, Queue};
+use crate::ports::{Ec2Regions, ImageBuilder, Queue};
 use tracing::{info, warn};
 
 impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
@@ -36,12 +36,8 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
             Job::new(source, source_region, place.region.clone(), image.name.clone(), image.description.clone());
         job.account = place.account.clone();
         // The deprecation time is the source's: read it (once per source and invocation).
-        let src = self.ec2.region(&job.source_region);
-        let read = super::once(&invocation.sources, (job.source_image.clone(), job.source_region.clone()))
-            .get_or_init(|| src.describe_image(&job.source_image))
-            .await
-            .clone();
-        job.deprecation_time = read.ok().flatten().and_then(|s| s.traits.deprecation_time);
+        let source = self.source_image(&job, invocation).await;
+        job.deprecation_time = source.ok().flatten().and_then(|s| s.traits.deprecation_time);
         let ec2 = match self.ec2.at(place) {
             Ok(ec2) => ec2,
             Err(e) => {

@@ -131,7 +131,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                 Ok(()) => {
                     info!(copy = %copy, "replicated");
                     // Best effort: a failed copy left behind is harmless (never resumed, never counted).
-                    deregister_failed(ec2, job.replaces.as_ref().filter(|old| **old != copy)).await;
+                    deregister_failed(ec2, older_failed(&job, &copy)).await;
                     push(&invocation.completed, (job, copy));
                     None
                 }
@@ -144,7 +144,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
             },
             Decision::Done { copy } => {
                 info!(copy = %copy, "replicated (already shared)");
-                deregister_failed(ec2, job.replaces.as_ref().filter(|old| **old != copy)).await;
+                deregister_failed(ec2, older_failed(&job, &copy)).await;
                 push(&invocation.completed, (job, copy));
                 None
             }
@@ -158,7 +158,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                 // The last failed copy stays as a tombstone (tagged once the dead letter is stored): duplicates of
                 // this job and the sweep see that this place was given up on, and stop, instead of trying (and
                 // dead-lettering) again.
-                deregister_failed(ec2, job.replaces.as_ref().filter(|old| **old != copy)).await;
+                deregister_failed(ec2, older_failed(&job, &copy)).await;
                 error!(reason = %reason, "replication failed");
                 Some(Effect::GiveUp {
                     body: Continuation::body(std::slice::from_ref(&job)),
@@ -192,6 +192,11 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
     async fn source_state(&self, job: &Job) -> Result<Option<ImageInfo>, PortError> {
         self.ec2.region(&job.source_region).describe_image(&job.source_image).await
     }
+}
+
+/// The failed copy `job` replaced, unless it is `copy` itself: deregistered once its successor is settled.
+fn older_failed<'a>(job: &'a Job, copy: &ImageId) -> Option<&'a ImageId> {
+    job.replaces.as_ref().filter(|old| *old != copy)
 }
 
 /// Deregisters a failed copy, best effort (a failed copy left behind is harmless).

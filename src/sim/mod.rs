@@ -5,6 +5,7 @@
 //! are copied and only when asked. SQS delays, visibility timeouts, redelivery and the redrive to a dead-letter
 //! queue are modelled too, and faults (throttling, failed copies) can be injected.
 
+mod copy;
 mod ec2;
 mod queue;
 mod world;

@@ -1,5 +1,6 @@
 //! The queue port over the simulated world.
 
+use super::world::{QueuedMessage, World};
 use super::{lock, Shared};
 use crate::core::errors::PortError;
 use crate::ports::{OutgoingMessage, Queue};
@@ -47,5 +48,57 @@ impl Queue for SimQueue {
         }
         w.dead_letters.push((body.to_string(), reason.to_string()));
         Ok(true)
+    }
+}
+
+/// The simulated work queue: SQS's delays, visibility timeout and redrive.
+impl World {
+    pub fn enqueue(&mut self, message: &OutgoingMessage) {
+        self.next_id += 1;
+        self.queue.push(QueuedMessage {
+            id: format!("msg-{}", self.next_id),
+            body: message.body.clone(),
+            visible_at_ms: self.now_ms + u64::from(message.delay_seconds.min(900)) * 1000,
+            receive_count: 0,
+        });
+    }
+
+    /// Receives up to `max` visible messages, hiding them for the visibility timeout. Messages received more
+    /// than `max_receive_count` times are moved to the dead-letter queue instead (SQS's redrive policy).
+    pub fn receive(&mut self, max: usize) -> Vec<QueuedMessage> {
+        let now = self.now_ms;
+        let hide_until = now + self.config.visibility_timeout_seconds * 1000;
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < self.queue.len() && out.len() < max {
+            if self.queue[i].visible_at_ms <= now {
+                if self.queue[i].receive_count >= self.config.max_receive_count {
+                    let m = self.queue.remove(i);
+                    self.redriven.push(m.body);
+                    continue;
+                }
+                let m = &mut self.queue[i];
+                m.receive_count += 1;
+                m.visible_at_ms = hide_until;
+                out.push(m.clone());
+            }
+            i += 1;
+        }
+        out
+    }
+
+    /// After an invocation: deletes every message of the batch except those to retry (which reappear when
+    /// their visibility timeout ends).
+    pub fn settle_batch(&mut self, batch: &[QueuedMessage], retry: &[String]) {
+        self.queue.retain(|m| !batch.iter().any(|b| b.id == m.id) || retry.contains(&m.id));
+    }
+
+    /// The next time something becomes visible on the queue.
+    pub fn next_event_at(&self) -> Option<u64> {
+        self.queue.iter().map(|m| m.visible_at_ms).min()
+    }
+
+    pub fn advance_to(&mut self, t_ms: u64) {
+        self.now_ms = self.now_ms.max(t_ms);
     }
 }

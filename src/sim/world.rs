@@ -2,8 +2,7 @@
 
 use crate::core::errors::PortError;
 use crate::core::ids::{AccountId, ImageId, Region, SnapshotId};
-use crate::core::image::{ImageInfo, ImageState, ImageTraits, LaunchPermission, Tag};
-use crate::ports::{CopyRequest, OutgoingMessage};
+use crate::core::image::{ImageInfo, ImageState, LaunchPermission, Tag};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// How the simulated AWS behaves.
@@ -161,9 +160,9 @@ pub struct World {
     pub orphan_snapshots: Vec<(Region, Option<AccountId>, SimSnapshot)>,
     /// Registered Image Builder builds: image build version ARN -> the AMIs it made (region, image, account).
     pub image_builds: BTreeMap<String, Vec<(Region, ImageId, AccountId)>>,
-    tokens: HashMap<(AccountId, Region, String), ImageId>,
+    pub(super) tokens: HashMap<(AccountId, Region, String), ImageId>,
     rng: u64,
-    next_id: u64,
+    pub(super) next_id: u64,
 }
 
 impl World {
@@ -210,12 +209,12 @@ impl World {
         (self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
     }
 
-    fn fresh_image_id(&mut self) -> ImageId {
+    pub(super) fn fresh_image_id(&mut self) -> ImageId {
         self.next_id += 1;
         ImageId::parse(&format!("ami-{:017x}", self.next_id)).unwrap_or_else(|_| unreachable!("17 hex digits"))
     }
 
-    fn fresh_snapshot_id(&mut self) -> SnapshotId {
+    pub(super) fn fresh_snapshot_id(&mut self) -> SnapshotId {
         self.next_id += 1;
         SnapshotId::parse(&format!("snap-{:017x}", self.next_id)).unwrap_or_else(|_| unreachable!("17 hex digits"))
     }
@@ -336,165 +335,6 @@ impl World {
         self.images.get_mut(region).and_then(|m| m.get_mut(id))
     }
 
-    /// CopyImage as EC2 does it, called by `caller` in `destination`. A source of another account must be
-    /// shared with the caller (launch permission), and so must its snapshots (createVolumePermission) and, when
-    /// encrypted, its KMS key; an encrypted source copied by another account is re-encrypted with a key of the
-    /// caller's.
-    pub fn copy_image(
-        &mut self,
-        destination: &Region,
-        caller: &AccountId,
-        request: &CopyRequest,
-    ) -> Result<ImageId, PortError> {
-        let token_key = (caller.clone(), destination.clone(), request.client_token.clone());
-        if let Some(existing) = self.tokens.get(&token_key) {
-            return Ok(existing.clone());
-        }
-        let source = match self.image(&request.source_region, &request.source_image) {
-            Some(s) if !Self::can_launch(s, caller) => {
-                return Err(PortError::from_code("InvalidAMIID.NotFound", "source image not found"))
-            }
-            Some(s) if s.info.state == ImageState::Available => s.clone(),
-            Some(_) => return Err(PortError::from_code("InvalidAMIID.Unavailable", "source image is not available")),
-            None => return Err(PortError::from_code("InvalidAMIID.NotFound", "source image not found")),
-        };
-        if source.info.owner.as_ref() != Some(caller) {
-            if source.snapshots.iter().any(|s| !s.create_volume.contains(caller)) {
-                return Err(PortError::from_code(
-                    "AuthFailure",
-                    "You do not have permission to access the storage of this ami",
-                ));
-            }
-            let encrypted = source.snapshots.iter().any(|s| s.kms_key.is_some());
-            if encrypted && !self.kms_shared_with.contains(caller) {
-                return Err(PortError::from_code(
-                    "AccessDeniedException",
-                    "The ciphertext refers to a customer master key that does not exist, does not exist in this region, or you are not allowed to access",
-                ));
-            }
-            if encrypted && !request.encryption.encrypted {
-                return Err(PortError::from_code(
-                    "InvalidParameter",
-                    "an encrypted snapshot of another account must be copied with Encrypted and a key of yours",
-                ));
-            }
-        }
-        if source.info.traits.paravirtual && self.config.pv_unsupported.contains(destination) {
-            return Err(PortError::from_code(
-                "InvalidParameterValue",
-                format!("Paravirtual images are not supported in {destination}"),
-            ));
-        }
-        let in_flight = self.in_flight(destination, caller);
-        if in_flight >= self.config.copy_limit {
-            self.limit_errors += 1;
-            return Err(PortError::from_code(
-                "ResourceLimitExceeded",
-                format!("You have reached the maximum of {} concurrent AMI copies", self.config.copy_limit),
-            ));
-        }
-        let duration_ms = match source.copy_seconds {
-            Some(base) => (base as f64 * 1000.0 * (0.95 + 0.1 * self.random())) as u64,
-            None => {
-                let (lo, hi) = self.config.copy_seconds;
-                (lo * 1000) + (self.random() * ((hi - lo) * 1000) as f64) as u64
-            }
-        };
-        let fails = if self.faults.fail_next_copies > 0 {
-            self.faults.fail_next_copies -= 1;
-            true
-        } else {
-            self.faults.fail_copy_rate > 0.0 && self.random() < self.faults.fail_copy_rate
-        };
-        let mut tags = Vec::new();
-        if request.copy_image_tags {
-            // Only the owner's user-defined tags are copied; `aws:` tags never are.
-            tags.extend(source.info.tags.iter().filter(|t| !t.key.starts_with("aws:")).cloned());
-        }
-        for tag in &request.tags {
-            tags.retain(|t| t.key != tag.key);
-            tags.push(tag.clone());
-        }
-        let id = self.fresh_image_id();
-        let snapshots: Vec<SimSnapshot> = source
-            .snapshots
-            .iter()
-            .map(|s| SimSnapshot {
-                id: self.fresh_snapshot_id(),
-                kms_key: if request.encryption.encrypted {
-                    Some(
-                        request.encryption.kms_key_id.clone().unwrap_or_else(|| format!("default-ebs-key-of-{caller}")),
-                    )
-                } else {
-                    s.kms_key.clone()
-                },
-                create_volume: vec![],
-                tags: request.tags.clone(),
-            })
-            .collect();
-        let info = ImageInfo {
-            id: id.clone(),
-            owner: Some(caller.clone()),
-            name: Some(request.name.clone()),
-            description: request.description.clone(),
-            state: ImageState::Pending,
-            tags,
-            size_gib: source.info.size_gib,
-            traits: ImageTraits {
-                encrypted: source.info.traits.encrypted || request.encryption.encrypted,
-                deprecation_time: None,
-                ..source.info.traits.clone()
-            },
-            snapshots: snapshots.iter().map(|s| s.id.clone()).collect(),
-            created: Some(self.now_rfc3339()),
-        };
-        let ready_at_ms = self.now_ms + duration_ms;
-        let image = SimImage {
-            info,
-            ready_at_ms: Some(ready_at_ms),
-            fails,
-            // Launch permissions are not copied.
-            launch_permissions: Vec::new(),
-            snapshot_tags: request.tags.clone(),
-            copy_seconds: None,
-            kms_key_id: request.encryption.kms_key_id.clone(),
-            snapshots,
-        };
-        self.images.entry(destination.clone()).or_default().insert(id.clone(), image);
-        self.tokens.insert(token_key, id.clone());
-        if let Some((lo, hi)) = self.config.copy_events.filter(|_| !fails) {
-            let delay_ms = (lo * 1000) + (self.random() * ((hi - lo) * 1000) as f64) as u64;
-            if self.random() >= self.config.copy_event_loss {
-                let body = serde_json::json!({
-                    "version": "0", "id": format!("copy-event-{id}"), "detail-type": "EC2 AMI State Change",
-                    "source": "aws.ec2", "account": caller.as_str(), "region": destination.as_str(),
-                    "time": crate::core::time::format_rfc3339(SIM_EPOCH_SECS + (ready_at_ms / 1000) as i64),
-                    "resources": [], "detail": {"ImageId": id.as_str(), "State": "available"}
-                });
-                self.next_id += 1;
-                self.queue.push(QueuedMessage {
-                    id: format!("msg-{}", self.next_id),
-                    body: body.to_string(),
-                    visible_at_ms: ready_at_ms + delay_ms,
-                    receive_count: 0,
-                });
-            }
-        }
-        let peak = self.peak_in_flight.entry((caller.clone(), destination.clone())).or_default();
-        *peak = (*peak).max(in_flight + 1);
-        self.copies.push(CopyRecord {
-            account: caller.clone(),
-            source: request.source_image.clone(),
-            source_region: request.source_region.clone(),
-            destination: destination.clone(),
-            image: id.clone(),
-            started_ms: self.now_ms,
-            ready_at_ms,
-            fails,
-        });
-        Ok(id)
-    }
-
     /// Deregisters an image (stopping a pending copy). Its snapshots stay (as in EC2) until deleted.
     pub fn deregister(&mut self, region: &Region, id: &ImageId) {
         // A copy deregistered while pending never becomes available: no event will tell of it.
@@ -522,57 +362,6 @@ impl World {
         }
         self.orphan_snapshots.remove(pos);
         Ok(())
-    }
-
-    // ----- SQS -----
-
-    pub fn enqueue(&mut self, message: &OutgoingMessage) {
-        self.next_id += 1;
-        self.queue.push(QueuedMessage {
-            id: format!("msg-{}", self.next_id),
-            body: message.body.clone(),
-            visible_at_ms: self.now_ms + u64::from(message.delay_seconds.min(900)) * 1000,
-            receive_count: 0,
-        });
-    }
-
-    /// Receives up to `max` visible messages, hiding them for the visibility timeout. Messages received more
-    /// than `max_receive_count` times are moved to the dead-letter queue instead (SQS's redrive policy).
-    pub fn receive(&mut self, max: usize) -> Vec<QueuedMessage> {
-        let now = self.now_ms;
-        let hide_until = now + self.config.visibility_timeout_seconds * 1000;
-        let mut out = Vec::new();
-        let mut i = 0;
-        while i < self.queue.len() && out.len() < max {
-            if self.queue[i].visible_at_ms <= now {
-                if self.queue[i].receive_count >= self.config.max_receive_count {
-                    let m = self.queue.remove(i);
-                    self.redriven.push(m.body);
-                    continue;
-                }
-                let m = &mut self.queue[i];
-                m.receive_count += 1;
-                m.visible_at_ms = hide_until;
-                out.push(m.clone());
-            }
-            i += 1;
-        }
-        out
-    }
-
-    /// After an invocation: deletes every message of the batch except those to retry (which reappear when
-    /// their visibility timeout ends).
-    pub fn settle_batch(&mut self, batch: &[QueuedMessage], retry: &[String]) {
-        self.queue.retain(|m| !batch.iter().any(|b| b.id == m.id) || retry.contains(&m.id));
-    }
-
-    /// The next time something becomes visible on the queue.
-    pub fn next_event_at(&self) -> Option<u64> {
-        self.queue.iter().map(|m| m.visible_at_ms).min()
-    }
-
-    pub fn advance_to(&mut self, t_ms: u64) {
-        self.now_ms = self.now_ms.max(t_ms);
     }
 
     /// Total API calls (EC2 and SQS).

@@ -1,0 +1,57 @@
+//! Unit tests of `sweep`.
+
+use super::*;
+use crate::core::image::ImageTraits;
+use crate::core::provenance::provenance_tags;
+
+fn r(s: &str) -> Region {
+    Region::parse(s).unwrap()
+}
+
+fn image(n: u32, owner: &str, created: &str, tags: Vec<Tag>) -> ImageInfo {
+    ImageInfo {
+        id: ImageId::parse(&format!("ami-{n:08x}")).unwrap(),
+        owner: Some(AccountId::parse(owner).unwrap()),
+        name: None,
+        description: None,
+        state: ImageState::Available,
+        tags,
+        size_gib: 8,
+        traits: ImageTraits::default(),
+        snapshots: vec![],
+        created: Some(created.to_string()),
+    }
+}
+
+#[test]
+fn only_recent_images_the_event_path_would_replicate_and_only_where_a_copy_is_missing() {
+    let home = AccountId::parse("111111111111").unwrap();
+    let trusted = [AccountId::parse("777777777777").unwrap()];
+    let targets = [r("eu-west-1"), r("us-west-2")];
+    let since = parse_rfc3339("2026-11-27T10:00:00Z").unwrap();
+    let policy =
+        SweepPolicy { target_regions: &targets, target_accounts: &[], trusted: &trusted, tag_filter: None, since };
+    let recent = image(1, "111111111111", "2026-11-29T09:00:00.000Z", vec![]);
+    let listed = vec![
+        recent.clone(),
+        image(2, "111111111111", "2026-11-01T09:00:00.000Z", vec![]),
+        image(3, "777777777777", "2026-11-29T09:00:00.000Z", vec![]),
+        image(4, "111111111111", "2026-11-29T09:00:00.000Z", provenance_tags(&recent.id, &r("us-east-1"))),
+        image(5, "222222222222", "2026-11-29T09:00:00.000Z", vec![]),
+    ];
+    let kept = candidates(listed, &home, &policy);
+    let kept_ids: Vec<u32> = kept.iter().map(|i| u32::from_str_radix(&i.id.as_str()[4..], 16).unwrap()).collect();
+    assert_eq!(kept_ids, vec![1, 3], "too old, a copy, and an untrusted owner are left out");
+
+    let with_region: Vec<(Region, ImageInfo)> = kept.into_iter().map(|i| (r("us-east-1"), i)).collect();
+    let places = by_place(&with_region, &home, &policy);
+    assert_eq!(places.len(), 2);
+    let eu = Place::home(r("eu-west-1"));
+    // Image 1 already has a copy in eu-west-1 (pending); image 3 has none.
+    let mut found = image(9, "111111111111", "2026-11-29T09:10:00.000Z", provenance_tags(&recent.id, &r("us-east-1")));
+    found.state = ImageState::Pending;
+    let jobs = missing(&eu, &places[&eu], &[found]);
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].source_image.as_str(), "ami-00000003");
+    assert_eq!(ids(&places[&eu]).len(), 2);
+}
