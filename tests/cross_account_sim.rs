@@ -305,3 +305,21 @@ async fn an_unknown_image_builder_build_is_dead_lettered_with_its_reason() {
     assert_eq!(reasons.len(), 1);
     assert!(reasons[0].contains("image/gone") && reasons[0].contains("ResourceNotFoundException"), "{reasons:?}");
 }
+
+#[tokio::test]
+async fn a_forged_deregistration_event_stops_nothing() {
+    let (w, src) = world(&[B]);
+    let mut sim = Simulation::new(w, settings(&[B]));
+    sim.send(&event(&src, "available"));
+    sim.run_until_idle(10, 300).await;
+    // The source still exists: a "deregistered" event sent to the queue by anyone is checked and ignored.
+    sim.send(&event(&src, "deregistered"));
+    sim.run_until_idle(10, DAY).await;
+    for (owner, region) in [(ME, "eu-west-1"), (ME, "us-west-2"), (B, "us-east-1"), (B, "eu-west-1"), (B, "us-west-2")]
+    {
+        let left = copies(&sim, owner, region, &src);
+        assert_eq!(left.len(), 1, "{owner}/{region}");
+        assert_eq!(left[0].info.state, ImageState::Available);
+    }
+    assert!(sim.reports.iter().all(|r| r.stopped.is_empty()));
+}

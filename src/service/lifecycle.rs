@@ -4,6 +4,7 @@
 use super::{Effect, Replicator};
 use crate::core::errors::{ErrorClass, PortError};
 use crate::core::ids::{AccountId, ImageId, Place, Region};
+use crate::core::image::ImageState;
 use crate::core::lifecycle::{self, Cleanup};
 use crate::core::plan;
 use crate::ports::{Ec2, Ec2Regions, ImageBuilder, Queue};
@@ -13,16 +14,35 @@ use tracing::{info, warn, Instrument};
 
 impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
     /// Handles the deregistration events of a batch: one provenance lookup per place covers every source.
-    /// A place that cannot be cleaned now makes its items retry (all of this is idempotent).
+    /// A place that cannot be cleaned now makes its items retry (all of this is idempotent). The event's claim is
+    /// checked with EC2 first: a message on the queue cannot stop the copies of a source that still exists.
     pub(super) async fn sources_gone(
         &self,
         gone: Vec<(usize, ImageId, Region)>,
         home: &AccountId,
     ) -> Vec<(usize, Effect)> {
+        let mut effects = Vec::new();
+        let checked = join_all(gone.into_iter().map(|(i, image, region)| async move {
+            let now = self.ec2.region(&region).describe_image(&image).await;
+            (i, image, region, now)
+        }))
+        .await;
         let mut by_place: BTreeMap<Place, Vec<(usize, ImageId, Region)>> = BTreeMap::new();
-        for (i, image, region) in gone {
-            let destinations = plan::destinations(&region, None, &self.settings.target_regions);
-            for place in plan::places(&destinations, &region, &self.settings.target_accounts, home) {
+        for (i, image, region, now) in checked {
+            match now.map(|found| found.map(|img| img.state)) {
+                Ok(None | Some(ImageState::Other(_))) => {}
+                Ok(Some(state)) => {
+                    warn!(image = %image, region = %region, phase = "source_deregistered", state = %state,
+                        "deregistration event for a source that still exists; ignored");
+                    continue;
+                }
+                Err(e) => {
+                    effects.push((i, Effect::Retry(format!("checking that {image} is deregistered: {e}"))));
+                    continue;
+                }
+            }
+            let settings = &self.settings;
+            for place in plan::configured_places(&region, &settings.target_regions, &settings.target_accounts, home) {
                 by_place.entry(place).or_default().push((i, image.clone(), region.clone()));
             }
         }
@@ -48,7 +68,8 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
             .instrument(span)
         }))
         .await;
-        results.into_iter().flatten().collect()
+        effects.extend(results.into_iter().flatten());
+        effects
     }
 
     async fn clean_place(&self, place: &Place, sources: &[(usize, ImageId, Region)]) -> Result<(), PortError> {
