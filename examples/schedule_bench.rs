@@ -248,6 +248,7 @@ async fn naive(s: &Scenario, seed: u64) -> serde_json::Value {
                     tags: provenance_tags(src, &region(SOURCE_REGION)),
                     copy_image_tags: true,
                     encryption: Default::default(),
+                    completion_minutes: None,
                 };
                 match regions.region(dst).copy_image(&request).await {
                     Ok(copy) => queue.push(Reverse((t + 60_000, seq, Step::Poll { pair, copy }))),

@@ -231,6 +231,11 @@ impl Config {
         // With copy events forwarded from the destination regions, polling is only the safety net.
         let copy_events = r.flag("COPY_EVENTS", false);
         let poll_seconds = r.number("COPY_POLL_SECONDS", if copy_events { 300 } else { 60 }, 0..=MAX_DELAY_SECONDS);
+        let copy_completion_minutes =
+            r.get("COPY_COMPLETION_MINUTES").map(|_| r.number("COPY_COMPLETION_MINUTES", 0, 15..=2880));
+        if let Some(m) = copy_completion_minutes.filter(|m| *m % 15 != 0) {
+            r.problems.push(format!("COPY_COMPLETION_MINUTES: {m} is not a multiple of 15 (15..2880 in steps of 15)"));
+        }
         let max_copies_per_region = r.number("MAX_CONCURRENT_COPIES_PER_REGION", 100, 1..=10_000);
         let copy_source_permissions = r.flag("COPY_SOURCE_LAUNCH_PERMISSIONS", true);
         let allow_public = r.flag("ALLOW_PUBLIC", false);
@@ -283,6 +288,7 @@ impl Config {
                 sweep_lookback_hours,
                 deregister_copies_with_source,
                 copy_events,
+                copy_completion_minutes,
                 tag_filter,
                 max_copies_per_region,
                 step: StepPolicy { poll_seconds, capacity_max_seconds: poll_seconds.max(1), ..StepPolicy::default() },

@@ -210,3 +210,17 @@ fn copy_events_make_polling_the_safety_net() {
         .unwrap();
     assert_eq!(c.settings.step.poll_seconds, 120, "an explicit COPY_POLL_SECONDS wins");
 }
+
+#[test]
+fn copy_completion_minutes_are_15_to_2880_in_steps_of_15() {
+    let base = [("TARGET_REGIONS", "eu-west-1"), QUEUE];
+    assert_eq!(parse(&base).unwrap().settings.copy_completion_minutes, None, "unset: best effort");
+    for (raw, want) in [("15", 15), ("60", 60), ("2880", 2880)] {
+        let c = parse(&[base[0], base[1], ("COPY_COMPLETION_MINUTES", raw)]).unwrap();
+        assert_eq!(c.settings.copy_completion_minutes, Some(want));
+    }
+    for bad in ["0", "10", "20", "2895", "abc", "-15"] {
+        let err = parse(&[base[0], base[1], ("COPY_COMPLETION_MINUTES", bad)]).unwrap_err().to_string();
+        assert!(err.contains("COPY_COMPLETION_MINUTES"), "{bad}: {err}");
+    }
+}

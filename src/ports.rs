@@ -22,6 +22,8 @@ pub struct CopyRequest {
     pub copy_image_tags: bool,
     /// `Encrypted` and `KmsKeyId`.
     pub encryption: CopyEncryption,
+    /// `SnapshotCopyCompletionDurationMinutes` (a time-based copy); `None`: best effort.
+    pub completion_minutes: Option<u32>,
 }
 
 /// EC2 in one region.

@@ -187,6 +187,7 @@ async fn the_copy_limit_is_per_account_and_region() {
             tags: vec![],
             copy_image_tags: false,
             encryption: Default::default(),
+            completion_minutes: None,
         };
         w.copy_image(&r("eu-west-1"), &acct(B), &request).unwrap();
     }

@@ -33,6 +33,7 @@ fn request() -> CopyRequest {
         tags: vec![Tag::new(SOURCE_IMAGE_TAG, "ami-0123456789abcdef0")],
         copy_image_tags: true,
         encryption: CopyEncryption { encrypted: true, kms_key_id: Some("alias/ami-copies".into()) },
+        completion_minutes: None,
     }
 }
 
@@ -106,6 +107,41 @@ async fn copy_image_sends_token_tags_and_copy_image_tags() {
     let client = mock_client!(aws_sdk_ec2, [&rule]);
     let copy = AwsEc2::new(client).copy_image(&request()).await.unwrap();
     assert_eq!(copy.as_str(), "ami-11111111");
+    assert_eq!(rule.num_calls(), 1);
+}
+
+/// A time-based copy sends SnapshotCopyCompletionDurationMinutes, and a refusal because the throughput quota is
+/// in use is capacity (wait and retry), never a failure. EC2 reports account quotas on CopyImage as
+/// `ResourceLimitExceeded`; the message is the one the EBS guide gives for the cumulative quota.
+#[tokio::test]
+async fn time_based_copies_send_their_duration_and_a_used_up_quota_is_capacity() {
+    let ok = mock!(aws_sdk_ec2::Client::copy_image)
+        .match_requests(|r| r.snapshot_copy_completion_duration_minutes() == Some(15))
+        .then_output(|| {
+            aws_sdk_ec2::operation::copy_image::CopyImageOutput::builder().image_id("ami-22222222").build()
+        });
+    let quota = mock!(aws_sdk_ec2::Client::copy_image).then_http_response(|| {
+        ec2_error(400, "ResourceLimitExceeded", "The cumulative snapshot copy throughput quota has been exceeded")
+    });
+    let client =
+        mock_client!(aws_sdk_ec2, RuleMode::Sequential, &[&ok, &quota], |c| c.retry_config(RetryConfig::disabled()));
+    let ec2 = AwsEc2::new(client);
+    let timed = CopyRequest { completion_minutes: Some(15), ..request() };
+    assert_eq!(ec2.copy_image(&timed).await.unwrap().as_str(), "ami-22222222");
+    let err = ec2.copy_image(&timed).await.unwrap_err();
+    assert_eq!((err.code.as_str(), err.class), ("ResourceLimitExceeded", ErrorClass::Capacity));
+    assert_eq!(ok.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn best_effort_copies_send_no_completion_duration() {
+    let rule = mock!(aws_sdk_ec2::Client::copy_image)
+        .match_requests(|r| r.snapshot_copy_completion_duration_minutes().is_none())
+        .then_output(|| {
+            aws_sdk_ec2::operation::copy_image::CopyImageOutput::builder().image_id("ami-33333333").build()
+        });
+    let client = mock_client!(aws_sdk_ec2, [&rule]);
+    AwsEc2::new(client).copy_image(&request()).await.unwrap();
     assert_eq!(rule.num_calls(), 1);
 }
 

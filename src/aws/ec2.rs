@@ -293,6 +293,7 @@ impl Ec2 for AwsEc2 {
             .copy_image_tags(request.copy_image_tags)
             .set_encrypted(request.encryption.encrypted.then_some(true))
             .set_kms_key_id(request.encryption.kms_key_id.clone())
+            .set_snapshot_copy_completion_duration_minutes(request.completion_minutes.map(i64::from))
             .tag_specifications(spec(ResourceType::Image))
             .tag_specifications(spec(ResourceType::Snapshot))
             .send()

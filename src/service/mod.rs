@@ -56,6 +56,9 @@ pub struct Settings {
     /// COPY_EVENTS: copy events are forwarded; a shared copy is marked so (one CreateTags), which lets the job
     /// still waiting for it finish without sharing again. Without events the mark would only cost a call.
     pub copy_events: bool,
+    /// COPY_COMPLETION_MINUTES: time-based copies that finish within this many minutes (15..2880, steps of 15);
+    /// `None`: best effort. Their throughput quota is capacity, like the concurrent-copy limit.
+    pub copy_completion_minutes: Option<u32>,
 }
 
 impl Settings {
@@ -86,6 +89,7 @@ impl Default for Settings {
             extra_tags: Vec::new(),
             deregister_copies_with_source: false,
             copy_events: false,
+            copy_completion_minutes: None,
         }
     }
 }

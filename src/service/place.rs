@@ -113,6 +113,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
             tags,
             copy_image_tags: true,
             encryption: rules::copy_encryption(job, &self.settings.encryption),
+            completion_minutes: self.settings.copy_completion_minutes,
         }
     }
 

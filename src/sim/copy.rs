@@ -66,12 +66,11 @@ impl World {
                 format!("You have reached the maximum of {} concurrent AMI copies", self.config.copy_limit),
             ));
         }
-        let duration_ms = match source.copy_seconds {
-            Some(base) => (base as f64 * 1000.0 * (0.95 + 0.1 * self.random())) as u64,
-            None => {
-                let (lo, hi) = self.config.copy_seconds;
-                (lo * 1000) + (self.random() * ((hi - lo) * 1000) as f64) as u64
+        let (duration_ms, throughput_mibps) = match request.completion_minutes {
+            Some(minutes) => {
+                self.time_based(&request.source_region, destination, caller, source.info.size_gib, minutes)?
             }
+            None => (self.best_effort_ms(source.copy_seconds), 0),
         };
         let fails = if self.faults.fail_next_copies > 0 {
             self.faults.fail_next_copies -= 1;
@@ -164,7 +163,67 @@ impl World {
             started_ms: self.now_ms,
             ready_at_ms,
             fails,
+            throughput_mibps,
         });
         Ok(id)
+    }
+
+    fn best_effort_ms(&mut self, copy_seconds: Option<u64>) -> u64 {
+        match copy_seconds {
+            Some(base) => (base as f64 * 1000.0 * (0.95 + 0.1 * self.random())) as u64,
+            None => {
+                let (lo, hi) = self.config.copy_seconds;
+                (lo * 1000) + (self.random() * ((hi - lo) * 1000) as f64) as u64
+            }
+        }
+    }
+
+    /// A time-based copy (EBS user guide, "Time-based copies"): it needs size / duration of throughput, at most
+    /// 500 MiB/s per snapshot; the concurrent time-based copies of an account between two regions share a
+    /// cumulative quota. With some quota left but less than needed, the copy starts and takes longer; with none
+    /// left, CopyImage is refused (capacity: retry later). Returns the copy's duration and throughput.
+    fn time_based(
+        &mut self,
+        source_region: &Region,
+        destination: &Region,
+        caller: &AccountId,
+        size_gib: u32,
+        minutes: u32,
+    ) -> Result<(u64, u64), PortError> {
+        const PER_SNAPSHOT_MIBPS: u64 = 500;
+        let now = self.now_ms;
+        let used: u64 = self
+            .copies
+            .iter()
+            .filter(|c| {
+                &c.account == caller
+                    && &c.source_region == source_region
+                    && &c.destination == destination
+                    && c.ready_at_ms > now
+            })
+            .map(|c| c.throughput_mibps)
+            .sum();
+        let available = self.config.copy_throughput_quota_mibps.saturating_sub(used);
+        if available == 0 {
+            self.limit_errors += 1;
+            return Err(PortError::from_code(
+                "ResourceLimitExceeded",
+                format!(
+                    "The cumulative snapshot copy throughput quota ({} MiB/s) from {source_region} to {destination} is in use",
+                    self.config.copy_throughput_quota_mibps
+                ),
+            ));
+        }
+        let size_mib = u64::from(size_gib.max(1)) * 1024;
+        let seconds = u64::from(minutes) * 60;
+        let needed = size_mib.div_ceil(seconds).max(1);
+        let granted = needed.min(available).min(PER_SNAPSHOT_MIBPS);
+        // Within the requested duration when the throughput is granted (EBS may finish a little early).
+        let duration_ms = if granted == needed {
+            (seconds as f64 * 1000.0 * (0.9 + 0.1 * self.random())) as u64
+        } else {
+            size_mib * 1000 / granted
+        };
+        Ok((duration_ms, granted))
     }
 }

@@ -25,6 +25,9 @@ pub struct SimConfig {
     pub copy_events: Option<(u64, u64)>,
     /// Share of copy events lost (EventBridge is best effort).
     pub copy_event_loss: f64,
+    /// Time-based copies: the cumulative throughput of concurrent copies per account and source-destination
+    /// region pair, in MiB/s (2,000 by default, adjustable in AWS).
+    pub copy_throughput_quota_mibps: u64,
 }
 
 impl Default for SimConfig {
@@ -38,6 +41,7 @@ impl Default for SimConfig {
             pv_unsupported: vec![],
             copy_events: None,
             copy_event_loss: 0.0,
+            copy_throughput_quota_mibps: 2000,
         }
     }
 }
@@ -113,6 +117,8 @@ pub struct CopyRecord {
     pub started_ms: u64,
     pub ready_at_ms: u64,
     pub fails: bool,
+    /// A time-based copy's share of the throughput quota, in MiB/s (0: best effort).
+    pub throughput_mibps: u64,
 }
 
 /// A message on the simulated work queue.
