@@ -162,10 +162,17 @@ fn decode_ami_state_change(event: EventBridgeEvent<Value>) -> Result<Message, St
             Ok(Message::Request(request))
         }
         "deregistered" => Ok(Message::SourceGone { image: image()?, region: region()? }),
+        // A failed image is either a build that failed (nothing to replicate) or a copy of ours (replace it):
+        // the handler tells them apart by the provenance tags.
+        "failed" => Ok(Message::CopyFailed {
+            image: image()?,
+            region: region()?,
+            account: AccountId::parse(&event.account.clone().unwrap_or_default()).ok(),
+        }),
         other => {
             let why = detail.error_message.as_ref().map(|m| format!(" ({m})")).unwrap_or_default();
             Ok(Message::Ignore(format!(
-                "AMI {} is {other}{why}; only available starts replication, deregistered stops it",
+                "AMI {} is {other}{why}; only available starts replication, deregistered stops it, failed replaces a copy",
                 detail.image_id
             )))
         }

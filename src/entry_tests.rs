@@ -26,8 +26,21 @@ fn available_event_is_a_request() {
 
 #[test]
 fn other_states_are_ignored_with_a_reason() {
+    let Input::Direct(item) = decode_input(event("pending")).unwrap() else { panic!("direct") };
+    assert!(matches!(item.message.unwrap(), Message::Ignore(r) if r.contains("pending")));
+}
+
+#[test]
+fn a_failed_image_may_be_a_copy_to_replace() {
     let Input::Direct(item) = decode_input(event("failed")).unwrap() else { panic!("direct") };
-    assert!(matches!(item.message.unwrap(), Message::Ignore(r) if r.contains("failed")));
+    match item.message.unwrap() {
+        Message::CopyFailed { image, region, account } => {
+            assert_eq!(region.as_str(), "us-east-1");
+            assert!(image.as_str().starts_with("ami-"));
+            assert!(account.is_some());
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]

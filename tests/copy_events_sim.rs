@@ -91,3 +91,40 @@ fn lost_events_are_covered_by_polling() {
     let latencies = share_latencies(&sim);
     assert!(*latencies.last().unwrap() <= 2 * 300 + 60, "within two polls: {latencies:?}");
 }
+
+/// A `failed` copy event replaces the copy at once (not at the waiting job's next poll, 300 s later), with the
+/// next attempt's ClientToken: the job still waiting converges on the same successor, so there is one.
+#[test]
+fn a_failed_copy_is_replaced_when_its_event_arrives() {
+    use ami_replicator::core::provenance::ATTEMPT_TAG;
+    let config = SimConfig { copy_events: Some((1, 30)), seed: 5, ..SimConfig::default() };
+    let mut world = World::new(acct(ME), config);
+    world.faults.fail_next_copies = 1;
+    let image = world.add_image(&r("us-east-1"), &acct(ME), "golden", vec![], vec![]);
+    let settings = Settings {
+        target_regions: vec![r("eu-west-1")],
+        step: StepPolicy { poll_seconds: 300, capacity_max_seconds: 300, ..StepPolicy::default() },
+        copy_events: true,
+        ..Settings::default()
+    };
+    let mut sim = Simulation::new(world, settings);
+    sim.send(&ami_event(image.as_str(), "us-east-1", "available"));
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    runtime.block_on(sim.run_until_idle(10, 86_400));
+    let w = sim.world.lock().unwrap();
+    assert_eq!(w.copies.len(), 2, "the failed copy and one successor: {:?}", w.copies);
+    let (failed, successor) = (&w.copies[0], &w.copies[1]);
+    assert!(failed.fails && !successor.fails);
+    let waited = (successor.started_ms - failed.ready_at_ms) / 1000;
+    assert!(waited <= 35, "replaced within the event delay, not at the next poll: {waited} s");
+    let copies: Vec<_> = w.images[&r("eu-west-1")].values().collect();
+    let live: Vec<_> = copies.iter().filter(|i| i.info.state == ImageState::Available).collect();
+    assert_eq!(live.len(), 1);
+    assert_eq!(live[0].info.tag(ATTEMPT_TAG), Some("1"), "the successor carries its attempt");
+    assert!(live[0].info.tag(SHARED_TAG).is_some());
+    assert!(
+        !copies.iter().any(|i| matches!(i.info.state, ImageState::Failed(_))),
+        "the failed copy was deregistered: {copies:?}"
+    );
+    assert!(w.dead_letters.is_empty(), "{:?}", w.dead_letters);
+}

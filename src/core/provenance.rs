@@ -30,6 +30,15 @@ pub fn is_shared(image: &ImageInfo) -> bool {
     image.tag(SHARED_TAG).is_some()
 }
 
+/// The attempt a copy was made by (the job's failed copies before it), put on replacement copies only: a
+/// `failed` copy event tells from it which ClientToken the successor takes.
+pub const ATTEMPT_TAG: &str = "ami-replicator:attempt";
+
+/// The attempt of a copy (0 when untagged: the first).
+pub fn attempt(image: &ImageInfo) -> u32 {
+    image.tag(ATTEMPT_TAG).and_then(|a| a.parse().ok()).unwrap_or(0)
+}
+
 /// The provenance tags of a copy of `source` made from `source_region`.
 pub fn provenance_tags(source: &ImageId, source_region: &Region) -> Vec<Tag> {
     vec![Tag::new(SOURCE_IMAGE_TAG, source.as_str()), Tag::new(SOURCE_REGION_TAG, source_region.as_str())]

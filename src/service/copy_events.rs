@@ -1,16 +1,19 @@
-//! Copy events: EC2 emits `EC2 AMI State Change` (available) for a copy in the region (and account) where it is
-//! made; with the region forwarders deployed (region-forwarder.yaml) they reach the work queue. A copy of ours
-//! that became available is shared at once and marked shared; the job still waiting for it then finds it done
-//! with one DescribeImages and no second ModifyImageAttribute. Polling stays the safety net (events are best
-//! effort).
+//! Copy events: EC2 emits `EC2 AMI State Change` (available, failed) for a copy in the region (and account)
+//! where it is made; with the region forwarders deployed (region-forwarder.yaml) they reach the work queue. A copy
+//! of ours that became available is shared at once and marked shared; the job still waiting for it then finds it
+//! done with one DescribeImages and no second ModifyImageAttribute. A copy of ours that failed is replaced at
+//! once: a job that waits on it is enqueued without delay, and the region step replaces it with the next attempt's
+//! ClientToken (read from the copy's attempt tag), the same token the job still waiting would use, so the two
+//! converge on one successor. Polling stays the safety net (events are best effort).
 
 use super::{push, Effect, Invocation, Replicator};
 use crate::core::ids::{AccountId, ImageId, Place, Region};
 use crate::core::image::{ImageInfo, ImageState};
-use crate::core::job::Job;
-use crate::core::provenance::{is_shared, SOURCE_IMAGE_TAG, SOURCE_REGION_TAG};
-use crate::ports::{Ec2Regions, ImageBuilder, Queue};
-use tracing::{info, warn};
+use crate::core::job::{Job, Phase};
+use crate::core::plan;
+use crate::core::provenance::{attempt, gave_up, is_replica, is_shared, SOURCE_IMAGE_TAG, SOURCE_REGION_TAG};
+use crate::ports::{Ec2, Ec2Regions, ImageBuilder, Queue};
+use tracing::{info, warn, Instrument};
 
 impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
     /// `image` (seen at `place`) is one of our copies that an event says is available: share it now. Nothing is
@@ -53,5 +56,77 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
             Err(e) => warn!(copy = %image.id, error = %e, "copy event: sharing failed; left to polling"),
         }
         vec![]
+    }
+
+    /// A copy event says `image` at `place` failed. A copy of ours (provenance tags, owned at that place, not a
+    /// tombstone) is replaced now: a job waiting on it, with the attempt the copy was made by, is enqueued without
+    /// delay. Anything else (a build that failed) is ignored. Errors leave it to the waiting job's poll.
+    pub(super) async fn copy_failed(
+        &self,
+        image: &ImageId,
+        place: Option<&Place>,
+        home: &AccountId,
+        invocation: &Invocation,
+    ) -> Vec<Effect> {
+        let Some(place) = place else { return vec![] };
+        let span = tracing::info_span!("copy_failed", copy = %image, region = %place.region, phase = "copy_event");
+        async {
+            let copy = match self.ec2.at(place) {
+                Ok(ec2) => ec2.describe_image(image).await,
+                Err(e) => Err(e),
+            };
+            let copy = match copy {
+                Ok(Some(copy)) => copy,
+                Ok(None) => {
+                    info!("failed image is gone; nothing to do");
+                    return vec![];
+                }
+                Err(e) => {
+                    warn!(error = %e, "copy event: could not read the failed image; left to polling");
+                    return vec![];
+                }
+            };
+            if !is_replica(&copy) || copy.owner.as_ref() != Some(place.owner(home)) {
+                info!("an image that is not a copy of ours failed (a build?); nothing to do");
+                return vec![];
+            }
+            if gave_up(&copy) || !matches!(copy.state, ImageState::Failed(_)) {
+                info!(state = %copy.state, "copy event: the copy is given up on or not failed; nothing to do");
+                return vec![];
+            }
+            let source = copy.tag(SOURCE_IMAGE_TAG).and_then(|s| ImageId::parse(s).ok());
+            let source_region = copy.tag(SOURCE_REGION_TAG).and_then(|s| Region::parse(s).ok());
+            let (Some(source), Some(source_region)) = (source, source_region) else {
+                warn!("copy event for an image with unreadable provenance tags; left to polling");
+                return vec![];
+            };
+            let probe = Job::new(source.clone(), source_region.clone(), place.region.clone(), None, None);
+            let source = match self.source_image(&probe, invocation).await {
+                Ok(Some(source)) => source,
+                Ok(None) => {
+                    info!(image = %probe.source_image, "the failed copy's source is gone; nothing to replace");
+                    return vec![];
+                }
+                Err(e) => {
+                    warn!(image = %probe.source_image, error = %e, "copy event: could not read the source; left to polling");
+                    return vec![];
+                }
+            };
+            // The job the fan-out made for this place, at the point where its copy failed.
+            let Some(mut job) = plan::fan_out(&source, &source_region, std::slice::from_ref(place)).pop() else {
+                return vec![];
+            };
+            job.phase = Phase::Wait { copy_image: copy.id.clone() };
+            job.failed_copies = attempt(&copy);
+            job.polls = 1;
+            if let Err(reason) = self.settings.policy().check_job(&job) {
+                info!(reason = %reason, "copy event for a place outside the configuration; nothing to do");
+                return vec![];
+            }
+            info!(image = %job.source_image, attempt = job.failed_copies, "copy event: copy failed, replacing it now");
+            vec![Effect::enqueue(job, 0)]
+        }
+        .instrument(span)
+        .await
     }
 }

@@ -2,7 +2,7 @@
 
 use super::{resend, Effect, Invocation, Replicator};
 use crate::core::errors::ErrorClass;
-use crate::core::ids::{AccountId, Place};
+use crate::core::ids::{AccountId, Place, Region};
 use crate::core::job::ReplicationRequest;
 use crate::core::plan::{self, Readiness};
 use crate::core::provenance::is_replica;
@@ -12,6 +12,21 @@ use crate::ports::{Ec2, Ec2Regions, ImageBuilder, Queue};
 use tracing::{info, warn, Instrument};
 
 impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
+    /// Where an event's image lives: this account, or a target account whose forwarder sent it. `None` (logged)
+    /// for any other account.
+    pub(super) fn event_place(&self, account: Option<&AccountId>, region: &Region, home: &AccountId) -> Option<Place> {
+        match account {
+            Some(a) if a != home && self.settings.target_accounts.contains(a) => {
+                Some(Place::new(Some(a.clone()), region.clone()))
+            }
+            Some(a) if a != home => {
+                info!(account = %a, "event of an account that is neither this one nor a target account; skipped");
+                None
+            }
+            _ => Some(Place::home(region.clone())),
+        }
+    }
+
     /// Reads the source image and makes one copy job per place: this account in every destination region, and
     /// every target account in every destination region and the source region.
     pub(super) async fn fan_out(
@@ -32,15 +47,8 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                 return dead(reason);
             }
             // An event forwarded from a target account is about that account's images: read it there.
-            let place = match &request.event_account {
-                Some(a) if a != home && self.settings.target_accounts.contains(a) => {
-                    Place::new(Some(a.clone()), request.source_region.clone())
-                }
-                Some(a) if a != home => {
-                    info!(account = %a, "event of an account that is neither this one nor a target account; skipped");
-                    return vec![];
-                }
-                _ => Place::home(request.source_region.clone()),
+            let Some(place) = self.event_place(request.event_account.as_ref(), &request.source_region, home) else {
+                return vec![];
             };
             let ec2 = match self.ec2.at(&place) {
                 Ok(ec2) => ec2,

@@ -107,6 +107,9 @@ pub enum Message {
     ImageBuilt { arn: String },
     /// The scheduled sweep, as of `time` (RFC 3339): find what events missed.
     Sweep { time: String },
+    /// A copy event says `image` failed, at `region` of `account` (the event's account): if it is a copy of
+    /// ours, replace it now rather than at its job's next poll.
+    CopyFailed { image: ImageId, region: Region, account: Option<AccountId> },
     /// Nothing to do, with the reason (e.g. an AMI state other than `available`).
     Ignore(String),
 }
@@ -190,6 +193,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         let mut gone = Vec::new();
         let mut builds = Vec::new();
         let mut sweeps = Vec::new();
+        let mut failed = Vec::new();
         for (i, item) in items.iter().enumerate() {
             match &item.message {
                 Err(reason) => {
@@ -217,6 +221,9 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                 Ok(Message::SourceGone { image, region }) => gone.push((i, image.clone(), region.clone())),
                 Ok(Message::ImageBuilt { arn }) => builds.push((i, arn.clone(), item.body.clone())),
                 Ok(Message::Sweep { time }) => sweeps.push((i, time.clone())),
+                Ok(Message::CopyFailed { image, region, account }) => {
+                    failed.push((i, image.clone(), self.event_place(account.as_ref(), region, home)))
+                }
             }
         }
         for (i, built) in
@@ -243,7 +250,16 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         let swept = join_all(sweeps.iter().map(|(i, time)| async move {
             self.sweep(time, home).await.into_iter().map(move |e| (*i, e)).collect::<Vec<_>>()
         }));
-        let (fanned, advanced, cleaned, swept) = tokio::join!(fan_outs, places, self.sources_gone(gone, home), swept);
+        let replaced = join_all(failed.iter().map(|(i, image, place)| async move {
+            self.copy_failed(image, place.as_ref(), home, invocation)
+                .await
+                .into_iter()
+                .map(move |e| (*i, e))
+                .collect::<Vec<_>>()
+        }));
+        let (fanned, advanced, cleaned, swept, replaced) =
+            tokio::join!(fan_outs, places, self.sources_gone(gone, home), swept, replaced);
+        effects.extend(replaced.into_iter().flatten());
         effects.extend(fanned.into_iter().flatten());
         effects.extend(swept.into_iter().flatten());
         effects.extend(advanced.into_iter().flatten());

@@ -6,8 +6,9 @@ use super::{push, Effect, Invocation, Replicator};
 use crate::core::errors::PortError;
 use crate::core::ids::{AccountId, ImageId, Place};
 use crate::core::image::ImageInfo;
+use crate::core::image::Tag;
 use crate::core::job::{Continuation, Job, Phase};
-use crate::core::provenance::{client_token, provenance_tags};
+use crate::core::provenance::{client_token, provenance_tags, ATTEMPT_TAG};
 use crate::core::region::{self, Observations, PlaceJobs};
 use crate::core::rules;
 use crate::core::step::{self, Decision};
@@ -95,6 +96,9 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
 
     fn copy_request(&self, job: &Job, home: &AccountId) -> CopyRequest {
         let mut tags = provenance_tags(&job.source_image, &job.source_region);
+        if job.failed_copies > 0 {
+            tags.push(Tag::new(ATTEMPT_TAG, job.failed_copies.to_string()));
+        }
         tags.extend(self.settings.extra_tags.iter().cloned());
         let place = job.place();
         CopyRequest {

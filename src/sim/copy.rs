@@ -134,14 +134,14 @@ impl World {
         };
         self.images.entry(destination.clone()).or_default().insert(id.clone(), image);
         self.tokens.insert(token_key, id.clone());
-        if let Some((lo, hi)) = self.config.copy_events.filter(|_| !fails) {
+        if let Some((lo, hi)) = self.config.copy_events {
             let delay_ms = (lo * 1000) + (self.random() * ((hi - lo) * 1000) as f64) as u64;
             if self.random() >= self.config.copy_event_loss {
                 let body = serde_json::json!({
                     "version": "0", "id": format!("copy-event-{id}"), "detail-type": "EC2 AMI State Change",
                     "source": "aws.ec2", "account": caller.as_str(), "region": destination.as_str(),
                     "time": crate::core::time::format_rfc3339(SIM_EPOCH_SECS + (ready_at_ms / 1000) as i64),
-                    "resources": [], "detail": {"ImageId": id.as_str(), "State": "available"}
+                    "resources": [], "detail": {"ImageId": id.as_str(), "State": if fails { "failed" } else { "available" }}
                 });
                 self.next_id += 1;
                 self.queue.push(QueuedMessage {
