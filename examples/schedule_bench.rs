@@ -3,6 +3,10 @@
 //! ResourceLimitExceeded with exponential backoff, poll each copy every minute). Prints one JSON line per
 //! scenario and strategy. `cargo run --release --example schedule_bench`
 //!
+//! Knobs (environment): BENCH_SCENARIOS=A,B,C (which to run), BENCH_EVENTS_POLL (COPY_POLL_SECONDS of the rows
+//! with events, default 300), BENCH_EVENT_LOSS (share of copy events lost, default 0.01), BENCH_CAPACITY_MAX
+//! (the longest wait for capacity, default 60), BENCH_DEBUG (the handler's logs and late shares on stderr).
+//!
 //! Copy times: each AMI has a size (8-200 GiB, uniform) that fixes its copy time (10-40 min, uniform across
 //! AMIs); each copy takes that time ±5%. `lower_bound_s` is, per region, max(longest copy, total copy time /
 //! limit) over the copies actually made, and the largest of the regions.
@@ -120,9 +124,27 @@ fn figures(
         .filter(|c| !c.fails)
         .filter_map(|c| shared_at.get(&c.image).map(|t| t.saturating_sub(c.ready_at_ms) as f64 / 1000.0))
         .collect();
+    if std::env::var("BENCH_DEBUG").is_ok() {
+        for c in w.copies.iter().filter(|c| !c.fails) {
+            if let Some(t) = shared_at.get(&c.image) {
+                if t.saturating_sub(c.ready_at_ms) > 100_000 {
+                    eprintln!(
+                        "late: {} {} started {} ready {} shared {}",
+                        c.image,
+                        c.destination,
+                        c.started_ms / 1000,
+                        c.ready_at_ms / 1000,
+                        t / 1000
+                    );
+                }
+            }
+        }
+    }
     let (share_p50, share_p99) = percentiles(latencies);
     let copies = done.len();
-    let makespan_s = completed.iter().map(|(t, _, _, _)| *t).max().unwrap_or(0) as f64 / 1000.0;
+    // The replication is done when the last copy is first shared (a job that later finds its copy already
+    // shared, e.g. after a copy event, reports it again; that second report is not when the copy became usable).
+    let makespan_s = shared_at.values().copied().max().unwrap_or(0) as f64 / 1000.0;
     let mut per_region: BTreeMap<&Region, (f64, f64)> = BTreeMap::new();
     let mut per_pair: BTreeMap<(&ImageId, &Region), u32> = BTreeMap::new();
     for c in w.copies.iter().filter(|c| !c.fails) {
@@ -159,6 +181,7 @@ fn figures(
         "limit": s.limit,
         "copies": copies,
         "makespan_s": makespan_s.round(),
+        "last_copy_available_s": (w.copies.iter().map(|c| c.ready_at_ms).max().unwrap_or(0) as f64 / 1000.0).round(),
         "lower_bound_s": lower_bound_s.round(),
         "makespan_ratio": ((makespan_s / lower_bound_s) * 1000.0).round() / 1000.0,
         "offline_lpt_ratio": ((offline_lpt_s / lower_bound_s) * 1000.0).round() / 1000.0,
@@ -180,16 +203,28 @@ fn figures(
 /// COPY_EVENTS is on (polling every 300 s as the safety net).
 async fn product(s: &Scenario, seed: u64, events: bool) -> serde_json::Value {
     let (mut world, ids) = world(s, seed);
-    let poll = if events { 300 } else { POLL_SECONDS };
+    let poll = if events {
+        std::env::var("BENCH_EVENTS_POLL").ok().and_then(|p| p.parse().ok()).unwrap_or(300)
+    } else {
+        POLL_SECONDS
+    };
     if events {
         world.config.copy_events = Some((1, 30));
-        world.config.copy_event_loss = 0.01;
+        world.config.copy_event_loss =
+            std::env::var("BENCH_EVENT_LOSS").ok().and_then(|p| p.parse().ok()).unwrap_or(0.01);
     }
     let settings = Settings {
         target_regions: destinations(s.regions),
         tag_filter: None,
         max_copies_per_region: s.limit,
-        step: StepPolicy { poll_seconds: poll, capacity_max_seconds: POLL_SECONDS, ..StepPolicy::default() },
+        step: StepPolicy {
+            poll_seconds: poll,
+            capacity_max_seconds: std::env::var("BENCH_CAPACITY_MAX")
+                .ok()
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(POLL_SECONDS),
+            ..StepPolicy::default()
+        },
         share: SharePolicy { copy_source_permissions: true, extra: vec![], allow_public: false },
         copy_events: events,
         ..Settings::default()
@@ -277,12 +312,17 @@ async fn naive(s: &Scenario, seed: u64) -> serde_json::Value {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
+    if std::env::var("BENCH_DEBUG").is_ok() {
+        tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter("info").init();
+    }
     let scenarios = [
         Scenario { name: "A", amis: 200, regions: 16, limit: 100 },
         Scenario { name: "B", amis: 30, regions: 4, limit: 100 },
         Scenario { name: "C", amis: 1000, regions: 16, limit: 300 },
     ];
-    for s in &scenarios {
+    // BENCH_SCENARIOS=A,C runs only those.
+    let only = std::env::var("BENCH_SCENARIOS").ok();
+    for s in scenarios.iter().filter(|s| only.as_deref().is_none_or(|o| o.split(',').any(|n| n == s.name))) {
         println!("{}", product(s, 42, false).await);
         println!("{}", product(s, 42, true).await);
         if s.name != "C" {

@@ -171,7 +171,27 @@ pub fn decide<T>(jobs: PlaceJobs<T>, observed: Observations, limit: u32, base: &
         plan.decided.push((tag, job, d));
     }
     plan.start = admitted;
+    if plan.waiting_for_capacity > 0 {
+        align_full_place(&mut plan.decided, policy);
+    }
     plan
+}
+
+/// At a full place, the copies being waited for and the jobs waiting for room come back together, after the
+/// capacity delay: a copy found done then frees its slot for the largest waiting job in the same step, and the
+/// place's jobs travel in one message instead of one per backoff step (with copy events, the polls would
+/// otherwise be 300 s apart while the waiters are fragmented by their backoff).
+fn align_full_place<T>(decided: &mut [(T, Job, Decision)], policy: &StepPolicy) {
+    let delay = policy.capacity_max_seconds.clamp(1, policy.poll_seconds.max(1));
+    for (_, _, decision) in decided.iter_mut() {
+        if let Decision::Continue { job, delay_seconds } = decision {
+            let polling = matches!(job.phase, Phase::Wait { .. }) && job.retries == 0 && job.throttles == 0;
+            let for_room = matches!(job.phase, Phase::Copy) && job.capacity_waits > 0;
+            if polling || for_room {
+                *delay_seconds = delay;
+            }
+        }
+    }
 }
 
 /// Another job of this replication gave up at this place (`tombstone` is its last failed copy): this one stops.

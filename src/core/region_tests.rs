@@ -126,3 +126,27 @@ fn copy_answers_map_to_decisions() {
     let flaky = PortError::from_code("InternalError", "oops");
     assert!(matches!(after_copy(&j, &Err(flaky), &p), Decision::Continue { job, .. } if job.retries == 1));
 }
+
+#[test]
+fn at_a_full_place_polls_and_waiters_come_back_together() {
+    // Limit 1, one copy pending (id 20): the new job waits for room, and the poll of the pending copy is
+    // brought forward to the capacity delay, so both travel in one message and a finished copy frees its slot
+    // for the waiter in the same step.
+    let policy = StepPolicy { poll_seconds: 300, capacity_max_seconds: 60, ..StepPolicy::default() };
+    let jobs = PlaceJobs::split(vec![(0, waiting(2, 20)), (1, job(1, 8))]);
+    let plan = decide(jobs, observed(Some(vec![id(20)]), vec![], vec![]), 1, &policy);
+    assert_eq!(plan.waiting_for_capacity, 1);
+    let delays: Vec<u32> = plan
+        .decided
+        .iter()
+        .map(|(_, _, d)| match d {
+            Decision::Continue { delay_seconds, .. } => *delay_seconds,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(delays, vec![60, 60]);
+    // With room, the poll keeps its own (longer) delay.
+    let jobs = PlaceJobs::split(vec![(0, waiting(2, 20))]);
+    let plan = decide(jobs, observed(None, vec![], vec![copy_of(20, 2, ImageState::Pending)]), 1, &policy);
+    assert!(matches!(plan.decided[0].2, Decision::Continue { delay_seconds, .. } if delay_seconds >= 300));
+}
