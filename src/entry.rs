@@ -159,6 +159,7 @@ fn decode_ami_state_change(event: EventBridgeEvent<Value>) -> Result<Message, St
         "available" => {
             let mut request = ReplicationRequest::new(image()?, region()?, None);
             request.event_account = AccountId::parse(&event.account.clone().unwrap_or_default()).ok();
+            request.event_time = event.time.map(|t| t.timestamp());
             Ok(Message::Request(request))
         }
         "deregistered" => Ok(Message::SourceGone { image: image()?, region: region()? }),
@@ -213,10 +214,12 @@ pub async fn handle<R: Ec2Regions, Q: Queue, B: ImageBuilder>(
     match decode_input(payload)? {
         Input::Batch(items) => {
             let report = replicator.process(items, account).await;
+            emit_metrics(&report, replicator.now());
             Ok(batch_response(&report))
         }
         Input::Direct(item) => {
             let report = replicator.process(vec![item], account).await;
+            emit_metrics(&report, replicator.now());
             if !report.retry.is_empty() {
                 return Err(EntryError::Retry("the event could not be processed now; see the log".into()));
             }
@@ -225,6 +228,13 @@ pub async fn handle<R: Ec2Regions, Q: Queue, B: ImageBuilder>(
                 "completed": report.completed.len(),
             }))
         }
+    }
+}
+
+/// The invocation's metrics, as Embedded Metric Format lines on stdout (CloudWatch Logs extracts them).
+fn emit_metrics(report: &BatchReport, now: f64) {
+    for line in crate::core::emf::lines(&report.facts, (now * 1000.0) as i64) {
+        println!("{line}");
     }
 }
 

@@ -28,6 +28,9 @@ pub struct ReplicationRequest {
     /// work item: only the decoder of events sets it.
     #[serde(skip)]
     pub event_account: Option<AccountId>,
+    /// When the event happened (epoch seconds): for a copy event, when the copy became available.
+    #[serde(skip)]
+    pub event_time: Option<i64>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -36,7 +39,7 @@ fn is_zero(n: &u32) -> bool {
 
 impl ReplicationRequest {
     pub fn new(image: ImageId, source_region: Region, targets: Option<Vec<Region>>) -> Self {
-        Self { image, source_region, targets, encrypted: None, retries: 0, event_account: None }
+        Self { image, source_region, targets, encrypted: None, retries: 0, event_account: None, event_time: None }
     }
 
     /// The work-item JSON of this request.
@@ -106,6 +109,15 @@ pub struct Job {
     /// Consecutive waits for capacity in the destination region; never a failure.
     #[serde(default)]
     pub capacity_waits: u32,
+    /// When the job was made (fan-out or sweep), in epoch seconds: the age of the oldest job is a metric.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<i64>,
+    /// When CopyImage started the copy waited for, in epoch seconds (the copy duration metric).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy_started: Option<i64>,
+    /// The source's creation date (RFC 3339): which source is newer decides an SSM parameter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_created: Option<String>,
 }
 
 impl Job {
@@ -135,6 +147,9 @@ impl Job {
             retries: 0,
             throttles: 0,
             capacity_waits: 0,
+            since: None,
+            copy_started: None,
+            source_created: None,
         }
     }
 

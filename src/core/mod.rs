@@ -1,7 +1,9 @@
 //! The pure core: what to copy where, the state of a work item, and what errors mean. It knows no SDK.
 
 pub mod admission;
+pub mod emf;
 pub mod errors;
+pub mod facts;
 pub mod ids;
 pub mod image;
 pub mod job;

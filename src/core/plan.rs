@@ -122,6 +122,7 @@ pub fn fan_out(source: &ImageInfo, source_region: &Region, places: &[Place]) -> 
             job.size_gib = source.size_gib;
             job.paravirtual = source.traits.paravirtual;
             job.deprecation_time = source.traits.deprecation_time.clone();
+            job.source_created = source.created.clone();
             job
         })
         .collect()

@@ -7,11 +7,13 @@
 //! converge on one successor. Polling stays the safety net (events are best effort).
 
 use super::{push, Effect, Invocation, Replicator};
+use crate::core::facts::{Completion, Fact};
 use crate::core::ids::{AccountId, ImageId, Place, Region};
 use crate::core::image::{ImageInfo, ImageState};
 use crate::core::job::{Job, Phase};
 use crate::core::plan;
 use crate::core::provenance::{attempt, gave_up, is_replica, is_shared, SOURCE_IMAGE_TAG, SOURCE_REGION_TAG};
+use crate::core::time::parse_rfc3339;
 use crate::ports::{Ec2, Ec2Regions, ImageBuilder, Queue};
 use tracing::{info, warn, Instrument};
 
@@ -22,6 +24,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         &self,
         image: &ImageInfo,
         place: &Place,
+        available_at: Option<i64>,
         home: &AccountId,
         invocation: &Invocation,
     ) -> Vec<Effect> {
@@ -40,7 +43,8 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         job.account = place.account.clone();
         // The deprecation time is the source's: read it (once per source and invocation).
         let source = self.source_image(&job, invocation).await;
-        job.deprecation_time = source.ok().flatten().and_then(|s| s.traits.deprecation_time);
+        job.deprecation_time =
+            source.as_ref().ok().and_then(|s| s.as_ref()).and_then(|s| s.traits.deprecation_time.clone());
         let ec2 = match self.ec2.at(place) {
             Ok(ec2) => ec2,
             Err(e) => {
@@ -51,6 +55,15 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         match self.share(&ec2, &job, &image.id, home, invocation).await {
             Ok(()) => {
                 info!(copy = %image.id, image = %job.source_image, "replicated (copy event: shared at once)");
+                let now = self.now();
+                let started = image.created.as_deref().and_then(parse_rfc3339);
+                let completion = Completion {
+                    copy_seconds: available_at.zip(started).map(|(a, s)| (a - s).max(0) as f64),
+                    share_latency_seconds: available_at.map(|a| (now - a as f64).max(0.0)),
+                    source_created: source.as_ref().ok().and_then(|s| s.as_ref()).and_then(|s| s.created.clone()),
+                    ..self.completion(&job, &image.id, home)
+                };
+                push(&invocation.facts, Fact::CopyCompleted(completion));
                 push(&invocation.completed, (job, image.id.clone()));
             }
             Err(e) => warn!(copy = %image.id, error = %e, "copy event: sharing failed; left to polling"),

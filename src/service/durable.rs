@@ -2,7 +2,8 @@
 //! letters, and the items SQS must deliver again.
 
 use super::{BatchReport, Item, Replicator};
-use crate::core::ids::{ImageId, Place};
+use crate::core::facts::{Fact, Failure};
+use crate::core::ids::{AccountId, ImageId, Place};
 use crate::core::image::Tag;
 use crate::core::job::{Continuation, Job, JOBS_PER_MESSAGE};
 use crate::core::provenance::GAVE_UP_TAG;
@@ -73,7 +74,12 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
 
     /// Sends what the effects ask for: continuations grouped per place and delay (one message carries up to
     /// [`JOBS_PER_MESSAGE`] jobs), and dead letters. Items whose effects failed are retried.
-    pub(super) async fn make_durable(&self, items: &[Item], effects: Vec<(usize, Effect)>) -> BatchReport {
+    pub(super) async fn make_durable(
+        &self,
+        items: &[Item],
+        effects: Vec<(usize, Effect)>,
+        home: &AccountId,
+    ) -> BatchReport {
         let mut report = BatchReport::default();
         let mut retry: BTreeSet<usize> = BTreeSet::new();
         let mut groups: BTreeMap<(Place, u32), Vec<(usize, Job)>> = BTreeMap::new();
@@ -97,13 +103,16 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         }
 
         let dead_results = join_all(dead.iter().map(|(_, body, reason, _)| self.queue.dead_letter(body, reason))).await;
-        for ((i, _, reason, tombstone), result) in dead.into_iter().zip(dead_results) {
+        for ((i, body, reason, tombstone), result) in dead.into_iter().zip(dead_results) {
             match result {
                 Ok(true) => {
                     warn!(message_id = %items[i].id, phase = "dead_letter", reason = %reason, "sent to the dead-letter queue");
-                    if let Some((place, copy)) = tombstone {
-                        self.mark_given_up(&place, &copy, &reason).await;
+                    if let Some((place, copy)) = &tombstone {
+                        self.mark_given_up(place, copy, &reason).await;
                     }
+                    let failure = failure_of(&body, &reason, home);
+                    let region = failure.as_ref().map(|f| f.region.clone());
+                    report.facts.push(Fact::DeadLettered { region, failure });
                     report.dead_lettered.push(reason);
                 }
                 Ok(false) => {
@@ -142,4 +151,18 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         report.retry = retry.into_iter().map(|i| items[i].id.clone()).collect();
         report
     }
+}
+
+/// The place a dead letter gives up on, when its body is the continuation of one job (a job's give-up); a work
+/// item or an undecodable message concerns no single place.
+fn failure_of(body: &str, reason: &str, home: &AccountId) -> Option<Failure> {
+    let continuation: Continuation = serde_json::from_str(body).ok()?;
+    let [job] = continuation.jobs.as_slice() else { return None };
+    Some(Failure {
+        source_image: job.source_image.clone(),
+        source_region: job.source_region.clone(),
+        account: job.place().owner(home).clone(),
+        region: job.destination.clone(),
+        reason: reason.to_string(),
+    })
 }

@@ -1,7 +1,8 @@
 //! Fan-out: a source image to one job per place, and an Image Builder build to the requests of its AMIs.
 
-use super::{resend, Effect, Invocation, Replicator};
+use super::{push, resend, Effect, Invocation, Replicator};
 use crate::core::errors::ErrorClass;
+use crate::core::facts::Fact;
 use crate::core::ids::{AccountId, Place, Region};
 use crate::core::job::ReplicationRequest;
 use crate::core::plan::{self, Readiness};
@@ -61,6 +62,9 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                 }
                 Err(e) => {
                     warn!(error = %e, "could not read the source image");
+                    if e.class == ErrorClass::Throttled {
+                        push(&invocation.facts, Fact::Throttled { region: request.source_region.clone() });
+                    }
                     return match step::on_request_error(request, &e, &self.settings.step) {
                         RequestDecision::Resend { request, delay_seconds } => vec![resend(&request, delay_seconds)],
                         RequestDecision::GiveUp { reason } => dead(reason),
@@ -70,7 +74,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
             let wanted = rules::wanted_encryption(request.encrypted, &self.settings.encryption);
             // A copy of ours: an event from the region (and account) where it was made. Share it at once.
             if is_replica(&image) && image.owner.as_ref() == Some(place.owner(home)) {
-                return self.copy_available(&image, &place, home, invocation).await;
+                return self.copy_available(&image, &place, request.event_time, home, invocation).await;
             }
             if place.account.is_some() {
                 info!("event of a target account about an image that is not a copy of ours; skipped");
@@ -104,6 +108,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                 .into_iter()
                 .map(|mut job| {
                     job.encrypt = request.encrypted;
+                    job.since = Some(self.now() as i64);
                     Effect::enqueue(job, 0)
                 })
                 .collect()

@@ -13,6 +13,7 @@ mod share;
 mod sweep;
 
 use crate::core::errors::PortError;
+use crate::core::facts::Fact;
 use crate::core::ids::{AccountId, ImageId, Place, Region};
 use crate::core::image::{ImageInfo, LaunchPermission, Tag};
 use crate::core::job::{Continuation, Job, Phase, ReplicationRequest};
@@ -123,8 +124,10 @@ pub struct Item {
 }
 
 /// What became of a batch.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct BatchReport {
+    /// What happened (for metrics and completion events).
+    pub facts: Vec<Fact>,
     /// Ids of the items that must be delivered again (something of theirs could not be made durable).
     pub retry: Vec<String>,
     /// Reasons of the messages stored in the dead-letter queue.
@@ -149,6 +152,7 @@ struct Invocation {
     sources: Memo<(ImageId, Region), Option<ImageInfo>>,
     completed: Mutex<Vec<(Job, ImageId)>>,
     stopped: Mutex<Vec<(Job, String)>>,
+    facts: Mutex<Vec<Fact>>,
 }
 
 /// The cell of `key` in one of the invocation's memories.
@@ -160,23 +164,43 @@ fn push<T>(list: &Mutex<Vec<T>>, value: T) {
     list.lock().unwrap_or_else(|e| e.into_inner()).push(value);
 }
 
+/// The time now, in epoch seconds (the simulator's is virtual).
+pub type Clock = Arc<dyn Fn() -> f64 + Send + Sync>;
+
+/// The system clock.
+pub fn system_clock() -> Clock {
+    Arc::new(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64()))
+}
+
 pub struct Replicator<R, Q, B = NoImageBuilder> {
     settings: Arc<Settings>,
     ec2: R,
     queue: Q,
     image_builder: B,
+    clock: Clock,
 }
 
 impl<R: Ec2Regions, Q: Queue> Replicator<R, Q, NoImageBuilder> {
     pub fn new(settings: Arc<Settings>, ec2: R, queue: Q) -> Self {
-        Self { settings, ec2, queue, image_builder: NoImageBuilder }
+        Self { settings, ec2, queue, image_builder: NoImageBuilder, clock: system_clock() }
     }
 }
 
 impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
     /// The same replicator, reading EC2 Image Builder builds with `image_builder`.
     pub fn with_image_builder<B2: ImageBuilder>(self, image_builder: B2) -> Replicator<R, Q, B2> {
-        Replicator { settings: self.settings, ec2: self.ec2, queue: self.queue, image_builder }
+        Replicator { settings: self.settings, ec2: self.ec2, queue: self.queue, image_builder, clock: self.clock }
+    }
+
+    /// The same replicator, telling time with `clock`.
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Now, in epoch seconds.
+    pub fn now(&self) -> f64 {
+        (self.clock)()
     }
 
     pub fn settings(&self) -> &Settings {
@@ -242,6 +266,11 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
 
         let invocation = Invocation::default();
         let invocation = &invocation;
+        let now = self.now();
+        let oldest = by_place.values().flatten().filter_map(|(_, j)| j.since).min();
+        if let Some(since) = oldest {
+            push(&invocation.facts, Fact::OldestJobAge { seconds: (now - since as f64).max(0.0) });
+        }
         let fan_outs = join_all(requests.iter().map(|(i, r)| async move {
             self.fan_out(r, home, invocation).await.into_iter().map(move |e| (*i, e)).collect::<Vec<_>>()
         }));
@@ -265,9 +294,12 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         effects.extend(advanced.into_iter().flatten());
         effects.extend(cleaned);
 
-        let mut report = self.make_durable(&items, effects).await;
+        let mut report = self.make_durable(&items, effects, home).await;
         report.completed = std::mem::take(&mut *invocation.completed.lock().unwrap_or_else(|e| e.into_inner()));
         report.stopped = std::mem::take(&mut *invocation.stopped.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut facts = std::mem::take(&mut *invocation.facts.lock().unwrap_or_else(|e| e.into_inner()));
+        facts.append(&mut report.facts);
+        report.facts = facts;
         report
     }
 }

@@ -4,6 +4,7 @@
 use super::durable::decision_effect;
 use super::{push, Effect, Invocation, Replicator};
 use crate::core::errors::PortError;
+use crate::core::facts::{Completion, Fact};
 use crate::core::ids::{AccountId, ImageId, Place};
 use crate::core::image::ImageInfo;
 use crate::core::image::Tag;
@@ -70,8 +71,13 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                     Ok(()) => ec2.copy_image(&self.copy_request(&job, home)).await,
                     Err(e) => Err(e),
                 };
+                let mut job = job;
                 match &result {
-                    Ok(copy) => info!(copy = %copy, attempt = job.failed_copies, "copy started"),
+                    Ok(copy) => {
+                        info!(copy = %copy, attempt = job.failed_copies, "copy started");
+                        job.copy_started = Some(self.now() as i64);
+                        push(&invocation.facts, Fact::CopyStarted { region: job.destination.clone() });
+                    }
                     Err(e) => warn!(error = %e, "copy not started"),
                 }
                 let decision = region::after_copy(&job, &result, policy);
@@ -135,6 +141,11 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
             Decision::Share { copy } => match self.share(ec2, &job, &copy, home, invocation).await {
                 Ok(()) => {
                     info!(copy = %copy, "replicated");
+                    let completion = Completion {
+                        copy_seconds: job.copy_started.map(|s| (self.now() - s as f64).max(0.0)),
+                        ..self.completion(&job, &copy, home)
+                    };
+                    push(&invocation.facts, Fact::CopyCompleted(completion));
                     // Best effort: a failed copy left behind is harmless (never resumed, never counted).
                     deregister_failed(ec2, older_failed(&job, &copy)).await;
                     push(&invocation.completed, (job, copy));
@@ -154,12 +165,15 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                 None
             }
             Decision::Replace { deregister, job: next } => {
+                push(&invocation.facts, Fact::CopyFailed { region: job.destination.clone() });
+                push(&invocation.facts, Fact::CopyReplaced { region: job.destination.clone() });
                 deregister_failed(ec2, deregister.as_ref()).await;
                 warn!(copy = ?next.replaces.as_ref().map(ImageId::as_str), failed_copies = next.failed_copies,
                     "copy failed; copying again");
                 Some(Effect::enqueue(next, 0))
             }
             Decision::GiveUp { failed_copy: Some(copy), reason } => {
+                push(&invocation.facts, Fact::CopyFailed { region: job.destination.clone() });
                 // The last failed copy stays as a tombstone (tagged once the dead letter is stored): duplicates of
                 // this job and the sweep see that this place was given up on, and stop, instead of trying (and
                 // dead-lettering) again.
@@ -189,7 +203,33 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                 push(&invocation.stopped, (job, reason));
                 None
             }
-            other => Some(decision_effect(other, &job)),
+            other => {
+                if let Decision::Continue { job: next, .. } = &other {
+                    let region = || job.destination.clone();
+                    if next.capacity_waits > job.capacity_waits {
+                        push(&invocation.facts, Fact::CapacityWait { region: region() });
+                    }
+                    if next.throttles > job.throttles {
+                        push(&invocation.facts, Fact::Throttled { region: region() });
+                    }
+                }
+                Some(decision_effect(other, &job))
+            }
+        }
+    }
+
+    /// What a completion is, before its timings: the job's source and place, the copy.
+    pub(super) fn completion(&self, job: &Job, copy: &ImageId, home: &AccountId) -> Completion {
+        Completion {
+            source_image: job.source_image.clone(),
+            source_region: job.source_region.clone(),
+            copy: copy.clone(),
+            account: job.place().owner(home).clone(),
+            region: job.destination.clone(),
+            copy_seconds: None,
+            share_latency_seconds: None,
+            source_name: job.name.clone(),
+            source_created: job.source_created.clone(),
         }
     }
 

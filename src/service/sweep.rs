@@ -84,7 +84,14 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                 info!(image = %job.source_image, region = %job.destination, place = %job.place(),
                     "copy missing (a missed event?): enqueued");
             }
-            let mut effects: Vec<Effect> = jobs.into_iter().map(|job| Effect::enqueue(job, 0)).collect();
+            let now = self.now() as i64;
+            let mut effects: Vec<Effect> = jobs
+                .into_iter()
+                .map(|mut job| {
+                    job.since = Some(now);
+                    Effect::enqueue(job, 0)
+                })
+                .collect();
             if let Some(e) = incomplete.iter().find(|e| e.class != ErrorClass::Permanent) {
                 effects.push(Effect::Retry(format!("sweep incomplete, run again: {e}")));
             }

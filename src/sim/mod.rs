@@ -77,7 +77,11 @@ impl Simulation {
         let world = Arc::new(Mutex::new(world));
         let replicator =
             Replicator::new(Arc::new(settings), SimRegions::new(world.clone()), SimQueue::new(world.clone()))
-                .with_image_builder(SimImageBuilder { world: world.clone() });
+                .with_image_builder(SimImageBuilder { world: world.clone() })
+                .with_clock({
+                    let world = world.clone();
+                    Arc::new(move || world::SIM_EPOCH_SECS as f64 + lock(&world).now_ms as f64 / 1000.0)
+                });
         Self {
             world,
             replicator,

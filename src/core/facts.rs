@@ -1,0 +1,71 @@
+//! What happened during an invocation, as facts: the service records them where they happen, the entry turns
+//! them into CloudWatch metrics (Embedded Metric Format) and the completion events are published from them.
+
+use super::ids::{AccountId, ImageId, Region};
+
+/// One thing that happened. `region` is the destination region where it applies.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fact {
+    /// CopyImage started a copy.
+    CopyStarted { region: Region },
+    /// A copy became available and its launch permissions were applied (first time: a job that later finds
+    /// it shared records nothing).
+    CopyCompleted(Completion),
+    /// A copy ended `failed`.
+    CopyFailed { region: Region },
+    /// A failed copy is being replaced by a new attempt.
+    CopyReplaced { region: Region },
+    /// A replication was dead-lettered (`region`/`account` when it concerns one place), with the reason.
+    DeadLettered { region: Option<Region>, failure: Option<Failure> },
+    /// A job waits for room under the concurrent-copy limit (or the time-based copy quota).
+    CapacityWait { region: Region },
+    /// An API call was throttled.
+    Throttled { region: Region },
+    /// The oldest job of the invocation, from its fan-out to now.
+    OldestJobAge { seconds: f64 },
+}
+
+/// A copy made available and shared.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Completion {
+    pub source_image: ImageId,
+    pub source_region: Region,
+    pub copy: ImageId,
+    /// The account that owns the copy.
+    pub account: AccountId,
+    pub region: Region,
+    /// From CopyImage to available (an upper bound, by at most one poll, when the copy was seen by polling).
+    pub copy_seconds: Option<f64>,
+    /// From available to shared; known when a copy event told when the copy became available.
+    pub share_latency_seconds: Option<f64>,
+    /// The source's name, for the SSM parameter's name.
+    pub source_name: Option<String>,
+    /// The source's creation date (RFC 3339).
+    pub source_created: Option<String>,
+}
+
+/// A place given up on, with the reason.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    pub source_image: ImageId,
+    pub source_region: Region,
+    pub account: AccountId,
+    pub region: Region,
+    pub reason: String,
+}
+
+impl Fact {
+    /// The destination region the fact is about, if any.
+    pub fn region(&self) -> Option<&Region> {
+        match self {
+            Fact::CopyStarted { region }
+            | Fact::CopyFailed { region }
+            | Fact::CopyReplaced { region }
+            | Fact::CapacityWait { region }
+            | Fact::Throttled { region } => Some(region),
+            Fact::CopyCompleted(c) => Some(&c.region),
+            Fact::DeadLettered { region, .. } => region.as_ref(),
+            Fact::OldestJobAge { .. } => None,
+        }
+    }
+}
