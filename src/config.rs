@@ -274,6 +274,11 @@ impl Config {
             }
         }
         let extra_tags = r.list("EXTRA_TAGS", parse_extra_tag);
+        let publish_events = r.flag("PUBLISH_EVENTS", false);
+        let ssm_parameter_template = r.get("SSM_PARAMETER_TEMPLATE");
+        if let Some(Err(e)) = ssm_parameter_template.as_deref().map(crate::core::parameters::check_template) {
+            r.problems.push(format!("SSM_PARAMETER_TEMPLATE: {e}"));
+        }
 
         if !r.problems.is_empty() {
             return Err(ConfigError(r.problems));
@@ -289,6 +294,8 @@ impl Config {
                 deregister_copies_with_source,
                 copy_events,
                 copy_completion_minutes,
+                publish_events,
+                ssm_parameter_template,
                 tag_filter,
                 max_copies_per_region,
                 step: StepPolicy { poll_seconds, capacity_max_seconds: poll_seconds.max(1), ..StepPolicy::default() },

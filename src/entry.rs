@@ -107,6 +107,9 @@ fn decode_known(value: Value) -> Result<Message, String> {
             ));
         }
         let c: Continuation = serde_json::from_value(value).map_err(|e| format!("bad continuation: {e}"))?;
+        if c.jobs.is_empty() && !c.watch.is_empty() {
+            return Ok(Message::Watch(c.watch));
+        }
         return Ok(Message::Jobs(c.jobs));
     }
     if value.get("detail-type").is_some() {

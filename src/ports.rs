@@ -145,3 +145,52 @@ pub trait Queue: Send + Sync {
     /// `Ok(false)` when no dead-letter queue is configured (the caller then leaves the message to SQS's redrive).
     fn dead_letter(&self, body: &str, reason: &str) -> impl Future<Output = Result<bool, PortError>> + Send;
 }
+
+/// An event the product publishes (PUBLISH_EVENTS) on the home region's default event bus, `source`
+/// [`EVENT_SOURCE`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutgoingEvent {
+    pub detail_type: String,
+    pub detail: serde_json::Value,
+    /// ARNs the event is about (the copy).
+    pub resources: Vec<String>,
+}
+
+/// The `source` of the events the product publishes.
+pub const EVENT_SOURCE: &str = "ami-replicator";
+
+/// A boxed future: the outputs port is used as a trait object (it is optional, and not on the hot path).
+pub type PortFuture<'a, T> = futures::future::BoxFuture<'a, Result<T, PortError>>;
+
+/// What the product tells its consumers: completion events and SSM parameters. Both are optional outputs; a
+/// failure here never changes what happens to a copy.
+pub trait Outputs: Send + Sync {
+    /// PutEvents on the default event bus of the function's region (in calls of at most 10 entries). `Ok` only
+    /// when every entry was accepted.
+    fn publish<'a>(&'a self, events: &'a [OutgoingEvent]) -> PortFuture<'a, ()>;
+
+    /// The value of the SSM parameter `name` at `place` (its account and region); `None` when it does not exist.
+    fn parameter<'a>(&'a self, place: &'a Place, name: &'a str) -> PortFuture<'a, Option<String>>;
+
+    /// Puts `image` as the value of the parameter `name` at `place`, with data type `aws:ec2:image`
+    /// (overwriting).
+    fn put_image_parameter<'a>(&'a self, place: &'a Place, name: &'a str, image: &'a ImageId) -> PortFuture<'a, ()>;
+}
+
+/// For deployments (and tests) without outputs: publishing and parameters are refused as not configured.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoOutputs;
+
+impl Outputs for NoOutputs {
+    fn publish<'a>(&'a self, _events: &'a [OutgoingEvent]) -> PortFuture<'a, ()> {
+        Box::pin(async { Err(PortError::permanent("NotConfigured", "no event bus client")) })
+    }
+
+    fn parameter<'a>(&'a self, _place: &'a Place, _name: &'a str) -> PortFuture<'a, Option<String>> {
+        Box::pin(async { Err(PortError::permanent("NotConfigured", "no SSM client")) })
+    }
+
+    fn put_image_parameter<'a>(&'a self, _p: &'a Place, _n: &'a str, _i: &'a ImageId) -> PortFuture<'a, ()> {
+        Box::pin(async { Err(PortError::permanent("NotConfigured", "no SSM client")) })
+    }
+}

@@ -92,6 +92,33 @@ impl AwsEc2Regions {
     }
 }
 
+/// The SDK configuration of each place: the function's own, or a target account's through its role. Cheap to
+/// clone (the credentials providers and their caches are shared).
+#[derive(Debug, Clone)]
+pub struct PlaceConfigs {
+    base: aws_config::SdkConfig,
+    accounts: HashMap<AccountId, (String, aws_config::SdkConfig)>,
+}
+
+impl PlaceConfigs {
+    /// The configuration to call AWS at `place` with (its region is set by the caller).
+    pub fn config(&self, place: &Place) -> Result<aws_config::SdkConfig, PortError> {
+        match &place.account {
+            None => Ok(self.base.clone()),
+            Some(account) => self.accounts.get(account).map(|(_, c)| c.clone()).ok_or_else(|| {
+                PortError::permanent("NotConfigured", format!("account {account} is not in TARGET_ACCOUNTS"))
+            }),
+        }
+    }
+}
+
+impl AwsEc2Regions {
+    /// The places' configurations, for the other clients of a place (SSM).
+    pub fn place_configs(&self) -> PlaceConfigs {
+        PlaceConfigs { base: self.base.clone(), accounts: self.accounts.clone() }
+    }
+}
+
 impl Ec2Regions for AwsEc2Regions {
     type Ec2 = AwsEc2;
 

@@ -3,6 +3,7 @@
 
 pub mod ec2;
 pub mod imagebuilder;
+pub mod outputs;
 pub mod sqs;
 
 use crate::core::errors::PortError;

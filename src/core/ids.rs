@@ -253,8 +253,9 @@ impl OuArn {
 /// Where a copy lives: an account and a region. `account` is `None` for the function's own account (whose id is
 /// known only per invocation), `Some` for a target account of TARGET_ACCOUNTS. Clients, the copy limit,
 /// ClientTokens and the provenance lookup are all per place.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Place {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account: Option<AccountId>,
     pub region: Region,
 }

@@ -185,12 +185,22 @@ pub const JOBS_PER_MESSAGE: usize = 100;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Continuation {
     pub ami_replicator: u32,
+    #[serde(default)]
     pub jobs: Vec<Job>,
+    /// Watched replications (PUBLISH_EVENTS): `{"ami_replicator": 1, "jobs": [], "watch": [...]}`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub watch: Vec<super::finish::Watch>,
 }
 
 impl Continuation {
+    /// The body of a watch message.
+    pub fn watch_body(watch: &[super::finish::Watch]) -> String {
+        let envelope = Continuation { ami_replicator: MESSAGE_VERSION, jobs: vec![], watch: watch.to_vec() };
+        serde_json::to_string(&envelope).unwrap_or_default()
+    }
+
     pub fn body(jobs: &[Job]) -> String {
-        let envelope = Continuation { ami_replicator: MESSAGE_VERSION, jobs: jobs.to_vec() };
+        let envelope = Continuation { ami_replicator: MESSAGE_VERSION, jobs: jobs.to_vec(), watch: vec![] };
         // Serialising plain strings and integers cannot fail.
         serde_json::to_string(&envelope).unwrap_or_default()
     }

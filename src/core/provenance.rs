@@ -30,6 +30,10 @@ pub fn is_shared(image: &ImageInfo) -> bool {
     image.tag(SHARED_TAG).is_some()
 }
 
+/// The creation date of a copy's source (RFC 3339), put on copies at creation: an SSM parameter naming a copy
+/// is only replaced by a copy of a newer source.
+pub const SOURCE_CREATED_TAG: &str = "ami-replicator:source-created";
+
 /// The attempt a copy was made by (the job's failed copies before it), put on replacement copies only: a
 /// `failed` copy event tells from it which ClientToken the successor takes.
 pub const ATTEMPT_TAG: &str = "ami-replicator:attempt";

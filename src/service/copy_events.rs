@@ -43,8 +43,9 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         job.account = place.account.clone();
         // The deprecation time is the source's: read it (once per source and invocation).
         let source = self.source_image(&job, invocation).await;
-        job.deprecation_time =
-            source.as_ref().ok().and_then(|s| s.as_ref()).and_then(|s| s.traits.deprecation_time.clone());
+        let read = source.as_ref().ok().and_then(|s| s.as_ref());
+        job.deprecation_time = read.and_then(|s| s.traits.deprecation_time.clone());
+        job.source_created = read.and_then(|s| s.created.clone());
         let ec2 = match self.ec2.at(place) {
             Ok(ec2) => ec2,
             Err(e) => {
@@ -60,7 +61,6 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                 let completion = Completion {
                     copy_seconds: available_at.zip(started).map(|(a, s)| (a - s).max(0) as f64),
                     share_latency_seconds: available_at.map(|a| (now - a as f64).max(0.0)),
-                    source_created: source.as_ref().ok().and_then(|s| s.as_ref()).and_then(|s| s.created.clone()),
                     ..self.completion(&job, &image.id, home)
                 };
                 push(&invocation.facts, Fact::CopyCompleted(completion));

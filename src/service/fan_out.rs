@@ -104,13 +104,15 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                 plan::destinations(&request.source_region, request.targets.as_deref(), &self.settings.target_regions);
             let places = plan::places(&destinations, &request.source_region, &self.settings.target_accounts, home);
             info!(places = ?places.iter().map(ToString::to_string).collect::<Vec<_>>(), "fanned out");
-            plan::fan_out(&image, &request.source_region, &places)
-                .into_iter()
+            let jobs = plan::fan_out(&image, &request.source_region, &places);
+            let watch = jobs.first().and_then(|job| self.watch_effect(&image, job, places.clone()));
+            jobs.into_iter()
                 .map(|mut job| {
                     job.encrypt = request.encrypted;
                     job.since = Some(self.now() as i64);
                     Effect::enqueue(job, 0)
                 })
+                .chain(watch)
                 .collect()
         }
         .instrument(span)

@@ -8,6 +8,7 @@ mod copy_events;
 mod durable;
 mod fan_out;
 mod lifecycle;
+mod outputs;
 mod place;
 mod share;
 mod sweep;
@@ -21,7 +22,7 @@ use crate::core::policy::Policy;
 use crate::core::rules::EncryptionPolicy;
 use crate::core::share::SharePolicy;
 use crate::core::step::StepPolicy;
-use crate::ports::{Ec2Regions, ImageBuilder, NoImageBuilder, OutgoingMessage, Queue};
+use crate::ports::{Ec2Regions, ImageBuilder, NoImageBuilder, NoOutputs, OutgoingMessage, Outputs, Queue};
 use durable::Effect;
 use futures::future::join_all;
 use std::collections::{BTreeMap, HashMap};
@@ -60,6 +61,10 @@ pub struct Settings {
     /// COPY_COMPLETION_MINUTES: time-based copies that finish within this many minutes (15..2880, steps of 15);
     /// `None`: best effort. Their throughput quota is capacity, like the concurrent-copy limit.
     pub copy_completion_minutes: Option<u32>,
+    /// PUBLISH_EVENTS: completion events on the home region's default event bus.
+    pub publish_events: bool,
+    /// SSM_PARAMETER_TEMPLATE: each shared copy's id is put in this parameter of its place.
+    pub ssm_parameter_template: Option<String>,
 }
 
 impl Settings {
@@ -91,6 +96,8 @@ impl Default for Settings {
             deregister_copies_with_source: false,
             copy_events: false,
             copy_completion_minutes: None,
+            publish_events: false,
+            ssm_parameter_template: None,
         }
     }
 }
@@ -111,6 +118,8 @@ pub enum Message {
     /// A copy event says `image` failed, at `region` of `account` (the event's account): if it is a copy of
     /// ours, replace it now rather than at its job's next poll.
     CopyFailed { image: ImageId, region: Region, account: Option<AccountId> },
+    /// Watched replications: say when all places of a source are done (PUBLISH_EVENTS).
+    Watch(Vec<crate::core::finish::Watch>),
     /// Nothing to do, with the reason (e.g. an AMI state other than `available`).
     Ignore(String),
 }
@@ -178,18 +187,39 @@ pub struct Replicator<R, Q, B = NoImageBuilder> {
     queue: Q,
     image_builder: B,
     clock: Clock,
+    outputs: Arc<dyn Outputs>,
 }
 
 impl<R: Ec2Regions, Q: Queue> Replicator<R, Q, NoImageBuilder> {
     pub fn new(settings: Arc<Settings>, ec2: R, queue: Q) -> Self {
-        Self { settings, ec2, queue, image_builder: NoImageBuilder, clock: system_clock() }
+        Self {
+            settings,
+            ec2,
+            queue,
+            image_builder: NoImageBuilder,
+            clock: system_clock(),
+            outputs: Arc::new(NoOutputs),
+        }
     }
 }
 
 impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
     /// The same replicator, reading EC2 Image Builder builds with `image_builder`.
     pub fn with_image_builder<B2: ImageBuilder>(self, image_builder: B2) -> Replicator<R, Q, B2> {
-        Replicator { settings: self.settings, ec2: self.ec2, queue: self.queue, image_builder, clock: self.clock }
+        Replicator {
+            settings: self.settings,
+            ec2: self.ec2,
+            queue: self.queue,
+            image_builder,
+            clock: self.clock,
+            outputs: self.outputs,
+        }
+    }
+
+    /// The same replicator, publishing completion events and putting SSM parameters through `outputs`.
+    pub fn with_outputs(mut self, outputs: Arc<dyn Outputs>) -> Self {
+        self.outputs = outputs;
+        self
     }
 
     /// The same replicator, telling time with `clock`.
@@ -218,6 +248,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         let mut builds = Vec::new();
         let mut sweeps = Vec::new();
         let mut failed = Vec::new();
+        let mut watches = Vec::new();
         for (i, item) in items.iter().enumerate() {
             match &item.message {
                 Err(reason) => {
@@ -245,6 +276,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                 Ok(Message::SourceGone { image, region }) => gone.push((i, image.clone(), region.clone())),
                 Ok(Message::ImageBuilt { arn }) => builds.push((i, arn.clone(), item.body.clone())),
                 Ok(Message::Sweep { time }) => sweeps.push((i, time.clone())),
+                Ok(Message::Watch(list)) => watches.extend(list.iter().map(|w| (i, w.clone()))),
                 Ok(Message::CopyFailed { image, region, account }) => {
                     failed.push((i, image.clone(), self.event_place(account.as_ref(), region, home)))
                 }
@@ -286,8 +318,15 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                 .map(move |e| (*i, e))
                 .collect::<Vec<_>>()
         }));
-        let (fanned, advanced, cleaned, swept, replaced) =
-            tokio::join!(fan_outs, places, self.sources_gone(gone, home), swept, replaced);
+        let (fanned, advanced, cleaned, swept, replaced, watched) = tokio::join!(
+            fan_outs,
+            places,
+            self.sources_gone(gone, home),
+            swept,
+            replaced,
+            self.check_watches(watches, home)
+        );
+        effects.extend(watched);
         effects.extend(replaced.into_iter().flatten());
         effects.extend(fanned.into_iter().flatten());
         effects.extend(swept.into_iter().flatten());
@@ -300,6 +339,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         let mut facts = std::mem::take(&mut *invocation.facts.lock().unwrap_or_else(|e| e.into_inner()));
         facts.append(&mut report.facts);
         report.facts = facts;
+        self.publish_outcomes(&report).await;
         report
     }
 }

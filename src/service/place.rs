@@ -9,7 +9,7 @@ use crate::core::ids::{AccountId, ImageId, Place};
 use crate::core::image::ImageInfo;
 use crate::core::image::Tag;
 use crate::core::job::{Continuation, Job, Phase};
-use crate::core::provenance::{client_token, provenance_tags, ATTEMPT_TAG};
+use crate::core::provenance::{client_token, provenance_tags, ATTEMPT_TAG, SOURCE_CREATED_TAG};
 use crate::core::region::{self, Observations, PlaceJobs};
 use crate::core::rules;
 use crate::core::step::{self, Decision};
@@ -104,6 +104,9 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         let mut tags = provenance_tags(&job.source_image, &job.source_region);
         if job.failed_copies > 0 {
             tags.push(Tag::new(ATTEMPT_TAG, job.failed_copies.to_string()));
+        }
+        if let (Some(created), Some(_)) = (&job.source_created, &self.settings.ssm_parameter_template) {
+            tags.push(Tag::new(SOURCE_CREATED_TAG, created.clone()));
         }
         tags.extend(self.settings.extra_tags.iter().cloned());
         let place = job.place();

@@ -107,9 +107,13 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
             ec2.add_launch_permissions(copy, &decision.grants).await?;
             info!(copy = %copy, grants = ?decision.grants.iter().map(ToString::to_string).collect::<Vec<_>>(), "launch permissions applied");
         }
+        if let Some(template) = &self.settings.ssm_parameter_template {
+            self.put_parameter(ec2, template, job, copy).await?;
+        }
         // With copy events, two paths may reach the same copy: mark it done. Best effort: without the mark, a
-        // later look at the copy shares it again (idempotent, one more call).
-        if self.settings.copy_events {
+        // later look at the copy shares it again (idempotent, one more call). Completion events need it too: the
+        // watch of a source sees from it which copies are done.
+        if self.settings.copy_events || self.settings.publish_events {
             if let Err(e) = ec2.add_tags(copy, &[Tag::new(SHARED_TAG, "true")]).await {
                 warn!(copy = %copy, error = %e, "could not mark the copy as shared");
             }

@@ -15,8 +15,8 @@ pub use queue::SimQueue;
 pub use world::{CopyRecord, Faults, QueuedMessage, SimConfig, SimImage, SimSnapshot, World, AWS_MANAGED_EBS_KEY};
 
 use crate::core::errors::PortError;
-use crate::core::ids::AccountId;
-use crate::ports::{BuiltAmi, ImageBuilder, OutgoingMessage};
+use crate::core::ids::{AccountId, ImageId, Place};
+use crate::ports::{BuiltAmi, ImageBuilder, OutgoingEvent, OutgoingMessage, Outputs, PortFuture};
 use crate::service::{BatchReport, Item, Replicator};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -30,6 +30,55 @@ pub(crate) fn lock(world: &Shared) -> std::sync::MutexGuard<'_, World> {
 
 /// EC2 Image Builder over the simulated world's registered builds ([`World::image_builds`]).
 #[derive(Clone)]
+/// Completion events and SSM parameters in the simulated world (PutEvents, GetParameter, PutParameter).
+pub struct SimOutputs {
+    world: Shared,
+}
+
+impl Outputs for SimOutputs {
+    fn publish<'a>(&'a self, events: &'a [OutgoingEvent]) -> PortFuture<'a, ()> {
+        Box::pin(async move {
+            tokio::task::yield_now().await;
+            let mut w = lock(&self.world);
+            if w.faults.halted {
+                return Err(PortError::transient("Halted", "the invocation has stopped"));
+            }
+            *w.calls.entry("PutEvents").or_default() += events.len().div_ceil(10) as u64;
+            if w.faults.fail_next_publishes > 0 {
+                w.faults.fail_next_publishes -= 1;
+                return Err(PortError::from_code("InternalFailure", "PutEvents failed"));
+            }
+            let now = w.now_ms;
+            w.published.extend(events.iter().map(|e| (now, e.clone())));
+            Ok(())
+        })
+    }
+
+    fn parameter<'a>(&'a self, place: &'a Place, name: &'a str) -> PortFuture<'a, Option<String>> {
+        Box::pin(async move {
+            tokio::task::yield_now().await;
+            let mut w = lock(&self.world);
+            *w.calls.entry("GetParameter").or_default() += 1;
+            let account = place.owner(&w.account).clone();
+            Ok(w.parameters.get(&(account, place.region.clone(), name.to_string())).cloned())
+        })
+    }
+
+    fn put_image_parameter<'a>(&'a self, place: &'a Place, name: &'a str, image: &'a ImageId) -> PortFuture<'a, ()> {
+        Box::pin(async move {
+            tokio::task::yield_now().await;
+            let mut w = lock(&self.world);
+            if w.faults.halted {
+                return Err(PortError::transient("Halted", "the invocation has stopped"));
+            }
+            *w.calls.entry("PutParameter").or_default() += 1;
+            let account = place.owner(&w.account).clone();
+            w.parameters.insert((account, place.region.clone(), name.to_string()), image.to_string());
+            Ok(())
+        })
+    }
+}
+
 pub struct SimImageBuilder {
     world: Shared,
 }
@@ -78,6 +127,7 @@ impl Simulation {
         let replicator =
             Replicator::new(Arc::new(settings), SimRegions::new(world.clone()), SimQueue::new(world.clone()))
                 .with_image_builder(SimImageBuilder { world: world.clone() })
+                .with_outputs(Arc::new(SimOutputs { world: world.clone() }))
                 .with_clock({
                     let world = world.clone();
                     Arc::new(move || world::SIM_EPOCH_SECS as f64 + lock(&world).now_ms as f64 / 1000.0)

@@ -66,6 +66,8 @@ pub struct Faults {
     pub discard_sends: bool,
     /// Set once that invocation has stopped: nothing it does from then on takes effect.
     pub halted: bool,
+    /// The next N PutEvents calls fail.
+    pub fail_next_publishes: u32,
 }
 
 /// An EBS snapshot of a simulated image.
@@ -160,6 +162,10 @@ pub struct World {
     pub queue: Vec<QueuedMessage>,
     /// Messages stored by the product in its dead-letter queue, with the reason.
     pub dead_letters: Vec<(String, String)>,
+    /// Events published on the home event bus, with the virtual time in milliseconds.
+    pub published: Vec<(u64, crate::ports::OutgoingEvent)>,
+    /// SSM parameters per (account, region, name).
+    pub parameters: BTreeMap<(AccountId, Region, String), String>,
     /// Messages moved by SQS's redrive policy (received too often).
     pub redriven: Vec<String>,
     /// Snapshots of deregistered images (EC2 keeps them until DeleteSnapshot), with their region and owner.
@@ -193,6 +199,8 @@ impl World {
             peak_in_flight: BTreeMap::new(),
             queue: Vec::new(),
             dead_letters: Vec::new(),
+            published: Vec::new(),
+            parameters: BTreeMap::new(),
             redriven: Vec::new(),
             orphan_snapshots: Vec::new(),
             image_builds: BTreeMap::new(),

@@ -1,0 +1,238 @@
+//! What the product tells its consumers: the SSM parameter naming the newest copy of each place
+//! (SSM_PARAMETER_TEMPLATE), completion events for each copy, and a source's `AMI Replication Finished` once the
+//! watch of its replication sees every place done (PUBLISH_EVENTS). None of it changes what happens to a copy:
+//! a refused parameter is logged, a failed publication is logged (a Finished one is retried by its watch).
+
+use super::{BatchReport, Effect, Replicator};
+use crate::core::errors::{ErrorClass, PortError};
+use crate::core::facts::{Completion, Fact, Failure};
+use crate::core::finish::{self, Outcome, Watch};
+use crate::core::ids::{AccountId, ImageId, Place};
+use crate::core::image::ImageInfo;
+use crate::core::job::{Continuation, Job};
+use crate::core::parameters;
+use crate::core::provenance::SOURCE_CREATED_TAG;
+use crate::ports::{Ec2, Ec2Regions, ImageBuilder, OutgoingEvent, OutgoingMessage, Queue};
+use futures::future::join_all;
+use serde_json::json;
+use std::collections::{BTreeMap, BTreeSet};
+use tracing::{error, info, warn};
+
+pub const COMPLETED: &str = "AMI Replication Completed";
+pub const FAILED: &str = "AMI Replication Failed";
+pub const FINISHED: &str = "AMI Replication Finished";
+
+impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
+    /// Points the place's parameter at `copy`, unless it names a copy of a newer source. A passing fault is
+    /// returned (the share is retried); a permanent refusal is logged and the copy counts as shared.
+    pub(super) async fn put_parameter(
+        &self,
+        ec2: &R::Ec2,
+        template: &str,
+        job: &Job,
+        copy: &ImageId,
+    ) -> Result<(), PortError> {
+        let place = job.place();
+        let name = parameters::parameter_name(template, &job.source_image, &job.source_region, job.name.as_deref());
+        let result = async {
+            let current = self.outputs.parameter(&place, &name).await?;
+            let theirs = match current.as_deref().and_then(|v| ImageId::parse(v).ok()) {
+                Some(id) if &id == copy => return Ok(false),
+                Some(id) => ec2.describe_own_images(&[id]).await?.first().and_then(source_created),
+                None => None,
+            };
+            if !parameters::may_replace(job.source_created.as_deref(), theirs.as_deref()) {
+                info!(parameter = %name, current = ?current, "SSM parameter names a copy of a newer source; kept");
+                return Ok(false);
+            }
+            self.outputs.put_image_parameter(&place, &name, copy).await.map(|()| true)
+        }
+        .await;
+        match result {
+            Ok(true) => info!(parameter = %name, copy = %copy, "SSM parameter points at the copy"),
+            Ok(false) => {}
+            Err(e) if e.class == ErrorClass::Permanent => {
+                error!(parameter = %name, copy = %copy, error = %e, "SSM parameter refused; the copy is shared anyway")
+            }
+            Err(e) => return Err(e),
+        }
+        Ok(())
+    }
+
+    /// Publishes the batch's completions and failures (PUBLISH_EVENTS), best effort: a copy is never affected.
+    pub(super) async fn publish_outcomes(&self, report: &BatchReport) {
+        if !self.settings.publish_events {
+            return;
+        }
+        let events: Vec<OutgoingEvent> = report
+            .facts
+            .iter()
+            .filter_map(|f| match f {
+                Fact::CopyCompleted(c) => Some(completed_event(c)),
+                Fact::DeadLettered { failure: Some(f), .. } => Some(failed_event(f)),
+                _ => None,
+            })
+            .collect();
+        if events.is_empty() {
+            return;
+        }
+        match self.outputs.publish(&events).await {
+            Ok(()) => info!(phase = "publish", events = events.len(), "completion events published"),
+            Err(e) => warn!(phase = "publish", events = events.len(), error = %e, "completion events not published"),
+        }
+    }
+
+    /// The watch message of a source's replication to `places`, checked first after `delay` seconds.
+    pub(super) fn watch_effect(&self, source: &ImageInfo, job: &Job, places: Vec<Place>) -> Option<Effect> {
+        if !self.settings.publish_events || places.is_empty() {
+            return None;
+        }
+        let watch = Watch {
+            source_image: source.id.clone(),
+            source_region: job.source_region.clone(),
+            places,
+            since: self.now() as i64,
+            checks: 0,
+        };
+        let delay_seconds = finish::next_delay(&watch, self.settings.step.poll_seconds);
+        Some(Effect::Send(OutgoingMessage { body: Continuation::watch_body(&[watch]), delay_seconds }))
+    }
+
+    /// Checks watched replications: one provenance lookup per place for all its watched sources. A finished
+    /// source's event is published (a failed publication keeps the watch); the others come back later.
+    pub(super) async fn check_watches(&self, watches: Vec<(usize, Watch)>, home: &AccountId) -> Vec<(usize, Effect)> {
+        let mut by_place: BTreeMap<Place, BTreeSet<ImageId>> = BTreeMap::new();
+        for (_, w) in &watches {
+            for place in &w.places {
+                by_place.entry(place.clone()).or_default().insert(w.source_image.clone());
+            }
+        }
+        let looked = join_all(by_place.into_iter().map(|(place, sources)| async move {
+            let ids: Vec<ImageId> = sources.into_iter().collect();
+            let found = match self.ec2.at(&place) {
+                Ok(ec2) => ec2.find_copies(&ids).await,
+                Err(e) => Err(e),
+            };
+            (place, found)
+        }))
+        .await;
+        let mut found = BTreeMap::new();
+        let mut unreadable = BTreeSet::new();
+        for (place, result) in looked {
+            match result {
+                Ok(list) => {
+                    found.insert(place, list);
+                }
+                Err(e) => {
+                    warn!(region = %place.region, place = %place, phase = "watch", error = %e, "could not look for copies");
+                    unreadable.insert(place);
+                }
+            }
+        }
+        let now = self.now() as i64;
+        let deadline = i64::from(self.settings.sweep_lookback_hours) * 3600;
+        let mut effects = Vec::new();
+        for (i, mut watch) in watches {
+            // Only configured places are watched (a watch is a message like any other: it may only narrow).
+            let settings = &self.settings;
+            watch.places.retain(|p| {
+                p.account.as_ref().is_none_or(|a| settings.target_accounts.contains(a))
+                    && (settings.target_regions.contains(&p.region) || p.region == watch.source_region)
+            });
+            if now - watch.since > 2 * deadline {
+                warn!(image = %watch.source_image, phase = "watch", "watch past twice its deadline; dropped");
+                continue;
+            }
+            let readable = watch.places.iter().all(|p| !unreadable.contains(p));
+            let outcome = if readable { finish::assess(&watch, &found, now, deadline) } else { None };
+            if let Some(outcomes) = outcome {
+                let event = finished_event(&watch, &outcomes, home);
+                match self.outputs.publish(std::slice::from_ref(&event)).await {
+                    Ok(()) => {
+                        info!(image = %watch.source_image, region = %watch.source_region, phase = "watch",
+                            outcomes = ?outcomes.iter().map(|(p, o)| format!("{p}: {}", o.name())).collect::<Vec<_>>(),
+                            "replication finished");
+                        continue;
+                    }
+                    Err(e) => warn!(image = %watch.source_image, region = %watch.source_region, phase = "watch",
+                        error = %e, "could not publish the finished event; the watch comes back"),
+                }
+            }
+            let delay_seconds = finish::next_delay(&watch, self.settings.step.poll_seconds);
+            watch.checks += 1;
+            let body = Continuation::watch_body(std::slice::from_ref(&watch));
+            effects.push((i, Effect::Send(OutgoingMessage { body, delay_seconds })));
+        }
+        effects
+    }
+}
+
+/// What an image says of its source's creation date: our tag, else (an image not ours) its own creation date.
+fn source_created(image: &ImageInfo) -> Option<String> {
+    image.tag(SOURCE_CREATED_TAG).map(str::to_string).or_else(|| image.created.clone())
+}
+
+fn image_arn(region: &str, image: &ImageId) -> String {
+    format!("arn:aws:ec2:{region}::image/{image}")
+}
+
+/// `AMI Replication Completed`: one copy available and shared.
+pub fn completed_event(c: &Completion) -> OutgoingEvent {
+    OutgoingEvent {
+        detail_type: COMPLETED.into(),
+        detail: json!({
+            "source_image_id": c.source_image.as_str(),
+            "source_region": c.source_region.as_str(),
+            "image_id": c.copy.as_str(),
+            "account": c.account.as_str(),
+            "region": c.region.as_str(),
+            "duration_seconds": c.copy_seconds.map(f64::round),
+            "dedup_key": format!("{}/{}/{}/{}", c.source_image, c.account, c.region, c.copy),
+        }),
+        resources: vec![image_arn(c.region.as_str(), &c.copy)],
+    }
+}
+
+/// `AMI Replication Failed`: a place given up on, with the reason.
+pub fn failed_event(f: &Failure) -> OutgoingEvent {
+    OutgoingEvent {
+        detail_type: FAILED.into(),
+        detail: json!({
+            "source_image_id": f.source_image.as_str(),
+            "source_region": f.source_region.as_str(),
+            "account": f.account.as_str(),
+            "region": f.region.as_str(),
+            "reason": f.reason,
+            "dedup_key": format!("{}/{}/{}/failed", f.source_image, f.account, f.region),
+        }),
+        resources: vec![image_arn(f.source_region.as_str(), &f.source_image)],
+    }
+}
+
+/// `AMI Replication Finished`: every place of a source, with its outcome.
+pub fn finished_event(watch: &Watch, outcomes: &[(Place, Outcome)], home: &AccountId) -> OutgoingEvent {
+    let places: Vec<serde_json::Value> = outcomes
+        .iter()
+        .map(|(place, outcome)| {
+            let mut v = json!({"account": place.owner(home).as_str(), "region": place.region.as_str(), "outcome": outcome.name()});
+            match outcome {
+                Outcome::Completed { copy } => v["image_id"] = json!(copy.as_str()),
+                Outcome::Failed { reason } => v["reason"] = json!(reason),
+                Outcome::Missing => v["reason"] = json!("no finished copy by the deadline (see the dead-letter queue)"),
+            }
+            v
+        })
+        .collect();
+    let complete = outcomes.iter().all(|(_, o)| matches!(o, Outcome::Completed { .. }));
+    OutgoingEvent {
+        detail_type: FINISHED.into(),
+        detail: json!({
+            "source_image_id": watch.source_image.as_str(),
+            "source_region": watch.source_region.as_str(),
+            "complete": complete,
+            "destinations": places,
+            "dedup_key": format!("{}/finished", watch.source_image),
+        }),
+        resources: vec![image_arn(watch.source_region.as_str(), &watch.source_image)],
+    }
+}
