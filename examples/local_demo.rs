@@ -5,7 +5,6 @@
 //!
 //! `scripts/demo.sh` installs the emulator and runs this.
 
-use ami_replicator::aws::{ec2::AwsEc2Regions, sqs::AwsQueue};
 use ami_replicator::config::Config;
 use ami_replicator::core::ids::{AccountId, OrganizationArn};
 use ami_replicator::core::image::LaunchPermission;
@@ -13,11 +12,9 @@ use ami_replicator::entry;
 use ami_replicator::local::{
     copies_of, create_queues, drain_queue, ec2_client, seed_source_image, Emulator, EMULATOR_ACCOUNT,
 };
-use ami_replicator::service::Replicator;
 use aws_sdk_ec2::types::ImageAttributeName;
 use serde_json::Value;
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const TARGET_REGIONS: &str = "eu-west-1,ap-southeast-2,us-west-2";
@@ -56,8 +53,7 @@ async fn main() -> Result<(), String> {
         ("SHARE_WITH_ACCOUNTS", "444455556666".to_string()),
     ]);
     let config = Config::from_lookup(&|k| env.get(k).cloned()).map_err(|e| e.to_string())?;
-    let queue = AwsQueue::new(sqs.clone(), config.work_queue_url, config.dead_letter_queue_url);
-    let replicator = Replicator::new(Arc::new(config.settings), AwsEc2Regions::new(sdk.clone()), queue);
+    let replicator = ami_replicator::aws::replicator(&sdk, config).await;
     let account = AccountId::parse(EMULATOR_ACCOUNT).map_err(|e| e.to_string())?;
 
     let mut event: Value =

@@ -377,3 +377,85 @@ async fn a_region_that_is_not_enabled_is_permanent_and_says_how_to_enable_it() {
         assert!(reason.contains("af-south-1 is an opt-in region") && reason.contains("enable-region"), "{reason}");
     }
 }
+
+mod outputs {
+    use super::*;
+    use ami_replicator::aws::outputs::AwsOutputs;
+    use ami_replicator::core::ids::Place;
+    use ami_replicator::ports::{OutgoingEvent, Outputs};
+
+    fn json_error(status: u16, code: &str, message: &str) -> HttpResponse {
+        let body = format!(r#"{{"__type":"{code}","message":"{message}"}}"#);
+        HttpResponse::new(StatusCode::try_from(status).unwrap(), SdkBody::from(body))
+    }
+
+    async fn places() -> ami_replicator::aws::ec2::PlaceConfigs {
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_ec2::config::Credentials::new("a", "b", None, None, "test"))
+            .load()
+            .await;
+        ami_replicator::aws::ec2::AwsEc2Regions::new(sdk).place_configs()
+    }
+
+    #[tokio::test]
+    async fn put_events_sends_source_detail_type_and_detail_and_reports_refused_entries() {
+        let ok = mock!(aws_sdk_eventbridge::Client::put_events)
+            .match_requests(|r| {
+                let e = &r.entries()[0];
+                e.source() == Some("ami-replicator")
+                    && e.detail_type() == Some("AMI Replication Completed")
+                    && e.detail() == Some(r#"{"image_id":"ami-11111111"}"#)
+                    && e.resources() == ["arn:aws:ec2:eu-west-1::image/ami-11111111"]
+            })
+            .then_output(|| {
+                aws_sdk_eventbridge::operation::put_events::PutEventsOutput::builder().failed_entry_count(0).build()
+            });
+        let refused = mock!(aws_sdk_eventbridge::Client::put_events).then_output(|| {
+            aws_sdk_eventbridge::operation::put_events::PutEventsOutput::builder()
+                .failed_entry_count(1)
+                .entries(
+                    aws_sdk_eventbridge::types::PutEventsResultEntry::builder()
+                        .error_code("ThrottlingException")
+                        .error_message("Rate exceeded")
+                        .build(),
+                )
+                .build()
+        });
+        let client = mock_client!(aws_sdk_eventbridge, RuleMode::Sequential, &[&ok, &refused]);
+        let outputs = AwsOutputs::new(client, places().await);
+        let event = OutgoingEvent {
+            detail_type: "AMI Replication Completed".into(),
+            detail: serde_json::json!({"image_id": "ami-11111111"}),
+            resources: vec!["arn:aws:ec2:eu-west-1::image/ami-11111111".into()],
+        };
+        outputs.publish(std::slice::from_ref(&event)).await.unwrap();
+        let err = outputs.publish(std::slice::from_ref(&event)).await.unwrap_err();
+        assert_eq!((err.code.as_str(), err.class), ("ThrottlingException", ErrorClass::Throttled));
+        assert_eq!(ok.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn ssm_parameters_are_image_typed_and_a_missing_one_is_none() {
+        // SSM clients are made per place; the place's client is replaced by one the mocks answer.
+        let missing = mock!(aws_sdk_ssm::Client::get_parameter)
+            .then_http_response(|| json_error(400, "ParameterNotFound", "not found"));
+        let put = mock!(aws_sdk_ssm::Client::put_parameter)
+            .match_requests(|r| {
+                r.name() == Some("/ami/golden/latest")
+                    && r.value() == Some("ami-11111111")
+                    && r.data_type() == Some("aws:ec2:image")
+                    && r.overwrite() == Some(true)
+            })
+            .then_output(|| aws_sdk_ssm::operation::put_parameter::PutParameterOutput::builder().version(1).build());
+        let ssm = mock_client!(aws_sdk_ssm, RuleMode::MatchAny, &[&missing, &put], |c| c
+            .retry_config(RetryConfig::disabled()));
+        let place = Place::home(Region::parse("eu-west-1").unwrap());
+        let outputs =
+            AwsOutputs::new(mock_client!(aws_sdk_eventbridge, []), places().await).with_ssm_client(&place, ssm);
+        assert_eq!(outputs.parameter(&place, "/ami/golden/latest").await.unwrap(), None);
+        let copy = ImageId::parse("ami-11111111").unwrap();
+        outputs.put_image_parameter(&place, "/ami/golden/latest", &copy).await.unwrap();
+        assert_eq!(put.num_calls(), 1);
+    }
+}

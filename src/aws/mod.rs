@@ -62,3 +62,19 @@ pub(crate) fn assume_role_refusal(err: &(dyn std::error::Error + 'static)) -> Op
     }
     None
 }
+
+/// The production replicator: every port over the SDK, from one SDK configuration (AWS_ENDPOINT_URL, if set,
+/// points every client at an emulator). No client makes a call here: target roles are assumed, and clients of
+/// other regions made, on first use.
+pub async fn replicator(
+    sdk: &aws_config::SdkConfig,
+    config: crate::config::Config,
+) -> crate::service::Replicator<ec2::AwsEc2Regions, sqs::AwsQueue, imagebuilder::AwsImageBuilder> {
+    let queue = sqs::AwsQueue::new(aws_sdk_sqs::Client::new(sdk), config.work_queue_url, config.dead_letter_queue_url);
+    let ec2 = ec2::AwsEc2Regions::with_target_roles(sdk.clone(), &config.target_roles).await;
+    let outputs = outputs::AwsOutputs::new(aws_sdk_eventbridge::Client::new(sdk), ec2.place_configs());
+    let image_builder = imagebuilder::AwsImageBuilder::new(aws_sdk_imagebuilder::Client::new(sdk));
+    crate::service::Replicator::new(std::sync::Arc::new(config.settings), ec2, queue)
+        .with_image_builder(image_builder)
+        .with_outputs(std::sync::Arc::new(outputs))
+}

@@ -26,6 +26,12 @@ impl AwsOutputs {
         Self { events, places, ssm: Mutex::new(HashMap::new()) }
     }
 
+    /// Uses `client` for SSM at `place` (tests answer its calls with aws-smithy-mocks).
+    pub fn with_ssm_client(self, place: &Place, client: aws_sdk_ssm::Client) -> Self {
+        self.ssm.lock().unwrap_or_else(|e| e.into_inner()).insert(place.clone(), client);
+        self
+    }
+
     fn ssm(&self, place: &Place) -> Result<aws_sdk_ssm::Client, PortError> {
         let mut clients = self.ssm.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(c) = clients.get(place) {
