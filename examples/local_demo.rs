@@ -53,6 +53,7 @@ async fn main() -> Result<(), String> {
         ("SHARE_WITH_ACCOUNTS", "444455556666".to_string()),
     ]);
     let config = Config::from_lookup(&|k| env.get(k).cloned()).map_err(|e| e.to_string())?;
+    let status_config = config.clone();
     let replicator = ami_replicator::aws::replicator(&sdk, config).await;
     let account = AccountId::parse(EMULATOR_ACCOUNT).map_err(|e| e.to_string())?;
 
@@ -98,8 +99,32 @@ async fn main() -> Result<(), String> {
     );
     println!("emulator API calls (incl. the demo's own setup and checks): {calls}");
     println!("copies: {copies}, wall time: {:.1}s, total calls: {total}", started.elapsed().as_secs_f64());
+    // What `ami-replicator-status IMAGE --region us-east-1` prints for the source (the same code).
+    let status_queue = ami_replicator::aws::sqs::AwsQueue::new(
+        sqs.clone(),
+        status_config.work_queue_url.clone(),
+        status_config.dead_letter_queue_url.clone(),
+    );
+    let status_ec2 = ami_replicator::aws::ec2::AwsEc2Regions::new(sdk.clone());
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    let source_id = ami_replicator::core::ids::ImageId::parse(&source).map_err(|e| e.to_string())?;
+    let us_east = ami_replicator::core::ids::Region::parse("us-east-1").map_err(|e| e.to_string())?;
+    let report = ami_replicator::status::status(
+        &status_ec2,
+        &status_queue,
+        &status_config.settings,
+        &account,
+        &source_id,
+        &us_east,
+        now,
+    )
+    .await;
+    println!("\nami-replicator-status {source} --region us-east-1\n{}", ami_replicator::core::status::table(&report));
     if copies != 3 {
         return Err(format!("expected 3 copies, found {copies}"));
+    }
+    if !report.complete {
+        return Err("the status says the replication is not complete".into());
     }
     Ok(())
 }

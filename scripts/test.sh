@@ -13,8 +13,9 @@ for template in template.yaml target-account.yaml region-forwarder.yaml; do
   echo "== checkov -f $template" && .tools/bin/checkov -f "$template" --quiet --compact --skip-download
   echo "== sam validate --lint $template" && SAM_CLI_TELEMETRY=0 .sam/bin/sam validate --lint --template "$template" --region us-east-1
 done
-echo "== cargo lambda build --release (x86_64)"
-PATH="$PWD/.tools/bin:$PATH" cargo lambda build --release --locked --output-format zip
+.tools/bin/python scripts/check_dashboard.py
+echo "== cargo lambda build --release (x86_64, the function's binary only: the status command is not deployed)"
+PATH="$PWD/.tools/bin:$PATH" cargo lambda build --release --locked --bin ami-replicator --output-format zip
 zip=target/lambda/ami-replicator/bootstrap.zip
 echo "deployable zip: $zip, $(stat -c %s "$zip") bytes"
 # Examples are built (and linted) above; running them as test targets would only add empty test lists.

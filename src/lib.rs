@@ -15,3 +15,4 @@ pub mod ports;
 pub mod service;
 #[cfg(feature = "local")]
 pub mod sim;
+pub mod status;

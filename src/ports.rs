@@ -135,6 +135,14 @@ pub struct OutgoingMessage {
     pub delay_seconds: u32,
 }
 
+/// A message of the dead-letter queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    pub body: String,
+    /// The `failure_reason` attribute.
+    pub reason: String,
+}
+
 /// The product's queues.
 pub trait Queue: Send + Sync {
     /// Sends to the work queue (in calls of at most 10). The answer has one entry per message, in order:
@@ -144,6 +152,10 @@ pub trait Queue: Send + Sync {
     /// Stores a message that can never succeed in the dead-letter queue, with `reason` as a message attribute.
     /// `Ok(false)` when no dead-letter queue is configured (the caller then leaves the message to SQS's redrive).
     fn dead_letter(&self, body: &str, reason: &str) -> impl Future<Output = Result<bool, PortError>> + Send;
+
+    /// The messages in the dead-letter queue with their reasons, read without consuming them (the status
+    /// command). Empty when no dead-letter queue is configured.
+    fn peek_dead_letters(&self) -> impl Future<Output = Result<Vec<DeadLetter>, PortError>> + Send;
 }
 
 /// An event the product publishes (PUBLISH_EVENTS) on the home region's default event bus, `source`

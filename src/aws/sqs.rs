@@ -2,9 +2,10 @@
 
 use super::port_error;
 use crate::core::errors::PortError;
-use crate::ports::{OutgoingMessage, Queue};
+use crate::ports::{DeadLetter, OutgoingMessage, Queue};
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
 use aws_sdk_sqs::Client;
+use std::collections::BTreeMap;
 
 /// SQS accepts at most 10 entries per SendMessageBatch.
 pub const SEND_BATCH_SIZE: usize = 10;
@@ -96,5 +97,40 @@ impl Queue for AwsQueue {
             .await
             .map_err(|e| port_error("SendMessage", e))?;
         Ok(true)
+    }
+
+    /// ReceiveMessage with a visibility timeout of 0: the messages stay visible (nothing is consumed). Rounds of
+    /// up to 10 messages until one brings nothing new (at most 20 rounds: 200 messages are more than a status
+    /// needs).
+    async fn peek_dead_letters(&self) -> Result<Vec<DeadLetter>, PortError> {
+        let Some(url) = &self.dead_letter_queue_url else { return Ok(vec![]) };
+        let mut seen: BTreeMap<String, DeadLetter> = BTreeMap::new();
+        for _ in 0..20 {
+            let out = self
+                .client
+                .receive_message()
+                .queue_url(url)
+                .max_number_of_messages(10)
+                .visibility_timeout(0)
+                .message_attribute_names("failure_reason")
+                .send()
+                .await
+                .map_err(|e| port_error("ReceiveMessage", e))?;
+            let before = seen.len();
+            for m in out.messages() {
+                let reason = m
+                    .message_attributes()
+                    .and_then(|a| a.get("failure_reason"))
+                    .and_then(|v| v.string_value())
+                    .unwrap_or("")
+                    .to_string();
+                let id = m.message_id().unwrap_or_default().to_string();
+                seen.entry(id).or_insert(DeadLetter { body: m.body().unwrap_or_default().to_string(), reason });
+            }
+            if seen.len() == before {
+                break;
+            }
+        }
+        Ok(seen.into_values().collect())
     }
 }

@@ -16,6 +16,7 @@ pub mod provenance;
 pub mod region;
 pub mod rules;
 pub mod share;
+pub mod status;
 pub mod step;
 pub mod sweep;
 pub mod time;

@@ -3,7 +3,7 @@
 use super::world::{QueuedMessage, World};
 use super::{lock, Shared};
 use crate::core::errors::PortError;
-use crate::ports::{OutgoingMessage, Queue};
+use crate::ports::{DeadLetter, OutgoingMessage, Queue};
 
 #[derive(Clone)]
 pub struct SimQueue {
@@ -48,6 +48,14 @@ impl Queue for SimQueue {
         }
         w.dead_letters.push((body.to_string(), reason.to_string()));
         Ok(true)
+    }
+
+    async fn peek_dead_letters(&self) -> Result<Vec<DeadLetter>, PortError> {
+        let w = lock(&self.world);
+        Ok(w.dead_letters
+            .iter()
+            .map(|(body, reason)| DeadLetter { body: body.clone(), reason: reason.clone() })
+            .collect())
     }
 }
 

@@ -1,0 +1,58 @@
+//! The status command's observation (`ami-replicator-status`): what EC2 and the dead-letter queue show of one
+//! source's replication, gathered over the ports (so the simulator and the emulator answer it as AWS does),
+//! then judged by `core::status`. One DescribeImages for the source, one DescribeImageAttribute for its
+//! permissions, per place one provenance lookup and one DescribeImageAttribute of the available copy, and the
+//! dead-letter queue read without consuming it.
+
+use crate::core::ids::{AccountId, ImageId, Region};
+use crate::core::plan;
+use crate::core::share;
+use crate::core::status::{self, PlaceObservation, Report};
+use crate::ports::{Ec2, Ec2Regions, Queue};
+use crate::service::Settings;
+use futures::future::join_all;
+
+/// The status of `source` (in `source_region`) as the configuration `settings` wants it, at `now`.
+pub async fn status<R: Ec2Regions, Q: Queue>(
+    ec2: &R,
+    queue: &Q,
+    settings: &Settings,
+    home: &AccountId,
+    source: &ImageId,
+    source_region: &Region,
+    now: i64,
+) -> Report {
+    let at_source = ec2.region(source_region);
+    let (image, source_permissions) =
+        tokio::join!(at_source.describe_image(source), at_source.launch_permissions(source));
+    let image = image.ok().flatten();
+    // A source that is gone has no permissions left to copy: only the configured ones are wanted.
+    let source_permissions = source_permissions.unwrap_or_default();
+    let places = plan::configured_places(source_region, &settings.target_regions, &settings.target_accounts, home);
+    let observed = join_all(places.into_iter().map(|place| {
+        let source_permissions = &source_permissions;
+        async move {
+            let owner = place.owner(home).clone();
+            let wanted = share::decide(source_permissions, &settings.share, &owner, &settings.target_accounts).grants;
+            let ec2 = match ec2.at(&place) {
+                Ok(ec2) => ec2,
+                Err(e) => return PlaceObservation { place, copies: Err(e.to_string()), permissions: None, wanted },
+            };
+            let copies = ec2.find_copies(std::slice::from_ref(source)).await.map_err(|e| e.to_string());
+            let available = copies.as_ref().ok().and_then(|c| {
+                c.iter().find(|i| i.state == crate::core::image::ImageState::Available).map(|i| i.id.clone())
+            });
+            let permissions = match available {
+                Some(copy) => Some(ec2.launch_permissions(&copy).await.map_err(|e| e.to_string())),
+                None => None,
+            };
+            PlaceObservation { place, copies, permissions, wanted }
+        }
+    }))
+    .await;
+    let dead_letters = match queue.peek_dead_letters().await {
+        Ok(list) => list.into_iter().filter(|d| d.body.contains(source.as_str())).map(|d| d.reason).collect(),
+        Err(e) => vec![format!("(the dead-letter queue could not be read: {e})")],
+    };
+    status::assess(source, source_region, image.as_ref().map(|i| &i.state), &observed, dead_letters, home, now)
+}
