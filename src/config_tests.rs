@@ -224,3 +224,19 @@ fn copy_completion_minutes_are_15_to_2880_in_steps_of_15() {
         assert!(err.contains("COPY_COMPLETION_MINUTES"), "{bad}: {err}");
     }
 }
+
+#[test]
+fn publish_events_and_ssm_parameter_template() {
+    let base = [("TARGET_REGIONS", "eu-west-1"), QUEUE];
+    let c = parse(&base).unwrap();
+    assert!(!c.settings.publish_events);
+    assert_eq!(c.settings.ssm_parameter_template, None);
+    let c = parse(&[base[0], base[1], ("PUBLISH_EVENTS", "true"), ("SSM_PARAMETER_TEMPLATE", "/ami/{name}/latest")])
+        .unwrap();
+    assert!(c.settings.publish_events);
+    assert_eq!(c.settings.ssm_parameter_template.as_deref(), Some("/ami/{name}/latest"));
+    for bad in ["ami/{name}", "/ami/{owner}/latest", "/ami/{name"] {
+        let err = parse(&[base[0], base[1], ("SSM_PARAMETER_TEMPLATE", bad)]).unwrap_err().to_string();
+        assert!(err.contains("SSM_PARAMETER_TEMPLATE"), "{bad}: {err}");
+    }
+}

@@ -138,3 +138,18 @@ async fn the_ssm_parameter_names_the_copy_of_the_newest_source() {
     assert_eq!(w.copies.len(), 4, "both sources are still copied");
     assert_eq!(w.calls.get("PutParameter"), Some(&2), "the older source's copies did not overwrite");
 }
+
+#[tokio::test]
+async fn a_replication_the_sweep_starts_is_watched_too() {
+    let mut world = World::new(acct(ME), SimConfig::default());
+    let image = world.add_image(&r("us-east-1"), &acct(ME), "missed", vec![], vec![]);
+    let s = Settings { source_regions: vec![r("us-east-1")], sweep_lookback_hours: 48, ..settings() };
+    let mut sim = Simulation::new(world, s);
+    // The image's event never came: the sweep finds it.
+    sim.send(&sim.scheduled_event());
+    sim.run_until_idle(10, 86_400).await;
+    let finished = events(&sim, "AMI Replication Finished");
+    assert_eq!(finished.len(), 1, "{finished:?}");
+    assert_eq!(finished[0]["source_image_id"], image.as_str());
+    assert_eq!(finished[0]["complete"], true);
+}

@@ -105,7 +105,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
             let places = plan::places(&destinations, &request.source_region, &self.settings.target_accounts, home);
             info!(places = ?places.iter().map(ToString::to_string).collect::<Vec<_>>(), "fanned out");
             let jobs = plan::fan_out(&image, &request.source_region, &places);
-            let watch = jobs.first().and_then(|job| self.watch_effect(&image, job, places.clone()));
+            let watch = self.watch_effect(&image.id, &request.source_region, places.clone());
             jobs.into_iter()
                 .map(|mut job| {
                     job.encrypt = request.encrypted;

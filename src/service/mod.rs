@@ -9,6 +9,7 @@ mod durable;
 mod fan_out;
 mod lifecycle;
 mod outputs;
+pub use outputs::{completed_event, failed_event, finished_event, COMPLETED, FAILED, FINISHED};
 mod place;
 mod share;
 mod sweep;

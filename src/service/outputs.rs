@@ -7,7 +7,7 @@ use super::{BatchReport, Effect, Replicator};
 use crate::core::errors::{ErrorClass, PortError};
 use crate::core::facts::{Completion, Fact, Failure};
 use crate::core::finish::{self, Outcome, Watch};
-use crate::core::ids::{AccountId, ImageId, Place};
+use crate::core::ids::{AccountId, ImageId, Place, Region};
 use crate::core::image::ImageInfo;
 use crate::core::job::{Continuation, Job};
 use crate::core::parameters;
@@ -82,14 +82,14 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         }
     }
 
-    /// The watch message of a source's replication to `places`, checked first after `delay` seconds.
-    pub(super) fn watch_effect(&self, source: &ImageInfo, job: &Job, places: Vec<Place>) -> Option<Effect> {
+    /// The watch message of a source's replication to `places` (PUBLISH_EVENTS), first checked after a poll.
+    pub(super) fn watch_effect(&self, source: &ImageId, source_region: &Region, places: Vec<Place>) -> Option<Effect> {
         if !self.settings.publish_events || places.is_empty() {
             return None;
         }
         let watch = Watch {
-            source_image: source.id.clone(),
-            source_region: job.source_region.clone(),
+            source_image: source.clone(),
+            source_region: source_region.clone(),
             places,
             since: self.now() as i64,
             checks: 0,

@@ -9,12 +9,14 @@
 
 use super::{Effect, Replicator};
 use crate::core::errors::ErrorClass;
-use crate::core::ids::{AccountId, Region};
+use crate::core::ids::{AccountId, ImageId, Region};
 use crate::core::image::ImageInfo;
+use crate::core::plan;
 use crate::core::sweep::{self, SweepPolicy};
 use crate::core::time::parse_rfc3339;
 use crate::ports::{Ec2, Ec2Regions, ImageBuilder, Queue};
 use futures::future::join_all;
+use std::collections::BTreeSet;
 use tracing::{info, warn, Instrument};
 
 impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
@@ -85,12 +87,24 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                     "copy missing (a missed event?): enqueued");
             }
             let now = self.now() as i64;
+            // A replication the sweep starts is watched like one an event started (PUBLISH_EVENTS).
+            let sources: BTreeSet<(ImageId, Region)> =
+                jobs.iter().map(|j| (j.source_image.clone(), j.source_region.clone())).collect();
+            let watches: Vec<Effect> = sources
+                .into_iter()
+                .filter_map(|(image, region)| {
+                    let places =
+                        plan::configured_places(&region, &settings.target_regions, &settings.target_accounts, home);
+                    self.watch_effect(&image, &region, places)
+                })
+                .collect();
             let mut effects: Vec<Effect> = jobs
                 .into_iter()
                 .map(|mut job| {
                     job.since = Some(now);
                     Effect::enqueue(job, 0)
                 })
+                .chain(watches)
                 .collect();
             if let Some(e) = incomplete.iter().find(|e| e.class != ErrorClass::Permanent) {
                 effects.push(Effect::Retry(format!("sweep incomplete, run again: {e}")));
