@@ -1,6 +1,6 @@
 use super::*;
-use crate::core::ids::AccountId;
-use crate::core::image::{ImageTraits, Tag};
+
+use crate::core::image::Tag;
 use crate::core::provenance::{provenance_tags, SHARED_TAG};
 
 fn id(n: u32) -> ImageId {
@@ -14,18 +14,7 @@ fn place(r: &str) -> Place {
 fn copy(n: u32, state: ImageState, extra: &[(&str, &str)]) -> ImageInfo {
     let mut tags = provenance_tags(&id(1), &Region::parse("us-east-1").unwrap());
     tags.extend(extra.iter().map(|(k, v)| Tag::new(*k, *v)));
-    ImageInfo {
-        id: id(n),
-        owner: Some(AccountId::parse("123456789012").unwrap()),
-        name: None,
-        description: None,
-        state,
-        tags,
-        size_gib: 8,
-        traits: ImageTraits::default(),
-        snapshots: vec![],
-        created: None,
-    }
+    ImageInfo::fixture(id(n), state, tags)
 }
 
 fn watch() -> Watch {

@@ -90,6 +90,23 @@ impl ImageInfo {
     pub fn tag(&self, key: &str) -> Option<&str> {
         self.tags.iter().find(|t| t.key == key).map(|t| t.value.as_str())
     }
+
+    /// An 8 GiB image of account 123456789012 for the core's unit tests.
+    #[cfg(test)]
+    pub(crate) fn fixture(id: ImageId, state: ImageState, tags: Vec<Tag>) -> Self {
+        Self {
+            id,
+            owner: Some(AccountId::parse("123456789012").unwrap_or_else(|e| panic!("{e}"))),
+            name: None,
+            description: None,
+            state,
+            tags,
+            size_gib: 8,
+            traits: ImageTraits::default(),
+            snapshots: vec![],
+            created: None,
+        }
+    }
 }
 
 /// Who may launch an image.

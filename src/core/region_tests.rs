@@ -1,8 +1,8 @@
 //! Unit tests of the pure place step: no ports, only observations in and decisions out.
 
 use super::*;
-use crate::core::ids::{AccountId, Region};
-use crate::core::image::{ImageTraits, Tag};
+use crate::core::ids::Region;
+use crate::core::image::Tag;
 use crate::core::provenance::provenance_tags;
 
 fn id(n: u32) -> ImageId {
@@ -24,18 +24,7 @@ fn waiting(source: u32, copy: u32) -> Job {
 }
 
 fn image(n: u32, state: ImageState, tags: Vec<Tag>) -> ImageInfo {
-    ImageInfo {
-        id: id(n),
-        owner: Some(AccountId::parse("123456789012").unwrap()),
-        name: None,
-        description: None,
-        state,
-        tags,
-        size_gib: 8,
-        traits: ImageTraits::default(),
-        snapshots: vec![],
-        created: None,
-    }
+    ImageInfo::fixture(id(n), state, tags)
 }
 
 fn copy_of(n: u32, source: u32, state: ImageState) -> ImageInfo {

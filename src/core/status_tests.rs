@@ -22,16 +22,9 @@ fn copy(n: u32, state: ImageState, extra: Vec<Tag>) -> ImageInfo {
     let mut tags = provenance_tags(&id(1), &us_east());
     tags.extend(extra);
     ImageInfo {
-        id: id(n),
-        owner: Some(home()),
-        name: None,
-        description: None,
-        state,
-        tags,
-        size_gib: 8,
         traits: ImageTraits { encrypted: true, ..Default::default() },
-        snapshots: vec![],
         created: Some("2026-11-29T10:00:00Z".into()),
+        ..ImageInfo::fixture(id(n), state, tags)
     }
 }
 
