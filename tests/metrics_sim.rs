@@ -113,7 +113,7 @@ async fn a_dead_letter_is_counted_in_its_region_and_share_latency_comes_with_cop
         .iter()
         .flat_map(|r| &r.facts)
         .find_map(|f| match f {
-            Fact::DeadLettered { failure: Some(f), .. } => Some(f.clone()),
+            Fact::DeadLettered { failure: Some(f), .. } => Some((**f).clone()),
             _ => None,
         })
         .unwrap();

@@ -41,8 +41,8 @@ fn values(fact: &Fact) -> Vec<(&'static str, f64)> {
         Fact::CopyFailed { .. } => vec![("CopiesFailed", 1.0)],
         Fact::CopyReplaced { .. } => vec![("CopiesReplaced", 1.0)],
         Fact::DeadLettered { .. } => vec![("DeadLettered", 1.0)],
-        Fact::CapacityWait { .. } => vec![("CapacityWaits", 1.0)],
-        Fact::Throttled { .. } => vec![("ThrottledCalls", 1.0)],
+        Fact::CapacityWait { jobs, .. } => vec![("CapacityWaits", f64::from(*jobs))],
+        Fact::Throttled { calls, .. } => vec![("ThrottledCalls", f64::from(*calls))],
         Fact::OldestJobAge { seconds } => vec![("OldestJobAge", *seconds)],
     }
 }

@@ -10,7 +10,7 @@ fn r(s: &str) -> Region {
 }
 
 fn completion(region: &str, copy_seconds: f64, latency: Option<f64>) -> Fact {
-    Fact::CopyCompleted(Completion {
+    Fact::CopyCompleted(Box::new(Completion {
         source_image: ImageId::parse("ami-0123456789abcdef0").unwrap(),
         source_region: r("us-east-1"),
         copy: ImageId::parse("ami-11111111").unwrap(),
@@ -20,7 +20,7 @@ fn completion(region: &str, copy_seconds: f64, latency: Option<f64>) -> Fact {
         share_latency_seconds: latency,
         source_name: None,
         source_created: None,
-    })
+    }))
 }
 
 /// Validates one line against the specification and returns it parsed.
@@ -64,9 +64,9 @@ fn facts_become_one_line_per_region_and_one_without_dimensions() {
     let facts = vec![
         Fact::CopyStarted { region: r("eu-west-1") },
         Fact::CopyStarted { region: r("eu-west-1") },
-        Fact::CapacityWait { region: r("eu-west-1") },
+        Fact::CapacityWait { region: r("eu-west-1"), jobs: 1 },
         completion("eu-west-1", 600.0, Some(12.5)),
-        Fact::Throttled { region: r("us-west-2") },
+        Fact::Throttled { region: r("us-west-2"), calls: 1 },
         Fact::CopyFailed { region: r("us-west-2") },
         Fact::CopyReplaced { region: r("us-west-2") },
         Fact::DeadLettered { region: None, failure: None },

@@ -3,24 +3,25 @@
 
 use super::ids::{AccountId, ImageId, Region};
 
-/// One thing that happened. `region` is the destination region where it applies.
+/// One thing that happened. `region` is the destination region where it applies. Small (the rare large
+/// variants are boxed): an invocation may record one per job it touches.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Fact {
     /// CopyImage started a copy.
     CopyStarted { region: Region },
     /// A copy became available and its launch permissions were applied (first time: a job that later finds
     /// it shared records nothing).
-    CopyCompleted(Completion),
+    CopyCompleted(Box<Completion>),
     /// A copy ended `failed`.
     CopyFailed { region: Region },
     /// A failed copy is being replaced by a new attempt.
     CopyReplaced { region: Region },
     /// A replication was dead-lettered (`region`/`account` when it concerns one place), with the reason.
-    DeadLettered { region: Option<Region>, failure: Option<Failure> },
-    /// A job waits for room under the concurrent-copy limit (or the time-based copy quota).
-    CapacityWait { region: Region },
-    /// An API call was throttled.
-    Throttled { region: Region },
+    DeadLettered { region: Option<Region>, failure: Option<Box<Failure>> },
+    /// `jobs` wait for room under the concurrent-copy limit (or the time-based copy quota).
+    CapacityWait { region: Region, jobs: u32 },
+    /// `calls` API calls were throttled.
+    Throttled { region: Region, calls: u32 },
     /// The oldest job of the invocation, from its fan-out to now.
     OldestJobAge { seconds: f64 },
 }
@@ -61,11 +62,19 @@ impl Fact {
             Fact::CopyStarted { region }
             | Fact::CopyFailed { region }
             | Fact::CopyReplaced { region }
-            | Fact::CapacityWait { region }
-            | Fact::Throttled { region } => Some(region),
+            | Fact::CapacityWait { region, .. }
+            | Fact::Throttled { region, .. } => Some(region),
             Fact::CopyCompleted(c) => Some(&c.region),
             Fact::DeadLettered { region, .. } => region.as_ref(),
             Fact::OldestJobAge { .. } => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_fact_stays_small() {
+        assert!(std::mem::size_of::<super::Fact>() <= 48, "{}", std::mem::size_of::<super::Fact>());
     }
 }

@@ -63,7 +63,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                     share_latency_seconds: available_at.map(|a| (now - a as f64).max(0.0)),
                     ..self.completion(&job, &image.id, home)
                 };
-                push(&invocation.facts, Fact::CopyCompleted(completion));
+                push(&invocation.facts, Fact::CopyCompleted(Box::new(completion)));
                 push(&invocation.completed, (job, image.id.clone()));
             }
             Err(e) => warn!(copy = %image.id, error = %e, "copy event: sharing failed; left to polling"),

@@ -110,7 +110,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                     if let Some((place, copy)) = &tombstone {
                         self.mark_given_up(place, copy, &reason).await;
                     }
-                    let failure = failure_of(&body, &reason, home);
+                    let failure = failure_of(&body, &reason, home).map(Box::new);
                     let region = failure.as_ref().map(|f| f.region.clone());
                     report.facts.push(Fact::DeadLettered { region, failure });
                     report.dead_lettered.push(reason);

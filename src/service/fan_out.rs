@@ -63,7 +63,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                 Err(e) => {
                     warn!(error = %e, "could not read the source image");
                     if e.class == ErrorClass::Throttled {
-                        push(&invocation.facts, Fact::Throttled { region: request.source_region.clone() });
+                        push(&invocation.facts, Fact::Throttled { region: request.source_region.clone(), calls: 1 });
                     }
                     return match step::on_request_error(request, &e, &self.settings.step) {
                         RequestDecision::Resend { request, delay_seconds } => vec![resend(&request, delay_seconds)],

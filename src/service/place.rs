@@ -89,7 +89,22 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         .collect()
         .await;
 
-        join_all(plan.decided.into_iter().chain(started).map(|(i, job, decision)| {
+        let decided: Vec<_> = plan.decided.into_iter().chain(started).collect();
+        // One fact per place and kind, however many jobs wait: a full place may hold thousands of waiters.
+        let (mut waits, mut throttles) = (0, 0);
+        for (_, job, decision) in &decided {
+            if let Decision::Continue { job: next, .. } = decision {
+                waits += u32::from(next.capacity_waits > job.capacity_waits);
+                throttles += u32::from(next.throttles > job.throttles);
+            }
+        }
+        if waits > 0 {
+            push(&invocation.facts, Fact::CapacityWait { region: place.region.clone(), jobs: waits });
+        }
+        if throttles > 0 {
+            push(&invocation.facts, Fact::Throttled { region: place.region.clone(), calls: throttles });
+        }
+        join_all(decided.into_iter().map(|(i, job, decision)| {
             let span = job_span(&job);
             let ec2 = &ec2;
             async move { (i, self.carry_out(ec2, job, decision, home, invocation).await) }.instrument(span)
@@ -148,7 +163,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                         copy_seconds: job.copy_started.map(|s| (self.now() - s as f64).max(0.0)),
                         ..self.completion(&job, &copy, home)
                     };
-                    push(&invocation.facts, Fact::CopyCompleted(completion));
+                    push(&invocation.facts, Fact::CopyCompleted(Box::new(completion)));
                     // Best effort: a failed copy left behind is harmless (never resumed, never counted).
                     deregister_failed(ec2, older_failed(&job, &copy)).await;
                     push(&invocation.completed, (job, copy));
@@ -206,18 +221,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                 push(&invocation.stopped, (job, reason));
                 None
             }
-            other => {
-                if let Decision::Continue { job: next, .. } = &other {
-                    let region = || job.destination.clone();
-                    if next.capacity_waits > job.capacity_waits {
-                        push(&invocation.facts, Fact::CapacityWait { region: region() });
-                    }
-                    if next.throttles > job.throttles {
-                        push(&invocation.facts, Fact::Throttled { region: region() });
-                    }
-                }
-                Some(decision_effect(other, &job))
-            }
+            other => Some(decision_effect(other, &job)),
         }
     }
 
