@@ -131,7 +131,7 @@ pub async fn seed_source_image(
     let image_id = image.image_id().ok_or("CreateImage: no image id")?.to_string();
     if !share_with.is_empty() {
         let add = LaunchPermissionModifications::builder()
-            .set_add(Some(share_with.iter().map(crate::aws::ec2::to_sdk_permission).collect()))
+            .set_add(Some(share_with.iter().map(crate::aws::convert::to_sdk_permission).collect()))
             .build();
         ec2.modify_image_attribute()
             .image_id(&image_id)

@@ -1,6 +1,7 @@
 //! Adapters: the ports implemented with the AWS SDK. One method per SDK call; errors are translated into the
 //! core's [`PortError`] by their AWS error code.
 
+pub mod convert;
 pub mod ec2;
 pub mod imagebuilder;
 pub mod outputs;
