@@ -53,6 +53,14 @@ pub fn is_replica(image: &ImageInfo) -> bool {
     image.tag(SOURCE_IMAGE_TAG).is_some()
 }
 
+/// The source (image and region) a copy of this product was made from, read from its provenance tags; `None`
+/// when they are missing or unreadable.
+pub fn source_of(image: &ImageInfo) -> Option<(ImageId, Region)> {
+    let source = ImageId::parse(image.tag(SOURCE_IMAGE_TAG)?).ok()?;
+    let region = Region::parse(image.tag(SOURCE_REGION_TAG)?).ok()?;
+    Some((source, region))
+}
+
 /// True when `image` is this product's copy of `source` from `source_region`.
 pub fn is_copy_of(image: &ImageInfo, source: &ImageId, source_region: &Region) -> bool {
     image.tag(SOURCE_IMAGE_TAG) == Some(source.as_str()) && image.tag(SOURCE_REGION_TAG) == Some(source_region.as_str())

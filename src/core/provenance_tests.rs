@@ -54,3 +54,18 @@ fn each_owner_has_its_own_token() {
     let b = client_token(&s, &from, &to, &AccountId::parse("222222222222").unwrap(), 0);
     assert_ne!(a, b);
 }
+
+#[test]
+fn the_source_of_a_copy_is_read_from_its_tags() {
+    let (src, region, _, _) = ids();
+    let copy = ImageInfo::fixture(
+        ImageId::parse("ami-11111111").unwrap(),
+        ImageState::Available,
+        provenance_tags(&src, &region),
+    );
+    assert_eq!(source_of(&copy), Some((src.clone(), region)));
+    let broken =
+        ImageInfo::fixture(copy.id.clone(), ImageState::Available, vec![Tag::new(SOURCE_IMAGE_TAG, "nonsense")]);
+    assert_eq!(source_of(&broken), None, "unreadable tags");
+    assert_eq!(source_of(&ImageInfo::fixture(copy.id.clone(), ImageState::Available, vec![])), None);
+}

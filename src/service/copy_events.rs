@@ -8,11 +8,11 @@
 
 use super::{push, Effect, Invocation, Replicator};
 use crate::core::facts::{Completion, Fact};
-use crate::core::ids::{AccountId, ImageId, Place, Region};
+use crate::core::ids::{AccountId, ImageId, Place};
 use crate::core::image::{ImageInfo, ImageState};
 use crate::core::job::{Job, Phase};
 use crate::core::plan;
-use crate::core::provenance::{attempt, gave_up, is_replica, is_shared, SOURCE_IMAGE_TAG, SOURCE_REGION_TAG};
+use crate::core::provenance::{attempt, gave_up, is_replica, is_shared, source_of};
 use crate::core::time::parse_rfc3339;
 use crate::ports::{Ec2, Ec2Regions, ImageBuilder, Queue};
 use tracing::{info, warn, Instrument};
@@ -32,9 +32,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
             info!(copy = %image.id, state = %image.state, "copy event: nothing to do (not available, or already shared)");
             return vec![];
         }
-        let source = image.tag(SOURCE_IMAGE_TAG).and_then(|s| ImageId::parse(s).ok());
-        let source_region = image.tag(SOURCE_REGION_TAG).and_then(|s| Region::parse(s).ok());
-        let (Some(source), Some(source_region)) = (source, source_region) else {
+        let Some((source, source_region)) = source_of(image) else {
             warn!(copy = %image.id, "copy event for an image with unreadable provenance tags; left to polling");
             return vec![];
         };
@@ -42,7 +40,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
             Job::new(source, source_region, place.region.clone(), image.name.clone(), image.description.clone());
         job.account = place.account.clone();
         // The deprecation time is the source's: read it (once per source and invocation).
-        let source = self.source_image(&job, invocation).await;
+        let source = self.source_image(&job.source_image, &job.source_region, invocation).await;
         let read = source.as_ref().ok().and_then(|s| s.as_ref());
         job.deprecation_time = read.and_then(|s| s.traits.deprecation_time.clone());
         job.source_created = read.and_then(|s| s.created.clone());
@@ -107,21 +105,18 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                 info!(state = %copy.state, "copy event: the copy is given up on or not failed; nothing to do");
                 return vec![];
             }
-            let source = copy.tag(SOURCE_IMAGE_TAG).and_then(|s| ImageId::parse(s).ok());
-            let source_region = copy.tag(SOURCE_REGION_TAG).and_then(|s| Region::parse(s).ok());
-            let (Some(source), Some(source_region)) = (source, source_region) else {
+            let Some((source_id, source_region)) = source_of(&copy) else {
                 warn!("copy event for an image with unreadable provenance tags; left to polling");
                 return vec![];
             };
-            let probe = Job::new(source.clone(), source_region.clone(), place.region.clone(), None, None);
-            let source = match self.source_image(&probe, invocation).await {
+            let source = match self.source_image(&source_id, &source_region, invocation).await {
                 Ok(Some(source)) => source,
                 Ok(None) => {
-                    info!(image = %probe.source_image, "the failed copy's source is gone; nothing to replace");
+                    info!(image = %source_id, "the failed copy's source is gone; nothing to replace");
                     return vec![];
                 }
                 Err(e) => {
-                    warn!(image = %probe.source_image, error = %e, "copy event: could not read the source; left to polling");
+                    warn!(image = %source_id, error = %e, "copy event: could not read the source; left to polling");
                     return vec![];
                 }
             };

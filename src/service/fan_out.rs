@@ -106,10 +106,11 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
             info!(places = ?places.iter().map(ToString::to_string).collect::<Vec<_>>(), "fanned out");
             let jobs = plan::fan_out(&image, &request.source_region, &places);
             let watch = self.watch_effect(&image.id, &request.source_region, places.clone());
+            let now = self.now() as i64;
             jobs.into_iter()
                 .map(|mut job| {
                     job.encrypt = request.encrypted;
-                    job.since = Some(self.now() as i64);
+                    job.since = Some(now);
                     Effect::enqueue(job, 0)
                 })
                 .chain(watch)

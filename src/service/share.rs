@@ -3,7 +3,7 @@
 
 use super::{once, Invocation, Replicator};
 use crate::core::errors::PortError;
-use crate::core::ids::{AccountId, ImageId};
+use crate::core::ids::{AccountId, ImageId, Region};
 use crate::core::image::{ImageInfo, LaunchPermission, Tag};
 use crate::core::job::Job;
 use crate::core::provenance::SHARED_TAG;
@@ -28,7 +28,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         once(&invocation.grants, key)
             .get_or_init(|| async {
                 let source = self.ec2.region(&job.source_region);
-                let image = self.source_image(job, invocation).await?.ok_or_else(|| {
+                let image = self.source_image(&job.source_image, &job.source_region, invocation).await?.ok_or_else(|| {
                         PortError::from_code("InvalidAMIID.NotFound", format!("source {} not found", job.source_image))
                     })?;
                 if image.owner.as_ref() != Some(home) {
@@ -48,14 +48,15 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
             .clone()
     }
 
-    /// A job's source as this account sees it, read at most once per source and invocation.
+    /// A source as this account sees it, read at most once per source and invocation.
     pub(super) async fn source_image(
         &self,
-        job: &Job,
+        source: &ImageId,
+        region: &Region,
         invocation: &Invocation,
     ) -> Result<Option<ImageInfo>, PortError> {
-        once(&invocation.sources, (job.source_image.clone(), job.source_region.clone()))
-            .get_or_init(|| async { self.ec2.region(&job.source_region).describe_image(&job.source_image).await })
+        once(&invocation.sources, (source.clone(), region.clone()))
+            .get_or_init(|| async { self.ec2.region(region).describe_image(source).await })
             .await
             .clone()
     }
