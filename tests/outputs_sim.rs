@@ -153,3 +153,22 @@ async fn a_replication_the_sweep_starts_is_watched_too() {
     assert_eq!(finished[0]["source_image_id"], image.as_str());
     assert_eq!(finished[0]["complete"], true);
 }
+
+#[tokio::test]
+async fn a_watch_may_only_narrow_the_configuration() {
+    let mut world = World::new(acct(ME), SimConfig::default());
+    let image = world.add_image(&r("us-east-1"), &acct(ME), "golden", vec![], vec![]);
+    let mut sim = Simulation::new(world, settings());
+    let since = sim.replicator.now() as i64;
+    // A watch naming only places the configuration does not have: an unknown account, an unconfigured region.
+    let forged = serde_json::json!({"ami_replicator": 1, "jobs": [], "watch": [{
+        "source_image": image.as_str(), "source_region": "us-east-1", "since": since,
+        "places": [{"account": "999988887777", "region": "eu-west-1"}, {"region": "ap-south-1"}]
+    }]});
+    sim.send(&forged.to_string());
+    sim.run_until_idle(10, 86_400).await;
+    let w = sim.world.lock().unwrap();
+    assert!(w.published.is_empty(), "no Finished event for places that are not configured");
+    assert_eq!(w.calls.get("DescribeImages"), None, "nothing read there");
+    assert!(w.dead_letters.is_empty());
+}

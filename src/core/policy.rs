@@ -2,7 +2,7 @@
 //! travel the same queue, which anyone allowed to send to it can write: no field of a message can add a
 //! region, an account or a key, or turn off encryption the operator asked for. Pure.
 
-use super::ids::{AccountId, Region};
+use super::ids::{AccountId, Place, Region};
 use super::job::Job;
 
 /// The configuration a message is checked against.
@@ -49,13 +49,19 @@ impl Policy<'_> {
     /// or a TARGET_ACCOUNTS account there or in the job's source region.
     pub fn check_job(&self, job: &Job) -> Result<(), String> {
         self.check_encryption(job.encrypt)?;
-        match &job.account {
+        self.check_place(&job.place(), &job.source_region).map_err(|e| format!("{e}; the job is refused"))
+    }
+
+    /// Whether the configuration gives a source in `source_region` a copy at `place`: a configured target
+    /// account (in a destination region or the source region), or this account in a destination region.
+    pub fn check_place(&self, place: &Place, source_region: &Region) -> Result<(), String> {
+        match &place.account {
             Some(account) if !self.target_accounts.contains(account) => {
-                Err(format!("account {account} is not in TARGET_ACCOUNTS; the job is refused"))
+                Err(format!("account {account} is not in TARGET_ACCOUNTS"))
             }
-            Some(_) if job.destination == job.source_region => Ok(()),
-            _ if self.target_regions.contains(&job.destination) => Ok(()),
-            _ => Err(format!("region {} is not in TARGET_REGIONS; the job is refused", job.destination)),
+            Some(_) if &place.region == source_region => Ok(()),
+            _ if self.target_regions.contains(&place.region) => Ok(()),
+            _ => Err(format!("region {} is not in TARGET_REGIONS", place.region)),
         }
     }
 }

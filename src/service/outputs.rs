@@ -98,9 +98,32 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         Some(Effect::Send(OutgoingMessage { body: Continuation::watch_body(&[watch]), delay_seconds }))
     }
 
-    /// Checks watched replications: one provenance lookup per place for all its watched sources. A finished
-    /// source's event is published (a failed publication keeps the watch); the others come back later.
+    /// Checks watched replications: one provenance lookup per place for all its watched sources. The finished
+    /// sources' events are published in one call (a failed publication keeps their watches); the others come
+    /// back later.
     pub(super) async fn check_watches(&self, watches: Vec<(usize, Watch)>, home: &AccountId) -> Vec<(usize, Effect)> {
+        let now = self.now() as i64;
+        let deadline = i64::from(self.settings.sweep_lookback_hours) * 3600;
+        let settings = &self.settings;
+        let policy = settings.policy();
+        // A watch is a message like any other: it may only narrow. Before anything is read, only configured
+        // places are kept (the same check as a job's), and a watch long past its deadline is dropped.
+        let watches: Vec<(usize, Watch)> = watches
+            .into_iter()
+            .filter_map(|(i, mut watch)| {
+                let source_region = watch.source_region.clone();
+                watch.places.retain(|p| policy.check_place(p, &source_region).is_ok());
+                if watch.places.is_empty() {
+                    warn!(image = %watch.source_image, phase = "watch", "watch of no configured place; dropped");
+                    return None;
+                }
+                if now - watch.since > 2 * deadline {
+                    warn!(image = %watch.source_image, phase = "watch", "watch past twice its deadline; dropped");
+                    return None;
+                }
+                Some((i, watch))
+            })
+            .collect();
         let mut by_place: BTreeMap<Place, BTreeSet<ImageId>> = BTreeMap::new();
         for (_, w) in &watches {
             for place in &w.places {
@@ -129,41 +152,36 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                 }
             }
         }
-        let now = self.now() as i64;
-        let deadline = i64::from(self.settings.sweep_lookback_hours) * 3600;
-        let mut effects = Vec::new();
-        for (i, mut watch) in watches {
-            // Only configured places are watched (a watch is a message like any other: it may only narrow).
-            let settings = &self.settings;
-            watch.places.retain(|p| {
-                p.account.as_ref().is_none_or(|a| settings.target_accounts.contains(a))
-                    && (settings.target_regions.contains(&p.region) || p.region == watch.source_region)
-            });
-            if now - watch.since > 2 * deadline {
-                warn!(image = %watch.source_image, phase = "watch", "watch past twice its deadline; dropped");
-                continue;
-            }
+        let (mut finished, mut open) = (Vec::new(), Vec::new());
+        for (i, watch) in watches {
             let readable = watch.places.iter().all(|p| !unreadable.contains(p));
-            let outcome = if readable { finish::assess(&watch, &found, now, deadline) } else { None };
-            if let Some(outcomes) = outcome {
-                let event = finished_event(&watch, &outcomes, home);
-                match self.outputs.publish(std::slice::from_ref(&event)).await {
-                    Ok(()) => {
-                        info!(image = %watch.source_image, region = %watch.source_region, phase = "watch",
-                            outcomes = ?outcomes.iter().map(|(p, o)| format!("{p}: {}", o.name())).collect::<Vec<_>>(),
-                            "replication finished");
-                        continue;
-                    }
-                    Err(e) => warn!(image = %watch.source_image, region = %watch.source_region, phase = "watch",
-                        error = %e, "could not publish the finished event; the watch comes back"),
+            match finish::assess(&watch, &found, now, deadline).filter(|_| readable) {
+                Some(outcomes) => {
+                    let event = finished_event(&watch, &outcomes, home);
+                    info!(image = %watch.source_image, region = %watch.source_region, phase = "watch",
+                        outcomes = ?outcomes.iter().map(|(p, o)| format!("{p}: {}", o.name())).collect::<Vec<_>>(),
+                        "replication finished");
+                    finished.push((i, watch, event));
                 }
+                None => open.push((i, watch)),
             }
-            let delay_seconds = finish::next_delay(&watch, self.settings.step.poll_seconds);
-            watch.checks += 1;
-            let body = Continuation::watch_body(std::slice::from_ref(&watch));
-            effects.push((i, Effect::Send(OutgoingMessage { body, delay_seconds })));
         }
-        effects
+        if !finished.is_empty() {
+            let events: Vec<OutgoingEvent> = finished.iter().map(|(_, _, e)| e.clone()).collect();
+            if let Err(e) = self.outputs.publish(&events).await {
+                warn!(phase = "watch", events = events.len(), error = %e,
+                    "could not publish the finished events; their watches come back");
+                open.extend(finished.into_iter().map(|(i, w, _)| (i, w)));
+            }
+        }
+        open.into_iter()
+            .map(|(i, mut watch)| {
+                let delay_seconds = finish::next_delay(&watch, settings.step.poll_seconds);
+                watch.checks += 1;
+                let body = Continuation::watch_body(std::slice::from_ref(&watch));
+                (i, Effect::Send(OutgoingMessage { body, delay_seconds }))
+            })
+            .collect()
     }
 }
 
