@@ -263,6 +263,7 @@ impl Config {
             source_regions = r.list("AWS_REGION", Region::parse);
         }
         let sweep_lookback_hours = r.number("SWEEP_LOOKBACK_HOURS", 48, 1..=2160);
+        let job_max_age_hours = r.number("JOB_MAX_AGE_HOURS", crate::service::DEFAULT_JOB_MAX_AGE_HOURS, 1..=336);
         let description_template = r.get("COPY_DESCRIPTION_TEMPLATE");
         if let Some(template) = &description_template {
             for placeholder in placeholders(template) {
@@ -291,6 +292,7 @@ impl Config {
                 trusted_source_accounts,
                 source_regions,
                 sweep_lookback_hours,
+                job_max_age_hours,
                 deregister_copies_with_source,
                 copy_events,
                 copy_completion_minutes,

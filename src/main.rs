@@ -1,5 +1,7 @@
 //! The Lambda function: wiring only.
 
+#![recursion_limit = "256"]
+
 use ami_replicator::config::Config;
 use ami_replicator::core::ids::AccountId;
 use ami_replicator::entry;

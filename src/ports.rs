@@ -35,9 +35,9 @@ pub trait Ec2: Send + Sync {
     /// answer, never an error.
     fn describe_own_images(&self, ids: &[ImageId]) -> impl Future<Output = Result<Vec<ImageInfo>, PortError>> + Send;
 
-    /// The ids of all images owned by this account that are `pending` in this region (copies in flight, counted
-    /// against the concurrent-copy limit), in one call.
-    fn pending_images(&self) -> impl Future<Output = Result<Vec<ImageId>, PortError>> + Send;
+    /// All images owned by this account that are `pending` in this region (copies in flight, counted against
+    /// the concurrent-copy limit), with their tags, in one call.
+    fn pending_images(&self) -> impl Future<Output = Result<Vec<ImageInfo>, PortError>> + Send;
 
     /// The available images of `owners` (this account's own among them) that this account can see, i.e. its own
     /// and those shared with it, in as few calls as DescribeImages' pages allow (the sweep's listing).

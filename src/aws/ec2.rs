@@ -212,9 +212,8 @@ impl Ec2 for AwsEc2 {
         self.describe_own("image-id", ids.iter().map(ToString::to_string).collect()).await
     }
 
-    async fn pending_images(&self) -> Result<Vec<ImageId>, PortError> {
-        let pending = self.describe_own("state", vec!["pending".to_string()]).await?;
-        Ok(pending.into_iter().map(|i| i.id).collect())
+    async fn pending_images(&self) -> Result<Vec<ImageInfo>, PortError> {
+        self.describe_own("state", vec!["pending".to_string()]).await
     }
 
     async fn find_copies(&self, sources: &[ImageId]) -> Result<Vec<ImageInfo>, PortError> {

@@ -110,19 +110,9 @@ pub fn fan_out(source: &ImageInfo, source_region: &Region, places: &[Place]) -> 
     places
         .iter()
         .map(|place| {
-            let mut job = Job::new(
-                source.id.clone(),
-                source_region.clone(),
-                place.region.clone(),
-                source.name.clone(),
-                source.description.clone(),
-            );
+            let mut job = Job::new(source.id.clone(), source_region.clone(), place.region.clone(), None, None);
             job.account = place.account.clone();
-            job.source_encrypted = source.traits.encrypted;
-            job.size_gib = source.size_gib;
-            job.paravirtual = source.traits.paravirtual;
-            job.deprecation_time = source.traits.deprecation_time.clone();
-            job.source_created = source.created.clone();
+            super::policy::refresh_from_source(&mut job, source);
             job
         })
         .collect()

@@ -30,6 +30,15 @@ pub fn is_shared(image: &ImageInfo) -> bool {
     image.tag(SHARED_TAG).is_some()
 }
 
+/// Tag put on an available copy whose share failed for good (its value: the reason). The copy stays unshared
+/// and the status command shows it `incomplete`; the sweep leaves it alone until the tag is removed.
+pub const SHARE_FAILED_TAG: &str = "ami-replicator:share-failed";
+
+/// True when `image` is marked with a share that failed for good.
+pub fn share_failed(image: &ImageInfo) -> bool {
+    image.tag(SHARE_FAILED_TAG).is_some()
+}
+
 /// The creation date of a copy's source (RFC 3339), put on copies at creation: an SSM parameter naming a copy
 /// is only replaced by a copy of a newer source.
 pub const SOURCE_CREATED_TAG: &str = "ami-replicator:source-created";

@@ -4,10 +4,11 @@
 
 use super::admission;
 use super::errors::{ErrorClass, PortError};
-use super::ids::ImageId;
+use super::ids::{AccountId, ImageId};
 use super::image::{ImageInfo, ImageState};
 use super::job::{Job, Phase};
-use super::provenance::{gave_up, is_copy_of, is_shared};
+use super::policy::Policy;
+use super::provenance::{attempt, gave_up, is_copy_of, is_shared};
 use super::rules;
 use super::step::{self, Decision, StepPolicy};
 use std::collections::BTreeSet;
@@ -52,14 +53,18 @@ impl<T> PlaceJobs<T> {
         set.into_iter().cloned().collect()
     }
 
-    /// The waiting copies whose state the list of pending images does not tell (those not in it), to look up
-    /// by id. Without that list (`None`), all of them.
-    pub fn copies_to_describe(&self, pending: Option<&[ImageId]>) -> Vec<ImageId> {
-        self.waiting
+    /// The images to look up by id: the waiting copies whose state the list of pending images does not tell
+    /// (those not in it; without that list, `None`, all of them), and the failed copies waiting jobs say they
+    /// replace (a message's claim, checked before anything is deregistered).
+    pub fn copies_to_describe(&self, pending: Option<&[ImageInfo]>) -> Vec<ImageId> {
+        let mut ids: BTreeSet<ImageId> = self
+            .waiting
             .iter()
-            .filter(|(_, copy, _)| pending.is_none_or(|p| !p.contains(copy)))
+            .filter(|(_, copy, _)| pending.is_none_or(|p| !p.iter().any(|i| &i.id == copy)))
             .map(|(_, c, _)| c.clone())
-            .collect()
+            .collect();
+        ids.extend(self.waiting.iter().filter_map(|(_, _, job)| job.replaces.clone()));
+        ids.into_iter().collect()
     }
 }
 
@@ -67,7 +72,7 @@ impl<T> PlaceJobs<T> {
 #[derive(Debug, Clone)]
 pub struct Observations {
     /// The place's pending images (copies in flight), when [`PlaceJobs::needs_in_flight`].
-    pub pending: Option<Result<Vec<ImageId>, PortError>>,
+    pub pending: Option<Result<Vec<ImageInfo>, PortError>>,
     /// Existing copies of [`PlaceJobs::sources`] (the provenance-tag lookup).
     pub existing: Result<Vec<ImageInfo>, PortError>,
     /// The images of [`PlaceJobs::copies_to_describe`] that EC2 knows.
@@ -87,6 +92,9 @@ pub struct PlacePlan<T> {
     pub waiting_for_capacity: usize,
     /// The policy the decisions used (the poll delay depends on how many copies one poll covers).
     pub policy: StepPolicy,
+    /// Image ids a message named that EC2 does not confirm (not this product's copy of the job's source at this
+    /// place), with why: ignored, and logged by the shell.
+    pub rejected_hints: Vec<(ImageId, String)>,
 }
 
 /// The copy to resume, if one exists: an available one first, else a pending one. Failed or deregistered
@@ -99,11 +107,27 @@ pub fn best_existing_copy<'a>(images: &'a [ImageInfo], job: &Job) -> Option<&'a 
 }
 
 /// Decides every job of a place: waiting copies settled or still pending, existing copies resumed, and at most
-/// `limit` minus the copies in flight new copies admitted (largest first, see [`admission::admit`]).
-pub fn decide<T>(jobs: PlaceJobs<T>, observed: Observations, limit: u32, base: &StepPolicy) -> PlacePlan<T> {
+/// `limit` minus the copies in flight new copies admitted (largest first, see [`admission::admit`]). `owner` is
+/// the place's account. An image id a job carries is only a hint: a copy is waited for, shared or replaced only
+/// when EC2 shows it is this product's copy of the job's source owned by `owner`; how many copies failed (the
+/// next attempt's ClientToken) and which failed copy a successor replaces are read from EC2 too.
+pub fn decide<T>(
+    jobs: PlaceJobs<T>,
+    observed: Observations,
+    limit: u32,
+    base: &StepPolicy,
+    owner: &AccountId,
+) -> PlacePlan<T> {
     // One DescribeImages polls every copy of the batch at this place: with few copies, poll less often.
     let policy = StepPolicy { poll_seconds: step::poll_seconds_for(base, jobs.len()), ..base.clone() };
-    let mut plan = PlacePlan { decided: Vec::new(), start: Vec::new(), in_flight: 0, waiting_for_capacity: 0, policy };
+    let mut plan = PlacePlan {
+        decided: Vec::new(),
+        start: Vec::new(),
+        in_flight: 0,
+        waiting_for_capacity: 0,
+        policy,
+        rejected_hints: Vec::new(),
+    };
     let policy = &plan.policy.clone();
     let pending = match observed.pending {
         Some(Err(e)) => {
@@ -117,50 +141,83 @@ pub fn decide<T>(jobs: PlaceJobs<T>, observed: Observations, limit: u32, base: &
         Some(Ok(p)) => Some(p),
         None => None,
     };
+    let described: &[ImageInfo] = observed.described.as_deref().unwrap_or_default();
 
-    for (tag, copy, job) in jobs.waiting {
-        let decision = if pending.as_ref().is_some_and(|p| p.contains(&copy)) {
-            step::on_copy_observed(&job, &copy, Some(&ImageState::Pending), policy)
-        } else {
-            match &observed.described {
-                Ok(images) => match images.iter().find(|img| img.id == copy) {
+    for (tag, copy, mut job) in jobs.waiting {
+        // The failed copy the job says it replaces: deregistered later only if EC2 shows it is ours and failed.
+        if let Some(old) = job.replaces.take() {
+            match described.iter().find(|i| i.id == old) {
+                Some(img) if Policy::is_our_copy(img, &job, owner) && matches!(img.state, ImageState::Failed(_)) => {
+                    job.replaces = Some(old)
+                }
+                _ => {
+                    plan.rejected_hints.push((old, "not a failed copy of this source here: never deregistered".into()))
+                }
+            }
+        }
+        let seen = pending.as_deref().unwrap_or_default().iter().chain(described).find(|img| img.id == copy);
+        if let Some(img) = seen.filter(|img| !Policy::is_our_copy(img, &job, owner)) {
+            plan.rejected_hints.push((img.id.clone(), "not this source's copy here: looked up by provenance".into()));
+            let mut next = job.clone();
+            next.phase = Phase::Copy;
+            next.replaces = None;
+            next.polls = 0;
+            plan.decided.push((tag, job, Decision::Continue { job: next, delay_seconds: 0 }));
+            continue;
+        }
+        if let Some(img) = seen {
+            job.failed_copies = attempt(img);
+        }
+        let decision = match seen {
+            Some(img) if img.state == ImageState::Pending => {
+                step::on_copy_observed(&job, &copy, Some(&ImageState::Pending), policy)
+            }
+            _ => match &observed.described {
+                Ok(_) => match seen {
                     Some(img) if gave_up(img) => given_up(&job, &copy),
                     Some(img) if img.state == ImageState::Available && is_shared(img) => Decision::Done { copy },
                     img => step::on_copy_observed(&job, &copy, img.map(|i| &i.state), policy),
                 },
                 Err(e) => step::on_error(&job, e, policy),
-            }
+            },
         };
         plan.decided.push((tag, job, decision));
     }
 
     let mut candidates = Vec::new();
-    for (tag, job) in jobs.to_copy {
-        let tombstone = |images: &[ImageInfo]| {
-            images
-                .iter()
-                .find(|i| gave_up(i) && is_copy_of(i, &job.source_image, &job.source_region))
-                .map(|i| i.id.clone())
-        };
-        match &observed.existing {
+    for (tag, mut job) in jobs.to_copy {
+        let images = match &observed.existing {
             Err(e) => {
                 let d = step::on_error(&job, e, policy);
                 plan.decided.push((tag, job, d));
+                continue;
             }
-            Ok(images) if tombstone(images).is_some() => {
-                let d = given_up(&job, &tombstone(images).unwrap_or_else(|| job.source_image.clone()));
+            Ok(images) => images,
+        };
+        let mine: Vec<&ImageInfo> = images.iter().filter(|i| Policy::is_our_copy(i, &job, owner)).collect();
+        if let Some(tombstone) = mine.iter().find(|i| gave_up(i)) {
+            let d = given_up(&job, &tombstone.id);
+            plan.decided.push((tag, job, d));
+            continue;
+        }
+        // The last failed copy of this source here, if any: the next attempt follows it, and replaces it.
+        let last_failed = mine.iter().filter(|i| matches!(i.state, ImageState::Failed(_))).max_by_key(|i| attempt(i));
+        job.failed_copies = last_failed.map_or(0, |i| attempt(i) + 1);
+        job.replaces = last_failed.map(|i| i.id.clone());
+        match best_existing_copy(images, &job) {
+            Some(copy) if copy.state == ImageState::Available && is_shared(copy) => {
+                plan.decided.push((tag, job, Decision::Done { copy: copy.id.clone() }));
+            }
+            Some(copy) => {
+                let d = step::on_copy_observed(&job, &copy.id, Some(&copy.state), policy);
                 plan.decided.push((tag, job, d));
             }
-            Ok(images) => match best_existing_copy(images, &job) {
-                Some(copy) if copy.state == ImageState::Available && is_shared(copy) => {
-                    plan.decided.push((tag, job, Decision::Done { copy: copy.id.clone() }));
-                }
-                Some(copy) => {
-                    let d = step::on_copy_observed(&job, &copy.id, Some(&copy.state), policy);
-                    plan.decided.push((tag, job, d));
-                }
-                None => candidates.push((tag, job)),
-            },
+            None if job.failed_copies >= policy.max_failed_copies => {
+                let reason = format!("{} copies failed in {}, giving up", job.failed_copies, job.place());
+                let failed_copy = job.replaces.clone();
+                plan.decided.push((tag, job, Decision::GiveUp { reason, failed_copy }));
+            }
+            None => candidates.push((tag, job)),
         }
     }
     plan.in_flight = pending.as_ref().map_or(0, Vec::len);

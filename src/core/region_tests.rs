@@ -31,7 +31,11 @@ fn copy_of(n: u32, source: u32, state: ImageState) -> ImageInfo {
     image(n, state, provenance_tags(&id(source), &Region::parse("us-east-1").unwrap()))
 }
 
-fn observed(pending: Option<Vec<ImageId>>, existing: Vec<ImageInfo>, described: Vec<ImageInfo>) -> Observations {
+fn owner() -> AccountId {
+    AccountId::parse("123456789012").unwrap()
+}
+
+fn observed(pending: Option<Vec<ImageInfo>>, existing: Vec<ImageInfo>, described: Vec<ImageInfo>) -> Observations {
     Observations { pending: pending.map(Ok), existing: Ok(existing), described: Ok(described) }
 }
 
@@ -41,7 +45,8 @@ fn split_tells_what_to_observe() {
     assert_eq!((jobs.waiting.len(), jobs.to_copy.len()), (2, 2));
     assert!(jobs.needs_in_flight());
     assert_eq!(jobs.sources(), vec![id(1)], "one lookup per source");
-    assert_eq!(jobs.copies_to_describe(Some(&[id(20)])), vec![id(30)], "pending copies need no second look");
+    let pending = [copy_of(20, 2, ImageState::Pending)];
+    assert_eq!(jobs.copies_to_describe(Some(&pending)), vec![id(30)], "pending copies need no second look");
     assert_eq!(jobs.copies_to_describe(None), vec![id(20), id(30)]);
     let only_waiting = PlaceJobs::split(vec![(0, waiting(2, 20))]);
     assert!(!only_waiting.needs_in_flight(), "no copy to start: no in-flight count");
@@ -50,8 +55,8 @@ fn split_tells_what_to_observe() {
 #[test]
 fn admission_fills_the_room_largest_first_and_the_rest_wait() {
     let jobs = PlaceJobs::split(vec![(0, job(1, 8)), (1, job(2, 200)), (2, job(3, 50))]);
-    let pending: Vec<ImageId> = (100..198).map(id).collect();
-    let plan = decide(jobs, observed(Some(pending), vec![], vec![]), 100, &StepPolicy::default());
+    let pending: Vec<ImageInfo> = (100..198).map(|n| image(n, ImageState::Pending, vec![])).collect();
+    let plan = decide(jobs, observed(Some(pending), vec![], vec![]), 100, &StepPolicy::default(), &owner());
     assert_eq!(plan.in_flight, 98);
     let started: Vec<u32> = plan.start.iter().map(|(t, _)| *t).collect();
     assert_eq!(started, vec![1, 2], "two slots, the largest images first");
@@ -63,7 +68,7 @@ fn admission_fills_the_room_largest_first_and_the_rest_wait() {
 fn existing_copies_are_resumed_not_copied_again() {
     let jobs = PlaceJobs::split(vec![(0, job(1, 8)), (1, job(2, 8))]);
     let existing = vec![copy_of(50, 1, ImageState::Available), copy_of(51, 2, ImageState::Failed(None))];
-    let plan = decide(jobs, observed(Some(vec![]), existing, vec![]), 100, &StepPolicy::default());
+    let plan = decide(jobs, observed(Some(vec![]), existing, vec![]), 100, &StepPolicy::default(), &owner());
     assert!(matches!(&plan.decided[..], [(0, _, Decision::Share { copy })] if *copy == id(50)));
     assert_eq!(plan.start.len(), 1, "a failed copy is not resumed: a new one starts");
     assert_eq!(plan.start[0].0, 1);
@@ -72,8 +77,14 @@ fn existing_copies_are_resumed_not_copied_again() {
 #[test]
 fn waiting_copies_settle_from_the_pending_list_and_the_lookup() {
     let jobs = PlaceJobs::split(vec![(0, waiting(1, 20)), (1, waiting(2, 21)), (2, waiting(3, 22))]);
-    let described = vec![image(21, ImageState::Available, vec![])];
-    let plan = decide(jobs, observed(Some(vec![id(20)]), vec![], described), 100, &StepPolicy::default());
+    let described = vec![copy_of(21, 2, ImageState::Available)];
+    let plan = decide(
+        jobs,
+        observed(Some(vec![copy_of(20, 1, ImageState::Pending)]), vec![], described),
+        100,
+        &StepPolicy::default(),
+        &owner(),
+    );
     assert!(matches!(&plan.decided[0], (0, _, Decision::Continue { .. })), "still pending");
     assert!(matches!(&plan.decided[1], (1, _, Decision::Share { copy }) if *copy == id(21)));
     assert!(matches!(&plan.decided[2], (2, _, Decision::Vanished { copy }) if *copy == id(22)));
@@ -84,7 +95,7 @@ fn a_failed_in_flight_count_retries_every_job_and_starts_nothing() {
     let jobs = PlaceJobs::split(vec![(0, job(1, 8)), (1, waiting(2, 20))]);
     let throttled = PortError::from_code("RequestLimitExceeded", "slow down");
     let obs = Observations { pending: Some(Err(throttled)), existing: Ok(vec![]), described: Ok(vec![]) };
-    let plan = decide(jobs, obs, 100, &StepPolicy::default());
+    let plan = decide(jobs, obs, 100, &StepPolicy::default(), &owner());
     assert!(plan.start.is_empty());
     assert_eq!(plan.decided.len(), 2);
     assert!(plan.decided.iter().all(|(_, _, d)| matches!(d, Decision::Continue { job, .. } if job.throttles == 1)));
@@ -93,7 +104,7 @@ fn a_failed_in_flight_count_retries_every_job_and_starts_nothing() {
 #[test]
 fn few_copies_are_polled_less_often() {
     let jobs = PlaceJobs::split(vec![(0, waiting(1, 20))]);
-    let plan = decide(jobs, observed(None, vec![], vec![]), 100, &StepPolicy::default());
+    let plan = decide(jobs, observed(None, vec![], vec![]), 100, &StepPolicy::default(), &owner());
     assert!(plan.policy.poll_seconds > 60, "{}", plan.policy.poll_seconds);
 }
 
@@ -123,7 +134,8 @@ fn at_a_full_place_polls_and_waiters_come_back_together() {
     // for the waiter in the same step.
     let policy = StepPolicy { poll_seconds: 300, capacity_max_seconds: 60, ..StepPolicy::default() };
     let jobs = PlaceJobs::split(vec![(0, waiting(2, 20)), (1, job(1, 8))]);
-    let plan = decide(jobs, observed(Some(vec![id(20)]), vec![], vec![]), 1, &policy);
+    let plan =
+        decide(jobs, observed(Some(vec![copy_of(20, 2, ImageState::Pending)]), vec![], vec![]), 1, &policy, &owner());
     assert_eq!(plan.waiting_for_capacity, 1);
     let delays: Vec<u32> = plan
         .decided
@@ -136,6 +148,85 @@ fn at_a_full_place_polls_and_waiters_come_back_together() {
     assert_eq!(delays, vec![60, 60]);
     // With room, the poll keeps its own (longer) delay.
     let jobs = PlaceJobs::split(vec![(0, waiting(2, 20))]);
-    let plan = decide(jobs, observed(None, vec![], vec![copy_of(20, 2, ImageState::Pending)]), 1, &policy);
+    let plan = decide(jobs, observed(None, vec![], vec![copy_of(20, 2, ImageState::Pending)]), 1, &policy, &owner());
     assert!(matches!(plan.decided[0].2, Decision::Continue { delay_seconds, .. } if delay_seconds >= 300));
+}
+
+#[test]
+fn an_image_id_in_a_message_is_only_a_hint() {
+    // Waiting for 20, which is another source's copy; 21, an image that is nobody's copy; 22 is genuine but the
+    // job says it replaces 23, an untagged image, and 24, a copy of its source that is not failed.
+    let mut fake_replaces = waiting(3, 22);
+    fake_replaces.replaces = Some(id(23));
+    let mut live_replaces = waiting(3, 22);
+    live_replaces.replaces = Some(id(24));
+    let jobs = PlaceJobs::split(vec![(0, waiting(1, 20)), (1, waiting(2, 21)), (2, fake_replaces), (3, live_replaces)]);
+    let described = vec![
+        copy_of(20, 9, ImageState::Available),
+        image(21, ImageState::Available, vec![]),
+        copy_of(22, 3, ImageState::Available),
+        image(23, ImageState::Failed(None), vec![]),
+        copy_of(24, 3, ImageState::Available),
+    ];
+    let plan = decide(jobs, observed(None, vec![], described), 100, &StepPolicy::default(), &owner());
+    for n in [0, 1] {
+        assert!(
+            matches!(&plan.decided[n], (_, _, Decision::Continue { job, delay_seconds: 0 }) if job.phase == Phase::Copy),
+            "a copy that is not this source's is never shared: the job looks its copy up by provenance: {:?}",
+            plan.decided[n]
+        );
+    }
+    for n in [2, 3] {
+        let (_, job, decision) = &plan.decided[n];
+        assert!(matches!(decision, Decision::Share { copy } if *copy == id(22)));
+        assert_eq!(job.replaces, None, "a replaced copy EC2 does not show as this source's failed copy is kept");
+    }
+    let hinted: Vec<ImageId> = plan.rejected_hints.iter().map(|(i, _)| i.clone()).collect();
+    let hinted: std::collections::BTreeSet<ImageId> = hinted.into_iter().collect();
+    assert_eq!(hinted, [id(20), id(21), id(23), id(24)].into_iter().collect());
+    assert_eq!(plan.rejected_hints.len(), 4);
+    // Another account's image with the right tags is not this place's copy either.
+    let mut foreign = copy_of(25, 1, ImageState::Available);
+    foreign.owner = Some(AccountId::parse("999999999999").unwrap());
+    let jobs = PlaceJobs::split(vec![(0, waiting(1, 25))]);
+    let plan = decide(jobs, observed(None, vec![], vec![foreign]), 100, &StepPolicy::default(), &owner());
+    assert!(matches!(&plan.decided[0], (_, _, Decision::Continue { job, .. }) if job.phase == Phase::Copy));
+}
+
+#[test]
+fn the_attempt_and_the_copy_a_successor_replaces_are_read_from_ec2() {
+    // A message claims two failed copies and names a copy to replace; EC2 shows one failed copy (attempt 1).
+    let mut claimed = job(1, 8);
+    claimed.failed_copies = 2;
+    claimed.replaces = Some(id(77));
+    let mut failed = copy_of(40, 1, ImageState::Failed(None));
+    failed.tags.push(Tag::new(crate::core::provenance::ATTEMPT_TAG, "1"));
+    let jobs = PlaceJobs::split(vec![(0, claimed)]);
+    let plan =
+        decide(jobs, observed(Some(vec![]), vec![failed.clone()], vec![]), 100, &StepPolicy::default(), &owner());
+    let (_, started) = &plan.start[0];
+    assert_eq!((started.failed_copies, started.replaces.clone()), (2, Some(id(40))));
+    // Without any failed copy in EC2, the first attempt, replacing nothing.
+    let mut claimed = job(1, 8);
+    claimed.failed_copies = 2;
+    claimed.replaces = Some(id(77));
+    let plan = decide(
+        PlaceJobs::split(vec![(0, claimed)]),
+        observed(Some(vec![]), vec![], vec![]),
+        100,
+        &StepPolicy::default(),
+        &owner(),
+    );
+    assert_eq!((plan.start[0].1.failed_copies, plan.start[0].1.replaces.clone()), (0, None));
+    // Three attempts failed in EC2 (the last one kept): give up, whatever the message says.
+    failed.tags.retain(|t| t.key != crate::core::provenance::ATTEMPT_TAG);
+    failed.tags.push(Tag::new(crate::core::provenance::ATTEMPT_TAG, "2"));
+    let plan = decide(
+        PlaceJobs::split(vec![(0, job(1, 8))]),
+        observed(Some(vec![]), vec![failed], vec![]),
+        100,
+        &StepPolicy::default(),
+        &owner(),
+    );
+    assert!(matches!(&plan.decided[0], (_, _, Decision::GiveUp { failed_copy: Some(c), .. }) if *c == id(40)));
 }

@@ -12,6 +12,7 @@ use crate::core::ids::{AccountId, ImageId, Place};
 use crate::core::image::{ImageInfo, ImageState};
 use crate::core::job::{Job, Phase};
 use crate::core::plan;
+use crate::core::policy::JobVerdict;
 use crate::core::provenance::{attempt, gave_up, is_replica, is_shared, source_of};
 use crate::core::time::parse_rfc3339;
 use crate::ports::{Ec2, Ec2Regions, ImageBuilder, Queue};
@@ -36,14 +37,25 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
             warn!(copy = %image.id, "copy event for an image with unreadable provenance tags; left to polling");
             return vec![];
         };
-        let mut job =
-            Job::new(source, source_region, place.region.clone(), image.name.clone(), image.description.clone());
+        let mut job = Job::new(source, source_region, place.region.clone(), None, None);
         job.account = place.account.clone();
-        // The deprecation time is the source's: read it (once per source and invocation).
-        let source = self.source_image(&job.source_image, &job.source_region, invocation).await;
-        let read = source.as_ref().ok().and_then(|s| s.as_ref());
-        job.deprecation_time = read.and_then(|s| s.traits.deprecation_time.clone());
-        job.source_created = read.and_then(|s| s.created.clone());
+        job.phase = Phase::Wait { copy_image: image.id.clone() };
+        // The source passes the same rules as for any job, read from EC2 (once per source and invocation); its
+        // facts (deprecation, creation date) are the source's own.
+        let source = match self.source_image(&job.source_image, &job.source_region, invocation).await {
+            Ok(source) => source,
+            Err(e) => {
+                warn!(copy = %image.id, error = %e, "copy event: could not read the source; left to polling");
+                return vec![];
+            }
+        };
+        let job = match self.settings.policy().admit_job(&job, source.as_ref(), home, self.now() as i64) {
+            JobVerdict::Proceed(job) => job,
+            JobVerdict::Stop(reason) | JobVerdict::Refuse(reason) => {
+                info!(copy = %image.id, reason = %reason, "copy event: not shared");
+                return vec![];
+            }
+        };
         let ec2 = match self.ec2.at(place) {
             Ok(ec2) => ec2,
             Err(e) => {
@@ -127,8 +139,11 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
             job.phase = Phase::Wait { copy_image: copy.id.clone() };
             job.failed_copies = attempt(&copy);
             job.polls = 1;
-            if let Err(reason) = self.settings.policy().check_job(&job) {
-                info!(reason = %reason, "copy event for a place outside the configuration; nothing to do");
+            job.since = Some(self.now() as i64);
+            if let JobVerdict::Stop(reason) | JobVerdict::Refuse(reason) =
+                self.settings.policy().admit_job(&job, Some(&source), home, self.now() as i64)
+            {
+                info!(reason = %reason, "copy event for a job the configuration refuses; nothing to do");
                 return vec![];
             }
             info!(image = %job.source_image, attempt = job.failed_copies, "copy event: copy failed, replacing it now");

@@ -5,7 +5,8 @@ use crate::core::errors::ErrorClass;
 use crate::core::facts::Fact;
 use crate::core::ids::{AccountId, Place, Region};
 use crate::core::job::ReplicationRequest;
-use crate::core::plan::{self, Readiness};
+use crate::core::plan;
+use crate::core::policy::SourceVerdict;
 use crate::core::provenance::is_replica;
 use crate::core::rules;
 use crate::core::step::{self, RequestDecision};
@@ -41,8 +42,14 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         async {
             let dead = |reason: String| vec![Effect::DeadLetter { body: request.body(), reason }];
             let policy = self.settings.policy();
-            if let Err(reason) =
-                policy.check_targets(request.targets.as_deref()).and(policy.check_encryption(request.encrypted))
+            // A work item names its source region; one that SOURCE_REGIONS does not list is refused before any
+            // call. An event's image may still be a copy of ours (forwarded from a destination region): read first.
+            let work_item = request.event_time.is_none() && request.event_account.is_none();
+            let region_check = if work_item { policy.check_source_region(&request.source_region) } else { Ok(()) };
+            if let Err(reason) = policy
+                .check_targets(request.targets.as_deref())
+                .and(policy.check_encryption(request.encrypted))
+                .and(region_check)
             {
                 warn!(reason = %reason, "work item outside the configuration");
                 return dead(reason);
@@ -80,25 +87,22 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                 info!("event of a target account about an image that is not a copy of ours; skipped");
                 return vec![];
             }
-            let trusted = &self.settings.trusted_source_accounts;
-            if let Some(skip) = plan::skip_reason(&image, home, trusted, self.settings.tag_filter.as_ref()) {
-                // A Marketplace AMI shared with this account is not merely someone else's: say what to do.
-                if let (plan::Skip::NotOwned { .. }, Some(why)) = (&skip, rules::cannot_copy(&image, home, wanted)) {
-                    return dead(why);
-                }
-                info!(reason = %skip, "skipped");
+            if let Err(reason) = policy.check_source_region(&request.source_region) {
+                // The forwarders carry the events of destination regions: an AMI built there is not a source.
+                info!(reason = %reason, "not a source region; skipped");
                 return vec![];
             }
-            match plan::source_readiness(&image) {
-                Readiness::Ready => {}
-                Readiness::NotYet => {
+            match policy.judge_source(&image, home, wanted) {
+                SourceVerdict::Replicate => {}
+                SourceVerdict::Skip(skip) => {
+                    info!(reason = %skip, "skipped");
+                    return vec![];
+                }
+                SourceVerdict::NotYet => {
                     info!("source image is still pending; checking again later");
                     return vec![resend(request, self.settings.step.poll_seconds)];
                 }
-                Readiness::Never(reason) => return dead(reason),
-            }
-            if let Some(why) = rules::cannot_copy(&image, home, wanted) {
-                return dead(why);
+                SourceVerdict::Refuse(reason) => return dead(reason),
             }
             let destinations =
                 plan::destinations(&request.source_region, request.targets.as_deref(), &self.settings.target_regions);

@@ -29,8 +29,11 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         .await;
         let mut by_place: BTreeMap<Place, Vec<(usize, ImageId, Region)>> = BTreeMap::new();
         for (i, image, region, now) in checked {
+            // Only an image EC2 no longer knows (or shows deregistered) is gone: a disabled source can be enabled
+            // again, so nothing of its copies is touched.
             match now.map(|found| found.map(|img| img.state)) {
-                Ok(None | Some(ImageState::Other(_))) => {}
+                Ok(None) => {}
+                Ok(Some(ImageState::Other(state))) if state == "deregistered" => {}
                 Ok(Some(state)) => {
                     warn!(image = %image, region = %region, phase = "source_deregistered", state = %state,
                         "deregistration event for a source that still exists; ignored");

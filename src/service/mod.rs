@@ -4,6 +4,7 @@
 //! observe, decide in `core::region`, act), [`share`] (grants on the source and launch permissions on copies),
 //! [`lifecycle`] (a deregistered source's copies).
 
+mod admit;
 mod copy_events;
 mod durable;
 mod fan_out;
@@ -18,7 +19,7 @@ use crate::core::errors::PortError;
 use crate::core::facts::Fact;
 use crate::core::ids::{AccountId, ImageId, Place, Region};
 use crate::core::image::{ImageInfo, LaunchPermission, Tag};
-use crate::core::job::{Continuation, Job, Phase, ReplicationRequest};
+use crate::core::job::{Job, Phase, ReplicationRequest};
 use crate::core::policy::Policy;
 use crate::core::rules::EncryptionPolicy;
 use crate::core::share::SharePolicy;
@@ -30,6 +31,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use tokio::sync::OnceCell;
 use tracing::{info, warn};
+
+/// JOB_MAX_AGE_HOURS when unset: three days, far beyond any copy (AWS's time-based copies take at most 48 h).
+pub const DEFAULT_JOB_MAX_AGE_HOURS: u32 = 72;
 
 /// What the replicator needs to know from the configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +47,8 @@ pub struct Settings {
     pub source_regions: Vec<Region>,
     /// SWEEP_LOOKBACK_HOURS: the sweep considers images created this recently.
     pub sweep_lookback_hours: u32,
+    /// JOB_MAX_AGE_HOURS: a job older than this (capacity waits and throttling included) is dead-lettered.
+    pub job_max_age_hours: u32,
     pub tag_filter: Option<Tag>,
     /// Concurrent copies to allow per place (MAX_CONCURRENT_COPIES_PER_REGION, per account and region).
     pub max_copies_per_region: u32,
@@ -74,7 +80,11 @@ impl Settings {
         Policy {
             target_regions: &self.target_regions,
             target_accounts: &self.target_accounts,
-            encrypt_copies: self.encryption.encrypt_copies,
+            trusted: &self.trusted_source_accounts,
+            tag_filter: self.tag_filter.as_ref(),
+            source_regions: &self.source_regions,
+            encryption: &self.encryption,
+            job_max_age_seconds: i64::from(self.job_max_age_hours) * 3600,
         }
     }
 }
@@ -87,6 +97,7 @@ impl Default for Settings {
             trusted_source_accounts: Vec::new(),
             source_regions: Vec::new(),
             sweep_lookback_hours: 48,
+            job_max_age_hours: DEFAULT_JOB_MAX_AGE_HOURS,
             tag_filter: None,
             max_copies_per_region: 100,
             step: StepPolicy::default(),
@@ -261,19 +272,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                     info!(message_id = %item.id, phase = "decode", reason = %reason, "nothing to do")
                 }
                 Ok(Message::Request(r)) => requests.push((i, r.clone())),
-                Ok(Message::Jobs(list)) => {
-                    for job in list {
-                        match self.settings.policy().check_job(job) {
-                            Ok(()) => jobs.push((i, job.clone())),
-                            Err(reason) => {
-                                warn!(message_id = %item.id, phase = "decode", image = %job.source_image,
-                                    region = %job.destination, reason = %reason, "job outside the configuration");
-                                let body = Continuation::body(std::slice::from_ref(job));
-                                effects.push((i, Effect::DeadLetter { body, reason: format!("{job}: {reason}") }));
-                            }
-                        }
-                    }
-                }
+                Ok(Message::Jobs(list)) => jobs.extend(list.iter().map(|job| (i, job.clone()))),
                 Ok(Message::SourceGone { image, region }) => gone.push((i, image.clone(), region.clone())),
                 Ok(Message::ImageBuilt { arn }) => builds.push((i, arn.clone(), item.body.clone())),
                 Ok(Message::Sweep { time }) => sweeps.push((i, time.clone())),
@@ -292,13 +291,17 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                 Err(effect) => effects.push((i, effect)),
             }
         }
+        let invocation = Invocation::default();
+        let invocation = &invocation;
+        // Every job passes the rules against its source as EC2 shows it, before duplicates are dropped: an edited
+        // copy of a job never takes the genuine one's place.
+        let (jobs, refused) = self.admit(jobs, home, invocation).await;
+        effects.extend(refused);
         let mut by_place: BTreeMap<Place, Vec<(usize, Job)>> = BTreeMap::new();
         for (i, job) in dedup_jobs(jobs) {
             by_place.entry(job.place()).or_default().push((i, job));
         }
 
-        let invocation = Invocation::default();
-        let invocation = &invocation;
         let now = self.now();
         let oldest = by_place.values().flatten().filter_map(|(_, j)| j.since).min();
         if let Some(since) = oldest {
@@ -346,15 +349,15 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
 }
 
 /// Drops duplicate jobs of a batch (the same source to the same place, e.g. from a duplicated event), keeping
-/// the most advanced one: a waiting job over a copying one.
+/// the most advanced one: a waiting job over a copying one, then the one with the fewest consecutive failures
+/// (which are the only counts a job still takes from its message: the rest is read from EC2).
 fn dedup_jobs(jobs: Vec<(usize, Job)>) -> Vec<(usize, Job)> {
+    let rank = |j: &Job| (matches!(j.phase, Phase::Copy), j.retries.saturating_add(j.throttles));
     let mut kept: Vec<(usize, Job)> = Vec::with_capacity(jobs.len());
     let mut index: HashMap<(ImageId, Region, Place), usize> = HashMap::new();
     for (i, job) in jobs {
         match index.get(&job.key()) {
-            Some(&k) if matches!(kept[k].1.phase, Phase::Copy) && matches!(job.phase, Phase::Wait { .. }) => {
-                kept[k] = (i, job)
-            }
+            Some(&k) if rank(&job) < rank(&kept[k].1) => kept[k] = (i, job),
             Some(_) => {}
             None => {
                 index.insert(job.key(), kept.len());

@@ -3,13 +3,11 @@
 
 use super::durable::decision_effect;
 use super::{push, Effect, Invocation, Replicator};
-use crate::core::errors::PortError;
 use crate::core::facts::{Completion, Fact};
 use crate::core::ids::{AccountId, ImageId, Place};
-use crate::core::image::ImageInfo;
 use crate::core::image::Tag;
 use crate::core::job::{Continuation, Job, Phase};
-use crate::core::provenance::{client_token, provenance_tags, ATTEMPT_TAG, SOURCE_CREATED_TAG};
+use crate::core::provenance::{client_token, provenance_tags, ATTEMPT_TAG, SHARE_FAILED_TAG, SOURCE_CREATED_TAG};
 use crate::core::region::{self, Observations, PlaceJobs};
 use crate::core::rules;
 use crate::core::step::{self, Decision};
@@ -52,7 +50,12 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         };
         let jobs = PlaceJobs::split(jobs);
         let observed = observe(&ec2, &jobs).instrument(span.clone()).await;
-        let plan = region::decide(jobs, observed, self.settings.max_copies_per_region, &self.settings.step);
+        let owner = place.owner(home).clone();
+        let plan = region::decide(jobs, observed, self.settings.max_copies_per_region, &self.settings.step, &owner);
+        for (image, why) in &plan.rejected_hints {
+            let _entered = span.enter();
+            warn!(hint = %image, reason = %why, "an image id in a message is not confirmed by EC2; ignored");
+        }
         if plan.waiting_for_capacity > 0 {
             let _entered = span.enter();
             info!(
@@ -171,6 +174,13 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                 }
                 Err(e) => {
                     warn!(copy = %copy, error = %e, "sharing failed");
+                    if e.class == crate::core::errors::ErrorClass::Permanent {
+                        // The copy stays unshared: say so on it (the status command shows it `incomplete`).
+                        let reason: String = e.to_string().chars().take(200).collect();
+                        if let Err(e) = ec2.add_tags(&copy, &[Tag::new(SHARE_FAILED_TAG, reason)]).await {
+                            warn!(copy = %copy, error = %e, "could not mark the copy's failed share");
+                        }
+                    }
                     let mut waiting = job;
                     waiting.phase = Phase::Wait { copy_image: copy };
                     Some(decision_effect(step::on_error(&waiting, &e, policy), &waiting))
@@ -205,8 +215,10 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                 })
             }
             Decision::Vanished { copy } => {
-                let (others, source) =
-                    tokio::join!(ec2.find_copies(std::slice::from_ref(&job.source_image)), self.source_state(&job));
+                let (others, source) = tokio::join!(
+                    ec2.find_copies(std::slice::from_ref(&job.source_image)),
+                    self.source_image(&job.source_image, &job.source_region, invocation)
+                );
                 match (others, source) {
                     (Ok(others), Ok(source)) => {
                         let state = source.as_ref().map(|s| &s.state);
@@ -238,11 +250,6 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
             source_name: job.name.clone(),
             source_created: job.source_created.clone(),
         }
-    }
-
-    /// The source as EC2 shows it now, read with this account's credentials.
-    async fn source_state(&self, job: &Job) -> Result<Option<ImageInfo>, PortError> {
-        self.ec2.region(&job.source_region).describe_image(&job.source_image).await
     }
 }
 

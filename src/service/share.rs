@@ -93,11 +93,9 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
             Vec::new()
         };
         if let Some(time) = &job.deprecation_time {
-            // Best effort: a copy that is not deprecated is still a good copy.
-            match ec2.enable_deprecation(copy, time).await {
-                Ok(()) => info!(copy = %copy, deprecate_at = %time, "deprecation time set as on the source"),
-                Err(e) => warn!(copy = %copy, deprecate_at = %time, error = %e, "could not set the deprecation time"),
-            }
+            // Part of the share: a copy is done only once it is deprecated as its source is (retried otherwise).
+            ec2.enable_deprecation(copy, time).await?;
+            info!(copy = %copy, deprecate_at = %time, "deprecation time set as on the source");
         }
         let owner = job.place().owner(home).clone();
         let decision = share::decide(&source_permissions, policy, &owner, &self.settings.target_accounts);
@@ -111,13 +109,12 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         if let Some(template) = &self.settings.ssm_parameter_template {
             self.put_parameter(ec2, template, job, copy).await?;
         }
-        // With copy events, two paths may reach the same copy: mark it done. Best effort: without the mark, a
-        // later look at the copy shares it again (idempotent, one more call). Completion events need it too: the
-        // watch of a source sees from it which copies are done.
-        if self.settings.copy_events || self.settings.publish_events {
-            if let Err(e) = ec2.add_tags(copy, &[Tag::new(SHARED_TAG, "true")]).await {
-                warn!(copy = %copy, error = %e, "could not mark the copy as shared");
-            }
+        // Every share effect succeeded: only now is the copy marked done, in EC2. Copy events and jobs find it so
+        // (no second ModifyImageAttribute), the watch of a source sees which copies are done, and the sweep
+        // re-applies the share to recent copies without the mark. Best effort: without the mark, a later look at
+        // the copy shares it again (idempotent, one more call).
+        if let Err(e) = ec2.add_tags(copy, &[Tag::new(SHARED_TAG, "true")]).await {
+            warn!(copy = %copy, error = %e, "could not mark the copy as shared");
         }
         Ok(())
     }

@@ -124,14 +124,14 @@ impl Ec2 for SimEc2 {
         Ok(self.own_images(|i| ids.contains(&i.id)))
     }
 
-    async fn pending_images(&self) -> Result<Vec<ImageId>, PortError> {
+    async fn pending_images(&self) -> Result<Vec<ImageInfo>, PortError> {
         tokio::task::yield_now().await;
         {
             let mut w = lock(&self.world);
             let w = self.call(&mut w, "DescribeImages")?;
             w.pending_queries += 1;
         }
-        Ok(self.own_images(|i| i.state == ImageState::Pending).into_iter().map(|i| i.id).collect())
+        Ok(self.own_images(|i| i.state == ImageState::Pending))
     }
 
     async fn find_copies(&self, sources: &[ImageId]) -> Result<Vec<ImageInfo>, PortError> {
@@ -225,7 +225,11 @@ impl Ec2 for SimEc2 {
         let w = self.call(&mut w, "CreateTags")?;
         let image = w.image_mut(&self.region, id).ok_or_else(|| not_found(id))?;
         let ours = image.info.tag(SOURCE_IMAGE_TAG).is_some();
-        let allowed = [crate::core::provenance::GAVE_UP_TAG, crate::core::provenance::SHARED_TAG];
+        let allowed = [
+            crate::core::provenance::GAVE_UP_TAG,
+            crate::core::provenance::SHARED_TAG,
+            crate::core::provenance::SHARE_FAILED_TAG,
+        ];
         if !ours || tags.iter().any(|t| !allowed.contains(&t.key.as_str())) {
             return Err(PortError::from_code("UnauthorizedOperation", format!("not allowed to tag {id} so")));
         }

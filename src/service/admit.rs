@@ -1,0 +1,67 @@
+//! Admission: before any call at its place, every job of a batch (a continuation's, whatever wrote it) passes the
+//! rules of `core::policy` against its source as EC2 shows it now, read once per source and invocation.
+
+use super::durable::{decision_effect, Effect};
+use super::{push, Invocation, Replicator};
+use crate::core::ids::{AccountId, ImageId, Region};
+use crate::core::job::{Continuation, Job};
+use crate::core::policy::JobVerdict;
+use crate::core::step;
+use crate::ports::{Ec2Regions, ImageBuilder, Queue};
+use futures::future::join_all;
+use std::collections::BTreeSet;
+use tracing::{info, warn};
+
+impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
+    /// The jobs that may go on (with the source's facts from EC2), and the effects of those that may not: a
+    /// dead letter with the reason for a job the configuration refuses, nothing for a job whose source is gone,
+    /// a backoff for a job whose source could not be read now.
+    pub(super) async fn admit(
+        &self,
+        jobs: Vec<(usize, Job)>,
+        home: &AccountId,
+        invocation: &Invocation,
+    ) -> (Vec<(usize, Job)>, Vec<(usize, Effect)>) {
+        let policy = self.settings.policy();
+        let now = self.now() as i64;
+        // Only jobs that name a configured place cost a read: the others are refused from the message alone.
+        let sources: BTreeSet<(ImageId, Region)> = jobs
+            .iter()
+            .filter(|(_, j)| policy.check_job(j).is_ok())
+            .map(|(_, j)| (j.source_image.clone(), j.source_region.clone()))
+            .collect();
+        join_all(sources.iter().map(|(image, region)| self.source_image(image, region, invocation))).await;
+        let mut admitted = Vec::new();
+        let mut effects = Vec::new();
+        for (i, job) in jobs {
+            let span = super::place::job_span(&job);
+            let _entered = span.enter();
+            let read = if policy.check_job(&job).is_ok() {
+                self.source_image(&job.source_image, &job.source_region, invocation).await
+            } else {
+                Ok(None)
+            };
+            let source = match read {
+                Ok(source) => source,
+                Err(e) => {
+                    warn!(error = %e, "could not read the job's source; trying again later");
+                    effects.push((i, decision_effect(step::on_error(&job, &e, &self.settings.step), &job)));
+                    continue;
+                }
+            };
+            match policy.admit_job(&job, source.as_ref(), home, now) {
+                JobVerdict::Proceed(job) => admitted.push((i, job)),
+                JobVerdict::Stop(reason) => {
+                    info!(reason = %reason, "replication stopped");
+                    push(&invocation.stopped, (job, reason));
+                }
+                JobVerdict::Refuse(reason) => {
+                    warn!(reason = %reason, "job refused");
+                    let body = Continuation::body(std::slice::from_ref(&job));
+                    effects.push((i, Effect::DeadLetter { body, reason: format!("{job}: {reason}") }));
+                }
+            }
+        }
+        (admitted, effects)
+    }
+}
