@@ -156,7 +156,7 @@ impl Policy<'_> {
         }
         let Some(source) = source else {
             return JobVerdict::Stop(format!(
-                "source {} in {} no longer exists: nothing left to copy (copies already made stay)",
+                "source {} in {} no longer exists: its replication stopped (copies already made stay)",
                 job.source_image, job.source_region
             ));
         };

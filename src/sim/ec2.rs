@@ -53,6 +53,17 @@ pub struct SimEc2 {
 }
 
 impl SimEc2 {
+    fn record(&self, w: &mut World, op: &'static str, target: impl ToString, detail: String) {
+        let effect = super::SimEffect {
+            op,
+            account: self.account.clone(),
+            region: self.region.clone(),
+            target: target.to_string(),
+            detail,
+        };
+        w.effects.push(effect);
+    }
+
     /// Counts the call; answers as STS would for a role that refuses the replicator, and with injected
     /// throttling.
     fn call<'a>(&self, w: &'a mut World, op: &'static str) -> Result<&'a mut World, PortError> {
@@ -155,6 +166,7 @@ impl Ec2 for SimEc2 {
             Some(false) => Err(PortError::from_code("AuthFailure", format!("{id} is not owned by {}", self.account))),
             _ => {
                 w.deregister(&self.region, id);
+                self.record(w, "DeregisterImage", id, String::new());
                 Ok(())
             }
         }
@@ -176,6 +188,7 @@ impl Ec2 for SimEc2 {
         let w = self.call(&mut w, "EnableImageDeprecation")?;
         let image = w.image_mut(&self.region, id).ok_or_else(|| not_found(id))?;
         image.info.traits.deprecation_time = Some(time.to_string());
+        self.record(w, "EnableImageDeprecation", id, time.to_string());
         Ok(())
     }
 
@@ -193,6 +206,8 @@ impl Ec2 for SimEc2 {
                 image.launch_permissions.push(grant.clone());
             }
         }
+        let detail = grants.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
+        self.record(w, "ModifyImageAttribute", id, detail);
         Ok(())
     }
 
@@ -216,6 +231,7 @@ impl Ec2 for SimEc2 {
         if !snap.create_volume.contains(account) {
             snap.create_volume.push(account.clone());
         }
+        self.record(w, "ModifySnapshotAttribute", snapshot, account.to_string());
         Ok(())
     }
 
@@ -237,6 +253,8 @@ impl Ec2 for SimEc2 {
             image.info.tags.retain(|t| t.key != tag.key);
             image.info.tags.push(tag.clone());
         }
+        let detail = tags.iter().map(|t| t.key.clone()).collect::<Vec<_>>().join(",");
+        self.record(w, "CreateTags", id, detail);
         Ok(())
     }
 
@@ -244,6 +262,8 @@ impl Ec2 for SimEc2 {
         tokio::task::yield_now().await;
         let mut w = lock(&self.world);
         let w = self.call(&mut w, "DeleteSnapshot")?;
-        w.delete_snapshot(&self.region, &self.account, snapshot)
+        w.delete_snapshot(&self.region, &self.account, snapshot)?;
+        self.record(w, "DeleteSnapshot", snapshot, String::new());
+        Ok(())
     }
 }

@@ -123,6 +123,17 @@ pub struct CopyRecord {
     pub throughput_mibps: u64,
 }
 
+/// A change an EC2 call made: the operation, the account that made it, the region, and the image (or snapshot)
+/// it changed, with what it set (grants, tags, the deprecation time).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimEffect {
+    pub op: &'static str,
+    pub account: AccountId,
+    pub region: Region,
+    pub target: String,
+    pub detail: String,
+}
+
 /// A message on the simulated work queue.
 #[derive(Debug, Clone)]
 pub struct QueuedMessage {
@@ -166,6 +177,9 @@ pub struct World {
     pub published: Vec<(u64, crate::ports::OutgoingEvent)>,
     /// SSM parameters per (account, region, name).
     pub parameters: BTreeMap<(AccountId, Region, String), String>,
+    /// Every change an EC2 call made to an existing image or snapshot, in order: what the product did to what.
+    /// Recorded only; the simulator refuses nothing on its account (a property it enforced would prove nothing).
+    pub effects: Vec<SimEffect>,
     /// Messages moved by SQS's redrive policy (received too often).
     pub redriven: Vec<String>,
     /// Snapshots of deregistered images (EC2 keeps them until DeleteSnapshot), with their region and owner.
@@ -202,6 +216,7 @@ impl World {
             published: Vec::new(),
             parameters: BTreeMap::new(),
             redriven: Vec::new(),
+            effects: Vec::new(),
             orphan_snapshots: Vec::new(),
             image_builds: BTreeMap::new(),
             tokens: HashMap::new(),
