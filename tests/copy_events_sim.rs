@@ -32,7 +32,7 @@ fn run(loss: f64) -> (Simulation, Vec<ImageId>) {
     };
     let mut sim = Simulation::new(world, settings);
     for image in &images {
-        sim.send(&ami_event(image.as_str(), "us-east-1", "available"));
+        sim.put_event(&ami_event(image.as_str(), "us-east-1", "available"));
     }
     let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
     runtime.block_on(sim.run_until_idle(10, 86_400));
@@ -108,7 +108,7 @@ fn a_failed_copy_is_replaced_when_its_event_arrives() {
         ..Settings::default()
     };
     let mut sim = Simulation::new(world, settings);
-    sim.send(&ami_event(image.as_str(), "us-east-1", "available"));
+    sim.put_event(&ami_event(image.as_str(), "us-east-1", "available"));
     let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
     runtime.block_on(sim.run_until_idle(10, 86_400));
     let w = sim.world.lock().unwrap();

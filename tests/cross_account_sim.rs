@@ -75,8 +75,8 @@ fn dead_letters(sim: &Simulation) -> Vec<String> {
 async fn a_target_account_owns_copies_in_every_destination_and_the_source_region() {
     let (w, src) = world(&[B]);
     let mut sim = Simulation::new(w, settings(&[B]));
-    sim.send(&event(&src, "available"));
-    sim.send(&event(&src, "available")); // duplicated delivery
+    sim.put_event(&event(&src, "available"));
+    sim.put_event(&event(&src, "available")); // duplicated delivery
     sim.run_until_idle(10, DAY).await;
 
     assert!(dead_letters(&sim).is_empty(), "{:?}", dead_letters(&sim));
@@ -115,7 +115,7 @@ async fn encrypted_sources_are_copied_with_the_target_accounts_own_keys() {
     let mut s = settings(&[B]);
     s.encryption.kms_keys.insert(Place::new(Some(acct(B)), r("eu-west-1")), "alias/b-eu".into());
     let mut sim = Simulation::new(w, s);
-    sim.send(&event(&src, "available"));
+    sim.put_event(&event(&src, "available"));
     sim.run_until_idle(10, DAY).await;
     assert!(dead_letters(&sim).is_empty(), "{:?}", dead_letters(&sim));
     let eu = &copies(&sim, B, "eu-west-1", &src)[0];
@@ -131,7 +131,7 @@ async fn a_source_key_not_shared_fails_that_account_alone_with_what_to_grant() {
     let (mut w, src) = world(&[B]);
     w.encrypt_image(&r("us-east-1"), &src, "arn:aws:kms:us-east-1:111111111111:key/source-key");
     let mut sim = Simulation::new(w, settings(&[B]));
-    sim.send(&event(&src, "available"));
+    sim.put_event(&event(&src, "available"));
     sim.run_until_idle(10, DAY).await;
     let reasons = dead_letters(&sim);
     assert_eq!(reasons.len(), 3, "one dead letter per place of B: {reasons:?}");
@@ -145,7 +145,7 @@ async fn snapshots_encrypted_with_aws_ebs_are_refused_before_any_copy_starts() {
     w.encrypt_image(&r("us-east-1"), &src, AWS_MANAGED_EBS_KEY);
     w.kms_shared_with.insert(acct(B));
     let mut sim = Simulation::new(w, settings(&[B]));
-    sim.send(&event(&src, "available"));
+    sim.put_event(&event(&src, "available"));
     sim.run_until_idle(10, DAY).await;
     let reasons = dead_letters(&sim);
     assert_eq!(reasons.len(), 3, "{reasons:?}");
@@ -160,7 +160,7 @@ async fn a_role_that_cannot_be_assumed_fails_its_account_and_the_others_go_on() 
     let (mut w, src) = world(&[C]);
     w.denied_roles.insert(acct(B));
     let mut sim = Simulation::new(w, settings(&[B, C]));
-    sim.send(&event(&src, "available"));
+    sim.put_event(&event(&src, "available"));
     sim.run_until_idle(10, DAY).await;
     let reasons = dead_letters(&sim);
     assert_eq!(reasons.len(), 3, "{reasons:?}");
@@ -194,7 +194,7 @@ async fn the_copy_limit_is_per_account_and_region() {
     let mut s = settings(&[B]);
     s.max_copies_per_region = 2;
     let mut sim = Simulation::new(w, s);
-    sim.send(&event(&src, "available"));
+    sim.put_event(&event(&src, "available"));
     // Run until this account's copy in eu-west-1 is done: B's full region did not hold it back.
     sim.run_until_idle(10, 2400).await;
     assert_eq!(copies(&sim, ME, "eu-west-1", &src)[0].info.state, ImageState::Available);
@@ -210,12 +210,12 @@ async fn the_copy_limit_is_per_account_and_region() {
 async fn deregistering_the_source_stops_every_pending_copy_without_dead_letters() {
     let (w, src) = world(&[B]);
     let mut sim = Simulation::new(w, settings(&[B]));
-    sim.send(&event(&src, "available"));
+    sim.put_event(&event(&src, "available"));
     // A few minutes in: every copy is pending.
     sim.run_until_idle(10, 300).await;
     assert_eq!(sim.world.lock().unwrap().copies.len(), 5);
     sim.world.lock().unwrap().deregister(&r("us-east-1"), &src);
-    sim.send(&event(&src, "deregistered"));
+    sim.put_event(&event(&src, "deregistered"));
     sim.run_until_idle(10, DAY).await;
 
     for (owner, region) in [(ME, "eu-west-1"), (ME, "us-west-2"), (B, "us-east-1"), (B, "eu-west-1"), (B, "us-west-2")]
@@ -235,11 +235,11 @@ async fn available_copies_stay_unless_asked_then_go_with_their_snapshots() {
         let mut s = settings(&[B]);
         s.deregister_copies_with_source = with_source;
         let mut sim = Simulation::new(w, s);
-        sim.send(&event(&src, "available"));
+        sim.put_event(&event(&src, "available"));
         sim.run_until_idle(10, DAY).await;
         assert_eq!(copies(&sim, B, "eu-west-1", &src).len(), 1);
         sim.world.lock().unwrap().deregister(&r("us-east-1"), &src);
-        sim.send(&event(&src, "deregistered"));
+        sim.put_event(&event(&src, "deregistered"));
         sim.run_until_idle(10, 2 * DAY).await;
         let left: usize = ["us-east-1", "eu-west-1", "us-west-2"]
             .iter()
@@ -279,7 +279,7 @@ async fn image_builder_builds_replicate_the_amis_of_this_account() {
     };
     sim.send(&ib_event("BUILDING"));
     sim.send(&ib_event("AVAILABLE"));
-    sim.send(&event(&src, "available")); // the EC2 event of the same AMI: harmless
+    sim.put_event(&event(&src, "available")); // the EC2 event of the same AMI: harmless
     sim.run_until_idle(10, DAY).await;
     let w = sim.world.lock().unwrap();
     assert_eq!(w.copies.len(), 2, "one copy per destination, however many events told of it");
@@ -311,10 +311,10 @@ async fn an_unknown_image_builder_build_is_dead_lettered_with_its_reason() {
 async fn a_forged_deregistration_event_stops_nothing() {
     let (w, src) = world(&[B]);
     let mut sim = Simulation::new(w, settings(&[B]));
-    sim.send(&event(&src, "available"));
+    sim.put_event(&event(&src, "available"));
     sim.run_until_idle(10, 300).await;
     // The source still exists: a "deregistered" event sent to the queue by anyone is checked and ignored.
-    sim.send(&event(&src, "deregistered"));
+    sim.put_event(&event(&src, "deregistered"));
     sim.run_until_idle(10, DAY).await;
     for (owner, region) in [(ME, "eu-west-1"), (ME, "us-west-2"), (B, "us-east-1"), (B, "eu-west-1"), (B, "us-west-2")]
     {

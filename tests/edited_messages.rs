@@ -176,13 +176,13 @@ fn run_case(steps: u8, pick: usize, edit: Edit) -> Result<(), TestCaseError> {
     let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
     runtime.block_on(async {
         let (mut sim, d) = world();
-        sim.send(&ami_event_of(ME, d.s2.as_str(), "us-east-1", "available"));
+        sim.put_event(&ami_event_of(ME, d.s2.as_str(), "us-east-1", "available"));
         sim.run_until_idle(10, DAY).await;
         let s2_copies = copies_of(&sim.world.lock().unwrap(), &d.s2);
         prop_assert_eq!(s2_copies.len(), 5, "S2 replicated first");
 
         let event = ami_event_of(ME, d.s1.as_str(), "us-east-1", "available");
-        sim.send(&event);
+        sim.put_event(&event);
         for _ in 0..steps {
             step(&mut sim).await;
         }

@@ -154,7 +154,7 @@ fn run_case(s: &Schedule, totals: &mut Totals) -> Result<(), TestCaseError> {
     let mut sim = Simulation::new(world, settings(s));
     for (image, deliveries) in images.iter().zip(&s.deliveries) {
         for _ in 0..*deliveries {
-            sim.send(&event(image, "available"));
+            sim.put_event(&event(image, "available"));
         }
     }
     let deregistered = s.deregister_after.map(|_| images[0].clone());
@@ -162,7 +162,7 @@ fn run_case(s: &Schedule, totals: &mut Totals) -> Result<(), TestCaseError> {
         if let Some(after) = s.deregister_after {
             sim.run_concurrently_until_idle(s.concurrency, s.batch_size, after).await;
             sim.world.lock().unwrap().deregister(&r("us-east-1"), &images[0]);
-            sim.send(&event(&images[0], "deregistered"));
+            sim.put_event(&event(&images[0], "deregistered"));
         }
         // Events that never arrived are recovered by the scheduled sweep.
         sim.send(&sim.scheduled_event());

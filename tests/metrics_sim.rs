@@ -55,7 +55,7 @@ async fn metrics_add_up_to_what_happened() {
     };
     let mut sim = Simulation::new(world, settings);
     for image in &images {
-        sim.send(&ami_event(image.as_str(), "us-east-1", "available"));
+        sim.put_event(&ami_event(image.as_str(), "us-east-1", "available"));
     }
     sim.run_until_idle(10, 86_400).await;
     let t = totals(&sim);
@@ -101,7 +101,7 @@ async fn a_dead_letter_is_counted_in_its_region_and_share_latency_comes_with_cop
         ..Settings::default()
     };
     let mut sim = Simulation::new(world, settings);
-    sim.send(&ami_event(image.as_str(), "us-east-1", "available"));
+    sim.put_event(&ami_event(image.as_str(), "us-east-1", "available"));
     sim.run_until_idle(10, 86_400).await;
     let t = totals(&sim);
     assert_eq!(get(&t, "us-west-2", "DeadLettered"), 1.0, "{t:?}");

@@ -37,7 +37,7 @@ async fn each_copy_each_failure_and_each_finished_source_is_published() {
     world.image_mut(&r("us-east-1"), &pv).unwrap().info.traits.paravirtual = true;
     let mut sim = Simulation::new(world, settings());
     for image in [&good, &pv] {
-        sim.send(&ami_event(image.as_str(), "us-east-1", "available"));
+        sim.put_event(&ami_event(image.as_str(), "us-east-1", "available"));
     }
     sim.run_until_idle(10, 86_400).await;
 
@@ -91,7 +91,7 @@ async fn failed_publications_never_touch_a_copy_and_the_finished_event_is_retrie
     // Every publication fails for a while: the completions' events are lost (logged), the Finished one waits.
     world.faults.fail_next_publishes = 4;
     let mut sim = Simulation::new(world, settings());
-    sim.send(&ami_event(image.as_str(), "us-east-1", "available"));
+    sim.put_event(&ami_event(image.as_str(), "us-east-1", "available"));
     sim.run_until_idle(10, 86_400).await;
     let w = sim.world.lock().unwrap();
     assert_eq!(w.faults.fail_next_publishes, 0, "the failures happened");
@@ -107,7 +107,7 @@ async fn without_publish_events_nothing_is_published() {
     let mut world = World::new(acct(ME), SimConfig::default());
     let image = world.add_image(&r("us-east-1"), &acct(ME), "good", vec![], vec![]);
     let mut sim = Simulation::new(world, Settings { publish_events: false, ..settings() });
-    sim.send(&ami_event(image.as_str(), "us-east-1", "available"));
+    sim.put_event(&ami_event(image.as_str(), "us-east-1", "available"));
     sim.run_until_idle(10, 86_400).await;
     let w = sim.world.lock().unwrap();
     assert!(w.published.is_empty());
@@ -124,9 +124,9 @@ async fn the_ssm_parameter_names_the_copy_of_the_newest_source() {
     let s = Settings { ssm_parameter_template: Some("/ami/{name}/latest".into()), publish_events: false, ..settings() };
     let mut sim = Simulation::new(world, s);
     // The newer source is replicated first; the older one's copies must not take the parameter back.
-    sim.send(&ami_event(newer.as_str(), "us-east-1", "available"));
+    sim.put_event(&ami_event(newer.as_str(), "us-east-1", "available"));
     sim.run_until_idle(10, 86_400).await;
-    sim.send(&ami_event(older.as_str(), "us-east-1", "available"));
+    sim.put_event(&ami_event(older.as_str(), "us-east-1", "available"));
     sim.run_until_idle(10, 86_400).await;
     let w = sim.world.lock().unwrap();
     for region in ["eu-west-1", "us-west-2"] {

@@ -70,7 +70,7 @@ const TARGETS: [&str; 4] = ["eu-west-1", "ap-southeast-2", "us-west-2", "us-east
 #[tokio::test]
 async fn an_available_ami_is_copied_once_to_every_region_with_tags_and_permissions() {
     let mut f = fixture(&TARGETS, SimConfig::default());
-    f.sim.send(&event(&f.source, "us-east-1", "available"));
+    f.sim.put_event(&event(&f.source, "us-east-1", "available"));
     let end = f.sim.run_until_idle(10, DAY).await;
 
     for region in ["eu-west-1", "ap-southeast-2", "us-west-2"] {
@@ -99,11 +99,11 @@ async fn an_available_ami_is_copied_once_to_every_region_with_tags_and_permissio
 #[tokio::test]
 async fn the_same_event_delivered_twice_makes_no_second_copy() {
     let mut f = fixture(&TARGETS, SimConfig::default());
-    f.sim.send(&event(&f.source, "us-east-1", "available"));
-    f.sim.send(&event(&f.source, "us-east-1", "available"));
+    f.sim.put_event(&event(&f.source, "us-east-1", "available"));
+    f.sim.put_event(&event(&f.source, "us-east-1", "available"));
     f.sim.run_until_idle(10, DAY).await;
     // And once more, long after the copies are done.
-    f.sim.send(&event(&f.source, "us-east-1", "available"));
+    f.sim.put_event(&event(&f.source, "us-east-1", "available"));
     f.sim.run_until_idle(10, 2 * DAY).await;
     for region in ["eu-west-1", "ap-southeast-2", "us-west-2"] {
         assert_eq!(copies_of(&f.sim, region, &f.source).len(), 1, "{region}");
@@ -114,10 +114,10 @@ async fn the_same_event_delivered_twice_makes_no_second_copy() {
 #[tokio::test]
 async fn a_copy_becoming_available_is_never_replicated_back() {
     let mut f = fixture(&TARGETS, SimConfig::default());
-    f.sim.send(&event(&f.source, "us-east-1", "available"));
+    f.sim.put_event(&event(&f.source, "us-east-1", "available"));
     f.sim.run_until_idle(10, DAY).await;
     let copy = copies_of(&f.sim, "eu-west-1", &f.source)[0].info.id.clone();
-    f.sim.send(&event(&copy, "eu-west-1", "available"));
+    f.sim.put_event(&event(&copy, "eu-west-1", "available"));
     f.sim.run_until_idle(10, 2 * DAY).await;
     assert_eq!(f.sim.world.lock().unwrap().copies.len(), 3, "no copy of a copy");
     assert!(copies_of(&f.sim, "us-east-1", &copy).is_empty());
@@ -128,7 +128,7 @@ async fn images_of_other_owners_and_filtered_images_are_skipped() {
     let mut f = fixture(&TARGETS, SimConfig::default());
     let foreign =
         f.sim.world.lock().unwrap().add_image(&r("us-east-1"), &acct("999988887777"), "shared", vec![], vec![]);
-    f.sim.send(&event(&foreign, "us-east-1", "available"));
+    f.sim.put_event(&event(&foreign, "us-east-1", "available"));
     f.sim.run_until_idle(10, DAY).await;
     assert!(f.sim.world.lock().unwrap().copies.is_empty());
 
@@ -138,8 +138,8 @@ async fn images_of_other_owners_and_filtered_images_are_skipped() {
     let plain = world.add_image(&r("us-east-1"), &acct(ME), "plain", vec![], vec![]);
     let wanted = world.add_image(&r("us-east-1"), &acct(ME), "wanted", vec![Tag::new("replicate", "true")], vec![]);
     let mut sim = Simulation::new(world, s);
-    sim.send(&event(&plain, "us-east-1", "available"));
-    sim.send(&event(&wanted, "us-east-1", "available"));
+    sim.put_event(&event(&plain, "us-east-1", "available"));
+    sim.put_event(&event(&wanted, "us-east-1", "available"));
     sim.run_until_idle(10, DAY).await;
     let w = sim.world.lock().unwrap();
     assert_eq!(w.copies.len(), 3);
@@ -149,7 +149,7 @@ async fn images_of_other_owners_and_filtered_images_are_skipped() {
 #[tokio::test]
 async fn other_states_and_work_items_with_explicit_targets() {
     let mut f = fixture(&TARGETS, SimConfig::default());
-    f.sim.send(&event(&f.source, "us-east-1", "failed"));
+    f.sim.put_event(&event(&f.source, "us-east-1", "failed"));
     f.sim.run_until_idle(10, DAY).await;
     assert!(f.sim.world.lock().unwrap().copies.is_empty(), "only available starts replication");
 
@@ -238,7 +238,7 @@ async fn images_of_trusted_accounts_shared_with_this_one_are_replicated() {
 async fn failed_copies_are_deregistered_and_retried_then_dead_lettered() {
     let mut f = fixture(&["eu-west-1"], SimConfig::default());
     f.sim.world.lock().unwrap().faults.fail_next_copies = 2;
-    f.sim.send(&event(&f.source, "us-east-1", "available"));
+    f.sim.put_event(&event(&f.source, "us-east-1", "available"));
     f.sim.run_until_idle(10, DAY).await;
     let copies = copies_of(&f.sim, "eu-west-1", &f.source);
     assert_eq!(copies.len(), 1, "failed copies were deregistered");
@@ -247,7 +247,7 @@ async fn failed_copies_are_deregistered_and_retried_then_dead_lettered() {
 
     let mut f = fixture(&["eu-west-1"], SimConfig::default());
     f.sim.world.lock().unwrap().faults.fail_next_copies = 3;
-    f.sim.send(&event(&f.source, "us-east-1", "available"));
+    f.sim.put_event(&event(&f.source, "us-east-1", "available"));
     f.sim.run_until_idle(10, DAY).await;
     let left = copies_of(&f.sim, "eu-west-1", &f.source);
     assert_eq!(left.len(), 1, "the earlier failed copies are deregistered, the last one stays as a tombstone");
@@ -264,7 +264,7 @@ async fn failed_copies_are_deregistered_and_retried_then_dead_lettered() {
     }
     // The same event again, and a sweep: the tombstone says this place was given up on; no new copy, no new
     // dead letter.
-    f.sim.send(&event(&f.source, "us-east-1", "available"));
+    f.sim.put_event(&event(&f.source, "us-east-1", "available"));
     f.sim.run_until_idle(10, 2 * DAY).await;
     let w = f.sim.world.lock().unwrap();
     assert_eq!((w.copies.len(), w.dead_letters.len()), (3, 1));
@@ -275,8 +275,8 @@ async fn bad_messages_are_dead_lettered_without_blocking_the_batch() {
     let mut f = fixture(&["eu-west-1"], SimConfig::default());
     f.sim.send("this is not json");
     f.sim.send(r#"{"image_id": "ami-nope", "source_region": "us-east-1"}"#);
-    f.sim.send(&event(&ImageId::parse("ami-0000000000000dead").unwrap(), "us-east-1", "available"));
-    f.sim.send(&event(&f.source, "us-east-1", "available"));
+    f.sim.put_event(&event(&ImageId::parse("ami-0000000000000dead").unwrap(), "us-east-1", "available"));
+    f.sim.put_event(&event(&f.source, "us-east-1", "available"));
     f.sim.run_until_idle(10, DAY).await;
     let w = f.sim.world.lock().unwrap();
     assert_eq!(w.copies.len(), 1, "the good message was processed");
@@ -292,7 +292,7 @@ async fn bad_messages_are_dead_lettered_without_blocking_the_batch() {
 async fn throttling_is_retried_without_loss_or_duplicates() {
     let mut f = fixture(&TARGETS, SimConfig::default());
     f.sim.world.lock().unwrap().faults.throttle_rate = 0.3;
-    f.sim.send(&event(&f.source, "us-east-1", "available"));
+    f.sim.put_event(&event(&f.source, "us-east-1", "available"));
     f.sim.run_until_idle(10, 3 * DAY).await;
     let w = f.sim.world.lock().unwrap();
     assert!(w.throttle_errors > 0, "throttling was injected");
@@ -309,7 +309,7 @@ async fn throttling_is_retried_without_loss_or_duplicates() {
 async fn a_refused_continuation_is_retried_not_lost() {
     let mut f = fixture(&TARGETS, SimConfig::default());
     f.sim.world.lock().unwrap().faults.refuse_next_sends = 2;
-    f.sim.send(&event(&f.source, "us-east-1", "available"));
+    f.sim.put_event(&event(&f.source, "us-east-1", "available"));
     f.sim.run_until_idle(10, DAY).await;
     assert!(f.sim.reports[0].retry.len() == 1, "the fan-out message is redelivered");
     for region in ["eu-west-1", "ap-southeast-2", "us-west-2"] {
@@ -320,7 +320,7 @@ async fn a_refused_continuation_is_retried_not_lost() {
 #[tokio::test]
 async fn a_pending_copy_deregistered_by_an_operator_is_reported_not_recopied() {
     let mut f = fixture(&["eu-west-1"], SimConfig::default());
-    f.sim.send(&event(&f.source, "us-east-1", "available"));
+    f.sim.put_event(&event(&f.source, "us-east-1", "available"));
     // fan-out, copy, first poll.
     for _ in 0..3 {
         f.sim.invoke_once(10).await;
@@ -343,7 +343,7 @@ async fn public_sources_are_shared_publicly_only_when_allowed() {
     let mut world = World::new(acct(ME), SimConfig::default());
     let src = world.add_image(&r("us-east-1"), &acct(ME), "public", vec![], vec![LaunchPermission::Public]);
     let mut sim = Simulation::new(world, s);
-    sim.send(&event(&src, "us-east-1", "available"));
+    sim.put_event(&event(&src, "us-east-1", "available"));
     sim.run_until_idle(10, DAY).await;
     let copy = &copies_of(&sim, "eu-west-1", &src)[0];
     assert!(copy.launch_permissions.contains(&LaunchPermission::Public));
@@ -359,7 +359,7 @@ fn many(n: usize, targets: &[&str], product_limit: u32, aws_limit: u32) -> (Simu
     s.max_copies_per_region = product_limit;
     let sim = Simulation::new(world, s);
     for id in &ids {
-        sim.send(&event(id, "us-east-1", "available"));
+        sim.put_event(&event(id, "us-east-1", "available"));
     }
     (sim, ids)
 }
@@ -433,8 +433,8 @@ async fn two_racing_invocations_never_exceed_the_limit_nor_duplicate() {
 async fn duplicated_deliveries_racing_each_other_make_one_copy() {
     let (mut sim, ids) = many(5, &["eu-west-1"], 100, 100);
     for id in &ids {
-        sim.send(&event(id, "us-east-1", "available"));
-        sim.send(&event(id, "us-east-1", "available"));
+        sim.put_event(&event(id, "us-east-1", "available"));
+        sim.put_event(&event(id, "us-east-1", "available"));
     }
     sim.run_concurrently_until_idle(3, 2, DAY).await;
     assert_all_replicated_once(&sim, &ids, &["eu-west-1"]);
@@ -444,7 +444,7 @@ async fn duplicated_deliveries_racing_each_other_make_one_copy() {
 async fn an_opt_in_region_that_is_not_enabled_fails_alone_once_per_item() {
     let mut f = fixture(&["eu-west-1", "af-south-1"], SimConfig::default());
     f.sim.world.lock().unwrap().disabled_regions.insert(r("af-south-1"));
-    f.sim.send(&event(&f.source, "us-east-1", "available"));
+    f.sim.put_event(&event(&f.source, "us-east-1", "available"));
     f.sim.run_until_idle(10, DAY).await;
     assert_eq!(copies_of(&f.sim, "eu-west-1", &f.source).len(), 1, "the other region goes on");
     let w = f.sim.world.lock().unwrap();

@@ -25,7 +25,7 @@ async fn the_status_names_each_places_state_permissions_and_dead_letters() {
         ..Settings::default()
     };
     let mut sim = Simulation::new(world, settings.clone());
-    sim.send(&ami_event(source.as_str(), "us-east-1", "available"));
+    sim.put_event(&ami_event(source.as_str(), "us-east-1", "available"));
     sim.run_until_idle(10, 86_400).await;
     // ap-south-1's copy is taken back to pending, as if it were still copying.
     {

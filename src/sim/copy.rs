@@ -137,19 +137,22 @@ impl World {
         if let Some((lo, hi)) = self.config.copy_events {
             let delay_ms = (lo * 1000) + (self.random() * ((hi - lo) * 1000) as f64) as u64;
             if self.random() >= self.config.copy_event_loss {
-                let body = serde_json::json!({
+                let event = serde_json::json!({
                     "version": "0", "id": format!("copy-event-{id}"), "detail-type": "EC2 AMI State Change",
                     "source": "aws.ec2", "account": caller.as_str(), "region": destination.as_str(),
                     "time": crate::core::time::format_rfc3339(SIM_EPOCH_SECS + (ready_at_ms / 1000) as i64),
                     "resources": [], "detail": {"ImageId": id.as_str(), "State": if fails { "failed" } else { "available" }}
                 });
-                self.next_id += 1;
-                self.queue.push(QueuedMessage {
-                    id: format!("msg-{}", self.next_id),
-                    body: body.to_string(),
-                    visible_at_ms: ready_at_ms + delay_ms,
-                    receive_count: 0,
-                });
+                // Delivered as deployed: the region forwarder's rule, then the home rule, must route it.
+                if super::routing::routed_from_forwarder(&event) {
+                    self.next_id += 1;
+                    self.queue.push(QueuedMessage {
+                        id: format!("msg-{}", self.next_id),
+                        body: event.to_string(),
+                        visible_at_ms: ready_at_ms + delay_ms,
+                        receive_count: 0,
+                    });
+                }
             }
         }
         let peak = self.peak_in_flight.entry((caller.clone(), destination.clone())).or_default();

@@ -8,6 +8,7 @@
 mod copy;
 mod ec2;
 mod queue;
+pub mod routing;
 mod world;
 
 pub use ec2::{SimEc2, SimRegions};
@@ -149,6 +150,16 @@ impl Simulation {
     /// Puts a message on the work queue (as EventBridge or a person would).
     pub fn send(&self, body: &str) {
         lock(&self.world).enqueue(&OutgoingMessage { body: body.to_string(), delay_seconds: 0 });
+    }
+
+    /// Puts an event on the home region's default bus: it reaches the work queue only when a rule of
+    /// template.yaml routes it there (as deployed). Returns whether it did.
+    pub fn put_event(&self, event: &str) -> bool {
+        let routed = serde_json::from_str(event).is_ok_and(|e| routing::routed_at_home(&e));
+        if routed {
+            self.send(event);
+        }
+        routed
     }
 
     /// The Scheduled Event EventBridge sends for the sweep, at the virtual time now.
