@@ -81,6 +81,14 @@ pub trait Ec2: Send + Sync {
     /// Adds tags to one of this product's copies (the tombstone of a replication that gave up).
     fn add_tags(&self, id: &ImageId, tags: &[Tag]) -> impl Future<Output = Result<(), PortError>> + Send;
 
+    /// What still uses the images `ids` (DescribeImageReferences, every resource type: instances, launch
+    /// templates, SSM parameters, Image Builder recipes), as (image, "type arn") pairs, in as few calls as its
+    /// pages allow. An image nothing uses is absent.
+    fn image_references(
+        &self,
+        ids: &[ImageId],
+    ) -> impl Future<Output = Result<Vec<(ImageId, String)>, PortError>> + Send;
+
     /// Deletes a snapshot of a deregistered copy. A snapshot that is already gone is success.
     fn delete_snapshot(&self, snapshot: &SnapshotId) -> impl Future<Output = Result<(), PortError>> + Send;
 }

@@ -459,3 +459,51 @@ mod outputs {
         assert_eq!(put.num_calls(), 1);
     }
 }
+
+#[tokio::test]
+async fn image_references_ask_for_every_resource_type_and_follow_the_pages() {
+    use aws_sdk_ec2::operation::describe_image_references::DescribeImageReferencesOutput;
+    use aws_sdk_ec2::types::{ImageReference, ImageReferenceResourceType};
+    let first = mock!(aws_sdk_ec2::Client::describe_image_references)
+        .match_requests(|r| {
+            r.include_all_resource_types() == Some(true)
+                && r.image_ids() == ["ami-0123456789abcdef0".to_string()]
+                && r.next_token().is_none()
+        })
+        .then_output(|| {
+            DescribeImageReferencesOutput::builder()
+                .image_references(
+                    ImageReference::builder()
+                        .image_id("ami-0123456789abcdef0")
+                        .resource_type(ImageReferenceResourceType::Ec2Instance)
+                        .arn("arn:aws:ec2:eu-west-1:123456789012:instance/i-1")
+                        .build(),
+                )
+                .next_token("page-2")
+                .build()
+        });
+    let second = mock!(aws_sdk_ec2::Client::describe_image_references)
+        .match_requests(|r| r.next_token() == Some("page-2"))
+        .then_output(|| {
+            DescribeImageReferencesOutput::builder()
+                .image_references(
+                    ImageReference::builder()
+                        .image_id("ami-0123456789abcdef0")
+                        .resource_type(ImageReferenceResourceType::SsmParameter)
+                        .arn("arn:aws:ssm:eu-west-1:123456789012:parameter/ami/latest")
+                        .build(),
+                )
+                .build()
+        });
+    let client = mock_client!(aws_sdk_ec2, RuleMode::Sequential, &[&first, &second]);
+    let id = ImageId::parse("ami-0123456789abcdef0").unwrap();
+    let refs = AwsEc2::new(client).image_references(std::slice::from_ref(&id)).await.unwrap();
+    let users: Vec<&str> = refs.iter().map(|(_, u)| u.as_str()).collect();
+    assert_eq!(
+        users,
+        vec![
+            "ec2:Instance arn:aws:ec2:eu-west-1:123456789012:instance/i-1",
+            "ssm:Parameter arn:aws:ssm:eu-west-1:123456789012:parameter/ami/latest"
+        ]
+    );
+}

@@ -172,3 +172,21 @@ async fn a_watch_may_only_narrow_the_configuration() {
     assert_eq!(w.calls.get("DescribeImages"), None, "nothing read there");
     assert!(w.dead_letters.is_empty());
 }
+
+#[tokio::test]
+async fn a_watch_from_the_future_is_dropped() {
+    let mut world = World::new(acct(ME), SimConfig::default());
+    let image = world.add_image(&r("us-east-1"), &acct(ME), "golden", vec![], vec![]);
+    let mut sim = Simulation::new(world, settings());
+    let future = sim.replicator.now() as i64 + 10 * 86_400;
+    let forged = serde_json::json!({"ami_replicator": 1, "jobs": [], "watch": [{
+        "source_image": image.as_str(), "source_region": "us-east-1", "since": future,
+        "places": [{"region": "eu-west-1"}]
+    }]});
+    sim.send(&forged.to_string());
+    sim.run_until_idle(10, 86_400).await;
+    let w = sim.world.lock().unwrap();
+    assert!(w.published.is_empty(), "no Finished event from a watch that would never be due");
+    assert_eq!(w.calls.get("DescribeImages"), None, "nothing read for it");
+    assert!(w.queue.is_empty(), "it does not come back");
+}

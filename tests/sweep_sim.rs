@@ -78,3 +78,46 @@ async fn images_older_than_the_look_back_are_left_alone() {
     sim.run_until_idle(10, DAY).await;
     assert_eq!(copies(&sim, &old), 0);
 }
+
+#[tokio::test]
+async fn the_sweep_finishes_a_share_that_never_completed_and_leaves_a_failed_share_alone() {
+    use ami_replicator::core::image::LaunchPermission;
+    use ami_replicator::core::provenance::{SHARED_TAG, SHARE_FAILED_TAG};
+    let mut world = World::new(acct(ME), SimConfig::default());
+    world.assumable.insert(acct(B));
+    let grant = vec![LaunchPermission::Account(acct("555566667777"))];
+    let source = world.add_image(&r("us-east-1"), &acct(ME), "golden", vec![Tag::new("replicate", "yes")], grant);
+    let mut sim = Simulation::new(world, settings());
+    sim.put_event(&event(&source));
+    sim.run_until_idle(10, DAY).await;
+    // Two copies lose their share (as if the function had stopped between CopyImage's end and the share): their
+    // grants and shared mark are gone; a third is marked with a failed share.
+    let (eu, us) = {
+        let mut w = sim.world.lock().unwrap();
+        let mut ids = vec![];
+        for region in ["eu-west-1", "us-west-2"] {
+            let image = w.images.get_mut(&r(region)).unwrap().values_mut().find(|i| i.info.owner == Some(acct(ME)));
+            let image = image.unwrap();
+            image.launch_permissions.clear();
+            image.info.tags.retain(|t| t.key != SHARED_TAG);
+            ids.push(image.info.id.clone());
+        }
+        let failed = w.images.get_mut(&r("eu-west-1")).unwrap().values_mut().find(|i| i.info.owner == Some(acct(B)));
+        let failed = failed.unwrap();
+        failed.launch_permissions.clear();
+        failed.info.tags.retain(|t| t.key != SHARED_TAG);
+        failed.info.tags.push(Tag::new(SHARE_FAILED_TAG, "OperationNotPermitted: ..."));
+        (ids[0].clone(), ids[1].clone())
+    };
+    sim.send(&sim.scheduled_event());
+    sim.run_until_idle(10, 2 * DAY).await;
+    let w = sim.world.lock().unwrap();
+    for (region, id) in [("eu-west-1", &eu), ("us-west-2", &us)] {
+        let image = &w.images[&r(region)][id];
+        assert!(image.info.tag(SHARED_TAG).is_some(), "{region}: shared again by the sweep");
+        assert!(image.launch_permissions.contains(&LaunchPermission::Account(acct("555566667777"))), "{region}");
+    }
+    let failed = w.images[&r("eu-west-1")].values().find(|i| i.info.owner == Some(acct(B))).unwrap();
+    assert!(failed.launch_permissions.is_empty() && failed.info.tag(SHARED_TAG).is_none(), "left to the operator");
+    assert_eq!(w.copies.iter().filter(|c| c.source == source).count(), 5, "no new copy");
+}

@@ -30,3 +30,51 @@ fn the_target_role_trusts_the_replicators_session_name() {
     let expected = format!("sts:RoleSessionName: {}", ami_replicator::aws::ec2::SESSION_NAME);
     assert!(template.contains(&expected), "target-account.yaml must trust {expected}");
 }
+
+/// The text of the resource or statement that starts at the line `start` (up to the next line indented as much).
+fn block<'a>(text: &'a str, start: &str) -> &'a str {
+    let at = text.find(start).unwrap_or_else(|| panic!("{start} not found"));
+    let indent = text[..at].rsplit('\n').next().unwrap_or_default().len();
+    let rest = &text[at..];
+    let end = rest
+        .match_indices('\n')
+        .map(|(i, _)| i)
+        .find(|&i| {
+            let line = &rest[i + 1..];
+            let trimmed = line.trim_start();
+            !trimmed.is_empty() && line.len() - trimmed.len() <= indent
+        })
+        .unwrap_or(rest.len());
+    &rest[..end]
+}
+
+#[test]
+fn least_privilege_is_written_in_the_policies() {
+    for name in ["template.yaml", "target-account.yaml"] {
+        let template = read(name);
+        // Sharing a copy only adds; the public group only with AllowPublic (the second branch of the !If).
+        let share = block(&template, "- Sid: ShareOwnCopiesOnlyAdding");
+        assert!(share.contains("Action: ec2:ModifyImageAttribute") && share.contains("- AllowsPublic"), "{name}");
+        let without_public = &share[share.rfind("- \"Null\":").unwrap()..];
+        for key in ["ec2:Remove/userId: \"true\"", "ec2:Remove/group: \"true\"", "ec2:Add/group: \"true\""] {
+            assert!(without_public.contains(key), "{name}: {key} when AllowPublic is false");
+        }
+        assert!(!block(&template, "- Sid: ManageOnlyOwnCopies").contains("ModifyImageAttribute"), "{name}");
+    }
+    let template = read("template.yaml");
+    let regions = block(&template, "- Sid: WriteOnlyInConfiguredRegions");
+    assert!(regions.contains("Effect: Deny") && regions.contains("aws:RequestedRegion"), "{regions}");
+    for action in ["CopyImage", "CreateTags", "ModifyImageAttribute", "ModifySnapshotAttribute", "DeregisterImage"] {
+        assert!(regions.contains(&format!("- ec2:{action}")), "{action} only in configured regions");
+    }
+    let bus = block(&template, "  ForwardedCopyEventsPolicy:");
+    assert!(bus.contains("events:source: aws.ec2") && bus.contains("events:detail-type: EC2 AMI State Change"));
+    let senders = block(&template, "- Sid: OnlyNamedSendersFunctionAndRules");
+    assert!(
+        senders.contains("Effect: Deny") && senders.contains("aws:PrincipalArn") && senders.contains("aws:SourceArn")
+    );
+    assert!(senders.contains("!GetAtt FunctionRole.Arn") && senders.contains("!GetAtt AmiStateChangeRule.Arn"));
+    // With CopyEvents, the function's own default (300 s) applies unless the operator sets a poll.
+    assert!(block(&template, "  CopyPollSeconds:").contains("Default: \"\""));
+    assert!(block(&template, "  OldestJobAlarm:").contains("MetricName: OldestJobAge"));
+}

@@ -212,6 +212,31 @@ impl Ec2 for AwsEc2 {
         self.describe_own("image-id", ids.iter().map(ToString::to_string).collect()).await
     }
 
+    async fn image_references(&self, ids: &[ImageId]) -> Result<Vec<(ImageId, String)>, PortError> {
+        let mut out = Vec::new();
+        let mut token = None;
+        loop {
+            let page = self
+                .client
+                .describe_image_references()
+                .set_image_ids(Some(ids.iter().map(ToString::to_string).collect()))
+                .include_all_resource_types(true)
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(|e| self.error("DescribeImageReferences", e))?;
+            for reference in page.image_references() {
+                let Some(image) = reference.image_id().and_then(|i| ImageId::parse(i).ok()) else { continue };
+                let kind = reference.resource_type().map_or("resource", |t| t.as_str());
+                out.push((image, format!("{kind} {}", reference.arn().unwrap_or_default())));
+            }
+            token = page.next_token().filter(|t| !t.is_empty()).map(String::from);
+            if token.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+
     async fn pending_images(&self) -> Result<Vec<ImageInfo>, PortError> {
         self.describe_own("state", vec!["pending".to_string()]).await
     }

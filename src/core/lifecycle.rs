@@ -40,6 +40,22 @@ pub fn cleanup(found: &[ImageInfo], source: &ImageId, source_region: &Region, wi
         .collect()
 }
 
+/// The cleanups that may go ahead, and the available copies kept because something uses them (`references`:
+/// DescribeImageReferences of those copies), with what uses them. A pending or failed copy is never in use.
+pub fn keep_in_use(cleanups: Vec<Cleanup>, references: &[(ImageId, String)]) -> (Vec<Cleanup>, Vec<(ImageId, String)>) {
+    let mut go = Vec::new();
+    let mut kept = Vec::new();
+    for cleanup in cleanups {
+        let users: Vec<&str> = references.iter().filter(|(i, _)| *i == cleanup.copy).map(|(_, r)| r.as_str()).collect();
+        if users.is_empty() || cleanup.stops_pending_copy {
+            go.push(cleanup);
+        } else {
+            kept.push((cleanup.copy, format!("in use by {}", users.join(", "))));
+        }
+    }
+    (go, kept)
+}
+
 #[cfg(test)]
 #[path = "lifecycle_tests.rs"]
 mod tests;

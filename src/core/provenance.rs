@@ -39,6 +39,10 @@ pub fn share_failed(image: &ImageInfo) -> bool {
     image.tag(SHARE_FAILED_TAG).is_some()
 }
 
+/// Tag put on an available copy the product would have deregistered (DEREGISTER_COPIES_WITH_SOURCE) but kept
+/// because something still uses it (its value: what, from DescribeImageReferences).
+pub const KEPT_TAG: &str = "ami-replicator:kept";
+
 /// The creation date of a copy's source (RFC 3339), put on copies at creation: an SSM parameter naming a copy
 /// is only replaced by a copy of a newer source.
 pub const SOURCE_CREATED_TAG: &str = "ami-replicator:source-created";

@@ -3,7 +3,7 @@
 
 use super::ids::{AccountId, ImageId, Place, Region};
 use super::image::{ImageInfo, ImageState, LaunchPermission};
-use super::provenance::{gave_up, is_copy_of, GAVE_UP_TAG};
+use super::provenance::{gave_up, is_copy_of, GAVE_UP_TAG, KEPT_TAG, SHARE_FAILED_TAG};
 use super::time::parse_rfc3339;
 use serde::Serialize;
 
@@ -148,6 +148,14 @@ fn row(source: &ImageId, source_region: &Region, o: &PlaceObservation, home: &Ac
             Verdict::Failed
         }
     };
+    // What the product wrote on the copy: a share that failed for good, a copy kept because it is in use.
+    if let Some(why) = copy.tag(SHARE_FAILED_TAG) {
+        r.verdict = Verdict::Incomplete;
+        r.note = Some(format!("share failed: {why}"));
+    }
+    if let Some(why) = copy.tag(KEPT_TAG) {
+        r.note = Some(format!("kept (source deregistered): {why}"));
+    }
     r
 }
 

@@ -4,8 +4,9 @@
 use super::ids::{AccountId, ImageId, Place, Region};
 use super::image::{ImageInfo, ImageState, Tag};
 use super::job::Job;
+use super::job::Phase;
 use super::plan;
-use super::provenance::is_copy_of;
+use super::provenance::{gave_up, is_copy_of, is_shared, share_failed};
 use super::time::parse_rfc3339;
 use std::collections::BTreeMap;
 
@@ -46,14 +47,32 @@ pub fn by_place(
     out
 }
 
-/// The jobs for the candidates of `place` that have no copy there among `found` (its provenance lookup). A copy
-/// in any state counts: a pending one is in flight, a failed one is being replaced by its job.
+/// The jobs for the candidates of `place` that have no copy there among `found` (its provenance lookup), and for
+/// those whose available copy is not marked shared (a share that never finished: it is applied again). A copy in
+/// any state counts as existing: a pending one is in flight, a failed one is being replaced by its job. A copy
+/// marked with a failed share (or a tombstone) is left alone until the operator removes the mark.
 pub fn missing(place: &Place, wanted: &[(Region, ImageInfo)], found: &[ImageInfo]) -> Vec<Job> {
-    wanted
-        .iter()
-        .filter(|(region, image)| !found.iter().any(|f| is_copy_of(f, &image.id, region)))
-        .flat_map(|(region, image)| plan::fan_out(image, region, std::slice::from_ref(place)))
-        .collect()
+    let mut jobs = Vec::new();
+    for (region, image) in wanted {
+        let copies: Vec<&ImageInfo> = found.iter().filter(|f| is_copy_of(f, &image.id, region)).collect();
+        let unshared = copies
+            .iter()
+            .find(|c| c.state == ImageState::Available && !is_shared(c) && !share_failed(c) && !gave_up(c));
+        let mut job = match (copies.is_empty(), unshared) {
+            (true, _) => plan::fan_out(image, region, std::slice::from_ref(place)),
+            (false, Some(copy)) => plan::fan_out(image, region, std::slice::from_ref(place))
+                .into_iter()
+                .map(|mut job| {
+                    job.phase = Phase::Wait { copy_image: copy.id.clone() };
+                    job.polls = 1;
+                    job
+                })
+                .collect(),
+            (false, None) => vec![],
+        };
+        jobs.append(&mut job);
+    }
+    jobs
 }
 
 /// The ids of a place's candidates, for its one provenance lookup.

@@ -5,8 +5,10 @@ use super::{Effect, Replicator};
 use crate::core::errors::{ErrorClass, PortError};
 use crate::core::ids::{AccountId, ImageId, Place, Region};
 use crate::core::image::ImageState;
+use crate::core::image::Tag;
 use crate::core::lifecycle::{self, Cleanup};
 use crate::core::plan;
+use crate::core::provenance::KEPT_TAG;
 use crate::ports::{Ec2, Ec2Regions, ImageBuilder, Queue};
 use futures::future::join_all;
 use std::collections::BTreeMap;
@@ -79,20 +81,35 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         let ec2 = self.ec2.at(place)?;
         let ids: Vec<ImageId> = sources.iter().map(|(_, image, _)| image.clone()).collect();
         let found = ec2.find_copies(&ids).await?;
+        let mut cleanups = Vec::new();
         for (_, source, region) in sources {
-            for Cleanup { copy, stops_pending_copy, delete_snapshots } in
-                lifecycle::cleanup(&found, source, region, self.settings.deregister_copies_with_source)
-            {
-                ec2.deregister_image(&copy).await?;
-                if stops_pending_copy {
-                    info!(image = %source, copy = %copy, "source deregistered: its pending copy was stopped");
-                } else {
-                    info!(image = %source, copy = %copy, "source deregistered: copy deregistered too (DEREGISTER_COPIES_WITH_SOURCE)");
-                }
-                for snapshot in delete_snapshots {
-                    ec2.delete_snapshot(&snapshot).await?;
-                    info!(image = %source, copy = %copy, snapshot = %snapshot, "snapshot of the deregistered copy deleted");
-                }
+            let planned = lifecycle::cleanup(&found, source, region, self.settings.deregister_copies_with_source);
+            cleanups.extend(planned.into_iter().map(|c| (source.clone(), c)));
+        }
+        // An available copy is deregistered only when nothing uses it: one DescribeImageReferences for them all.
+        let available: Vec<ImageId> =
+            cleanups.iter().filter(|(_, c)| !c.delete_snapshots.is_empty()).map(|(_, c)| c.copy.clone()).collect();
+        let references = if available.is_empty() { vec![] } else { ec2.image_references(&available).await? };
+        let (go, kept) = lifecycle::keep_in_use(cleanups.iter().map(|(_, c)| c.clone()).collect(), &references);
+        for (copy, why) in kept {
+            warn!(copy = %copy, reason = %why, "source deregistered, but its copy is in use: kept");
+            let reason: String = why.chars().take(250).collect();
+            if let Err(e) = ec2.add_tags(&copy, &[Tag::new(KEPT_TAG, reason)]).await {
+                warn!(copy = %copy, error = %e, "could not mark the kept copy");
+            }
+        }
+        for (source, Cleanup { copy, stops_pending_copy, delete_snapshots }) in
+            cleanups.into_iter().filter(|(_, c)| go.contains(c))
+        {
+            ec2.deregister_image(&copy).await?;
+            if stops_pending_copy {
+                info!(image = %source, copy = %copy, "source deregistered: its pending copy was stopped");
+            } else {
+                info!(image = %source, copy = %copy, "source deregistered: copy deregistered too (DEREGISTER_COPIES_WITH_SOURCE)");
+            }
+            for snapshot in delete_snapshots {
+                ec2.delete_snapshot(&snapshot).await?;
+                info!(image = %source, copy = %copy, snapshot = %snapshot, "snapshot of the deregistered copy deleted");
             }
         }
         Ok(())

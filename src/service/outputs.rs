@@ -117,6 +117,11 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                     warn!(image = %watch.source_image, phase = "watch", "watch of no configured place; dropped");
                     return None;
                 }
+                // A watch says when its replication started: one that starts in the future would never be due.
+                if watch.since > now {
+                    warn!(image = %watch.source_image, phase = "watch", "watch whose start lies in the future; dropped");
+                    return None;
+                }
                 if now - watch.since > 2 * deadline {
                     warn!(image = %watch.source_image, phase = "watch", "watch past twice its deadline; dropped");
                     return None;

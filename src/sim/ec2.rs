@@ -245,6 +245,7 @@ impl Ec2 for SimEc2 {
             crate::core::provenance::GAVE_UP_TAG,
             crate::core::provenance::SHARED_TAG,
             crate::core::provenance::SHARE_FAILED_TAG,
+            crate::core::provenance::KEPT_TAG,
         ];
         if !ours || tags.iter().any(|t| !allowed.contains(&t.key.as_str())) {
             return Err(PortError::from_code("UnauthorizedOperation", format!("not allowed to tag {id} so")));
@@ -256,6 +257,17 @@ impl Ec2 for SimEc2 {
         let detail = tags.iter().map(|t| t.key.clone()).collect::<Vec<_>>().join(",");
         self.record(w, "CreateTags", id, detail);
         Ok(())
+    }
+
+    async fn image_references(&self, ids: &[ImageId]) -> Result<Vec<(ImageId, String)>, PortError> {
+        tokio::task::yield_now().await;
+        let mut w = lock(&self.world);
+        let w = self.call(&mut w, "DescribeImageReferences")?;
+        Ok(w.references
+            .iter()
+            .filter(|(id, _)| ids.contains(id))
+            .flat_map(|(id, refs)| refs.iter().map(move |r| (id.clone(), r.clone())))
+            .collect())
     }
 
     async fn delete_snapshot(&self, snapshot: &SnapshotId) -> Result<(), PortError> {

@@ -180,6 +180,8 @@ pub struct World {
     /// Every change an EC2 call made to an existing image or snapshot, in order: what the product did to what.
     /// Recorded only; the simulator refuses nothing on its account (a property it enforced would prove nothing).
     pub effects: Vec<SimEffect>,
+    /// What uses an image (DescribeImageReferences): "type arn" per image, set by the tests.
+    pub references: BTreeMap<ImageId, Vec<String>>,
     /// Messages moved by SQS's redrive policy (received too often).
     pub redriven: Vec<String>,
     /// Snapshots of deregistered images (EC2 keeps them until DeleteSnapshot), with their region and owner.
@@ -217,6 +219,7 @@ impl World {
             parameters: BTreeMap::new(),
             redriven: Vec::new(),
             effects: Vec::new(),
+            references: BTreeMap::new(),
             orphan_snapshots: Vec::new(),
             image_builds: BTreeMap::new(),
             tokens: HashMap::new(),

@@ -1,0 +1,79 @@
+//! Destructive actions only on certainty, over the simulator: a disabled source is not a deregistered one, and an
+//! available copy still in use (DescribeImageReferences) is never deregistered, even with
+//! DEREGISTER_COPIES_WITH_SOURCE: it is kept, marked with why, and the status command says so.
+
+use ami_replicator::core::ids::ImageId;
+use ami_replicator::core::image::ImageState;
+use ami_replicator::core::provenance::{KEPT_TAG, SOURCE_IMAGE_TAG};
+use ami_replicator::core::status::table;
+use ami_replicator::service::Settings;
+use ami_replicator::sim::{SimConfig, Simulation, World};
+
+mod common;
+use common::*;
+
+const ME: &str = "123456789012";
+const DAY: u64 = 86_400;
+
+async fn replicated() -> (Simulation, ImageId, Settings) {
+    let mut world = World::new(acct(ME), SimConfig::default());
+    let source = world.add_image(&r("us-east-1"), &acct(ME), "golden", vec![], vec![]);
+    let settings = Settings {
+        target_regions: vec![r("eu-west-1"), r("us-west-2")],
+        deregister_copies_with_source: true,
+        ..Settings::default()
+    };
+    let mut sim = Simulation::new(world, settings.clone());
+    sim.put_event(&ami_event(source.as_str(), "us-east-1", "available"));
+    sim.run_until_idle(10, DAY).await;
+    (sim, source, settings)
+}
+
+fn copy_in(sim: &Simulation, region: &str) -> Option<ami_replicator::sim::SimImage> {
+    let w = sim.world.lock().unwrap();
+    w.images.get(&r(region))?.values().find(|i| i.info.tag(SOURCE_IMAGE_TAG).is_some()).cloned()
+}
+
+#[tokio::test]
+async fn a_disabled_source_keeps_its_copies_whatever_the_queue_says() {
+    let (mut sim, source, _) = replicated().await;
+    assert!(copy_in(&sim, "eu-west-1").is_some());
+    sim.world.lock().unwrap().image_mut(&r("us-east-1"), &source).unwrap().info.state =
+        ImageState::Other("disabled".into());
+    // EventBridge's disabled event is not routed; a deregistered event written by hand is checked with EC2.
+    assert!(!sim.put_event(&ami_event(source.as_str(), "us-east-1", "disabled")));
+    sim.send(&ami_event(source.as_str(), "us-east-1", "deregistered"));
+    sim.run_until_idle(10, 2 * DAY).await;
+    for region in ["eu-west-1", "us-west-2"] {
+        let copy = copy_in(&sim, region).unwrap_or_else(|| panic!("{region}: the copy of a disabled source stays"));
+        assert_eq!(copy.info.state, ImageState::Available);
+    }
+    let w = sim.world.lock().unwrap();
+    assert!(w.effects.iter().all(|e| e.op != "DeregisterImage" && e.op != "DeleteSnapshot"), "{:?}", w.effects);
+}
+
+#[tokio::test]
+async fn a_copy_in_use_is_kept_and_the_status_says_why() {
+    let (mut sim, source, settings) = replicated().await;
+    let eu = copy_in(&sim, "eu-west-1").unwrap().info.id;
+    let us = copy_in(&sim, "us-west-2").unwrap().info.id;
+    {
+        let mut w = sim.world.lock().unwrap();
+        w.references.insert(eu.clone(), vec!["ec2:instance arn:aws:ec2:eu-west-1:123456789012:instance/i-1".into()]);
+        w.deregister(&r("us-east-1"), &source);
+    }
+    sim.put_event(&ami_event(source.as_str(), "us-east-1", "deregistered"));
+    sim.run_until_idle(10, 2 * DAY).await;
+    let kept = copy_in(&sim, "eu-west-1").expect("the copy an instance uses stays");
+    assert_eq!(kept.info.id, eu);
+    assert!(kept.info.tag(KEPT_TAG).is_some_and(|t| t.contains("i-1")), "{:?}", kept.info.tags);
+    assert!(copy_in(&sim, "us-west-2").is_none(), "the unused copy {us} went with its source");
+    let report = {
+        let regions = ami_replicator::sim::SimRegions::new(sim.world.clone());
+        let queue = ami_replicator::sim::SimQueue::new(sim.world.clone());
+        let now = sim.replicator.now() as i64;
+        ami_replicator::status::status(&regions, &queue, &settings, &acct(ME), &source, &r("us-east-1"), now).await
+    };
+    let text = table(&report);
+    assert!(text.contains("kept (source deregistered): in use by ec2:instance"), "{text}");
+}
