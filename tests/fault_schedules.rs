@@ -86,7 +86,9 @@ fn schedules() -> impl Strategy<Value = Schedule> {
                 deliveries,
                 target_account,
                 limit,
-                aws_limit: (limit - less).max(1),
+                // Mostly AWS allows more than the product is configured for (the product's own admission is what
+                // holds the peak); sometimes fewer (another tool's copies: ResourceLimitExceeded is back-pressure).
+                aws_limit: if less == 0 { limit * concurrency as u32 * 2 + 10 } else { (limit - less).max(1) },
                 concurrency,
                 batch_size,
                 throttle_rate,
@@ -127,7 +129,9 @@ struct Totals {
     stopped: u64,
     lost: u64,
     duplicated: u64,
+    /// Cases whose peak in flight exceeded the configured limit (concurrent invocations racing).
     over_limit: u64,
+    worst_peak_ratio: f64,
     extra_dead_letters: u64,
     crashes: u64,
 }
@@ -237,11 +241,14 @@ fn run_case(s: &Schedule, totals: &mut Totals) -> Result<(), TestCaseError> {
             }
         }
     }
+    // Each invocation admits at most "limit minus the pending copies it saw": concurrent ones may race up to the
+    // configured limit times the concurrency, never beyond, and never beyond what AWS allows.
     let bound = s.limit * s.concurrency as u32;
     let peak = w.peak_in_flight.values().copied().max().unwrap_or(0);
-    if peak > bound.min(s.aws_limit) {
+    if peak > s.limit {
         totals.over_limit += 1;
     }
+    totals.worst_peak_ratio = totals.worst_peak_ratio.max(f64::from(peak) / f64::from(s.limit));
     prop_assert!(peak <= bound.min(s.aws_limit), "peak {peak} over the limit {} x {}", s.limit, s.concurrency);
     Ok(())
 }
@@ -295,7 +302,8 @@ fn every_fault_schedule_ends_with_one_copy_or_one_reason_per_destination() {
     println!(
         "fault schedules: {} cases ({} case runs with shrinking), {} requested destinations: {} available, {} \
          dead-lettered ({} extra dead-letter records for the same destination), {} stopped by a deregistered \
-         source; {} invocations stopped before acknowledging; lost {}, duplicated {}, over limit {}",
+         source; {} invocations stopped before acknowledging; lost {}, duplicated {}; cases over the configured \
+         limit {} (racing invocations; worst peak {:.2} x the limit)",
         cases,
         t.cases,
         t.requested,
@@ -306,7 +314,8 @@ fn every_fault_schedule_ends_with_one_copy_or_one_reason_per_destination() {
         t.crashes,
         t.lost,
         t.duplicated,
-        t.over_limit
+        t.over_limit,
+        t.worst_peak_ratio
     );
     if let Err(e) = result {
         panic!("{e}");

@@ -62,12 +62,37 @@ fn check_batch(hostile: &str) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-/// Direct invocation with an arbitrary payload: decoded or refused, never a panic.
+/// Direct invocation with an arbitrary payload: never a panic, and the answer says what became of it. Not an
+/// object: refused as unrecognised. An SQS batch: no item left to SQS's redrive. One message: an undecodable one
+/// is dead-lettered with the decoder's reason; a decodable one is acted on or acknowledged (no fault is injected,
+/// so nothing is retried).
 fn check_direct(payload: Value) -> Result<(), TestCaseError> {
     let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
     let (sim, _) = world();
     let account = AccountId::parse(ME).unwrap();
-    let _ = runtime.block_on(entry::handle(&sim.replicator, payload, &account));
+    let decoded = payload.is_object().then(|| entry::decode_body(&payload.to_string()));
+    let batch = payload.get("Records").is_some();
+    let answer = runtime.block_on(entry::handle(&sim.replicator, payload, &account));
+    match (decoded, answer) {
+        (None, answer) => prop_assert!(
+            matches!(answer, Err(entry::EntryError::Unrecognised(_))),
+            "a payload that is not an object is refused: {answer:?}"
+        ),
+        (Some(_), Err(entry::EntryError::Unrecognised(_))) if batch => {}
+        (Some(_), Ok(answer)) if batch => {
+            prop_assert_eq!(&answer["batchItemFailures"], &json!([]), "nothing left to the redrive: {}", answer)
+        }
+        (Some(Err(reason)), Ok(answer)) => {
+            let dead = answer["dead_lettered"].as_array().cloned().unwrap_or_default();
+            prop_assert_eq!(dead.len(), 1, "{}", answer);
+            let expected = format!("undecodable message: {reason}");
+            prop_assert_eq!(dead[0].as_str(), Some(expected.as_str()));
+        }
+        (Some(Ok(message)), Ok(answer)) => {
+            prop_assert!(answer["dead_lettered"].is_array() && answer["completed"] == 0, "{message:?}: {answer}");
+        }
+        (Some(decoded), Err(e)) => prop_assert!(false, "{decoded:?} was not answered: {e}"),
+    }
     Ok(())
 }
 

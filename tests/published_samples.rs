@@ -1,5 +1,6 @@
-//! The samples in events/published/ (what a pipeline's rule receives, documented in the README) are exactly what
-//! the product publishes: each sample's detail is rebuilt from its own values by the code that publishes it.
+//! The samples in events/published/ (what a pipeline's rule receives, documented in the README), written by hand,
+//! are exactly what the product publishes: each event is built by the code that publishes it from inputs written
+//! here, and compared with the file (not rebuilt from the sample's own values).
 
 use ami_replicator::core::facts::{Completion, Failure};
 use ami_replicator::core::finish::{Outcome, Watch};
@@ -13,10 +14,6 @@ fn sample(name: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-fn s<'a>(v: &'a Value, k: &str) -> &'a str {
-    v[k].as_str().unwrap_or_else(|| panic!("{k} in {v}"))
-}
-
 fn check(sample: &Value, detail_type: &str, built: ami_replicator::ports::OutgoingEvent) {
     assert_eq!(sample["source"], EVENT_SOURCE);
     assert_eq!(sample["detail-type"], detail_type);
@@ -25,64 +22,66 @@ fn check(sample: &Value, detail_type: &str, built: ami_replicator::ports::Outgoi
     assert_eq!(sample["resources"], serde_json::json!(built.resources));
 }
 
+const SOURCE: &str = "ami-0123456789abcdef0";
+const COPY: &str = "ami-0a1b2c3d4e5f60718";
+const HOME: &str = "123456789012";
+
+fn image(id: &str) -> ImageId {
+    ImageId::parse(id).unwrap()
+}
+
+fn region(r: &str) -> Region {
+    Region::parse(r).unwrap()
+}
+
+fn account(a: &str) -> AccountId {
+    AccountId::parse(a).unwrap()
+}
+
 #[test]
 fn the_completed_sample_is_what_is_published() {
-    let v = sample("completed.json");
-    let d = &v["detail"];
     let built = completed_event(&Completion {
-        source_image: ImageId::parse(s(d, "source_image_id")).unwrap(),
-        source_region: Region::parse(s(d, "source_region")).unwrap(),
-        copy: ImageId::parse(s(d, "image_id")).unwrap(),
-        account: AccountId::parse(s(d, "account")).unwrap(),
-        region: Region::parse(s(d, "region")).unwrap(),
-        copy_seconds: d["duration_seconds"].as_f64(),
+        source_image: image(SOURCE),
+        source_region: region("us-east-1"),
+        copy: image(COPY),
+        account: account(HOME),
+        region: region("eu-west-1"),
+        copy_seconds: Some(1312.0),
         share_latency_seconds: None,
         source_name: None,
         source_created: None,
     });
-    check(&v, COMPLETED, built);
+    check(&sample("completed.json"), COMPLETED, built);
 }
 
 #[test]
 fn the_failed_sample_is_what_is_published() {
-    let v = sample("failed.json");
-    let d = &v["detail"];
     let built = failed_event(&Failure {
-        source_image: ImageId::parse(s(d, "source_image_id")).unwrap(),
-        source_region: Region::parse(s(d, "source_region")).unwrap(),
-        account: AccountId::parse(s(d, "account")).unwrap(),
-        region: Region::parse(s(d, "region")).unwrap(),
-        reason: s(d, "reason").to_string(),
+        source_image: image(SOURCE),
+        source_region: region("us-east-1"),
+        account: account(HOME),
+        region: region("us-west-2"),
+        reason: format!(
+            "{SOURCE} us-east-1 -> us-west-2 (copy): InvalidParameterValue: Paravirtual images are not supported in \
+             us-west-2"
+        ),
     });
-    check(&v, FAILED, built);
+    check(&sample("failed.json"), FAILED, built);
 }
 
 #[test]
 fn the_finished_sample_is_what_is_published() {
-    let v = sample("finished.json");
-    let d = &v["detail"];
-    let home = AccountId::parse(s(&v, "account")).unwrap();
-    let outcomes: Vec<(Place, Outcome)> = d["destinations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            let account = AccountId::parse(s(p, "account")).unwrap();
-            let place = Place::new((account != home).then_some(account), Region::parse(s(p, "region")).unwrap());
-            let outcome = match s(p, "outcome") {
-                "completed" => Outcome::Completed { copy: ImageId::parse(s(p, "image_id")).unwrap() },
-                "failed" => Outcome::Failed { reason: s(p, "reason").to_string() },
-                _ => Outcome::Missing,
-            };
-            (place, outcome)
-        })
-        .collect();
+    let outcomes = vec![
+        (Place::home(region("eu-west-1")), Outcome::Completed { copy: image(COPY) }),
+        (Place::home(region("us-west-2")), Outcome::Failed { reason: "3 copies failed, giving up".into() }),
+        (Place::new(Some(account("444455556666")), region("eu-west-1")), Outcome::Missing),
+    ];
     let watch = Watch {
-        source_image: ImageId::parse(s(d, "source_image_id")).unwrap(),
-        source_region: Region::parse(s(d, "source_region")).unwrap(),
+        source_image: image(SOURCE),
+        source_region: region("us-east-1"),
         places: outcomes.iter().map(|(p, _)| p.clone()).collect(),
         since: 0,
         checks: 0,
     };
-    check(&v, FINISHED, finished_event(&watch, &outcomes, &home));
+    check(&sample("finished.json"), FINISHED, finished_event(&watch, &outcomes, &account(HOME)));
 }
