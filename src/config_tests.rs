@@ -240,3 +240,21 @@ fn publish_events_and_ssm_parameter_template() {
         assert!(err.contains("SSM_PARAMETER_TEMPLATE"), "{bad}: {err}");
     }
 }
+
+#[test]
+fn every_job_has_a_maximum_age_and_an_empty_poll_takes_the_default() {
+    let c = parse(&[("TARGET_REGIONS", "eu-west-1"), QUEUE]).unwrap();
+    assert_eq!(c.settings.job_max_age_hours, 72);
+    let c = parse(&[("TARGET_REGIONS", "eu-west-1"), QUEUE, ("JOB_MAX_AGE_HOURS", "24")]).unwrap();
+    assert_eq!(c.settings.job_max_age_hours, 24);
+    for bad in ["0", "337", "a day"] {
+        let err = parse(&[("TARGET_REGIONS", "eu-west-1"), QUEUE, ("JOB_MAX_AGE_HOURS", bad)]).unwrap_err();
+        assert!(err.to_string().contains("JOB_MAX_AGE_HOURS"), "{bad}: {err}");
+    }
+    // The template passes CopyPollSeconds through, empty by default: 300 s with copy events, 60 s without.
+    let c =
+        parse(&[("TARGET_REGIONS", "eu-west-1"), QUEUE, ("COPY_EVENTS", "true"), ("COPY_POLL_SECONDS", "")]).unwrap();
+    assert_eq!(c.settings.step.poll_seconds, 300);
+    let c = parse(&[("TARGET_REGIONS", "eu-west-1"), QUEUE, ("COPY_POLL_SECONDS", "")]).unwrap();
+    assert_eq!(c.settings.step.poll_seconds, 60);
+}

@@ -77,3 +77,21 @@ async fn a_copy_in_use_is_kept_and_the_status_says_why() {
     let text = table(&report);
     assert!(text.contains("kept (source deregistered): in use by ec2:instance"), "{text}");
 }
+
+#[tokio::test]
+async fn every_job_ends_a_place_that_never_has_room_is_given_up_after_job_max_age_hours() {
+    // AWS allows no copy at all in the destination (another tool holds every slot): the job waits for capacity,
+    // never failing, until it is older than JOB_MAX_AGE_HOURS, then it is dead-lettered with its reason.
+    let mut world = World::new(acct(ME), SimConfig { copy_limit: 0, ..SimConfig::default() });
+    let source = world.add_image(&r("us-east-1"), &acct(ME), "golden", vec![], vec![]);
+    let settings = Settings { target_regions: vec![r("eu-west-1")], job_max_age_hours: 6, ..Settings::default() };
+    let mut sim = Simulation::new(world, settings);
+    sim.put_event(&ami_event(source.as_str(), "us-east-1", "available"));
+    let end = sim.run_until_idle(10, 3 * DAY).await;
+    let w = sim.world.lock().unwrap();
+    assert!(w.queue.is_empty(), "the job ended");
+    assert_eq!(w.dead_letters.len(), 1, "{:?}", w.dead_letters);
+    assert!(w.dead_letters[0].1.contains("JOB_MAX_AGE_HOURS (6 h)"), "{}", w.dead_letters[0].1);
+    assert!(end >= 6 * 3600 && end < 7 * 3600, "given up after 6 h, not before and not much later: {end} s");
+    assert!(w.limit_errors > 0 && w.copies.is_empty());
+}
