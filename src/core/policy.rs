@@ -48,7 +48,7 @@ pub enum SourceVerdict {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobVerdict {
     /// Go on with this job: its facts about the source are EC2's, not the message's.
-    Proceed(Job),
+    Proceed(Box<Job>),
     /// Nothing to do, not a failure (the source is gone): log and end.
     Stop(String),
     /// The job can never be carried out: dead-letter with the reason.
@@ -180,7 +180,7 @@ impl Policy<'_> {
         let mut next = job.clone();
         next.since = Some(since);
         refresh_from_source(&mut next, source);
-        JobVerdict::Proceed(next)
+        JobVerdict::Proceed(Box::new(next))
     }
 
     /// Whether `image`, read from EC2 at `place` with that place's credentials, is this product's copy of `job`'s

@@ -50,7 +50,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                 }
             };
             match policy.admit_job(&job, source.as_ref(), home, now) {
-                JobVerdict::Proceed(job) => admitted.push((i, job)),
+                JobVerdict::Proceed(job) => admitted.push((i, *job)),
                 JobVerdict::Stop(reason) => {
                     info!(reason = %reason, "replication stopped");
                     push(&invocation.stopped, (job, reason));

@@ -50,7 +50,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
             }
         };
         let job = match self.settings.policy().admit_job(&job, source.as_ref(), home, self.now() as i64) {
-            JobVerdict::Proceed(job) => job,
+            JobVerdict::Proceed(job) => *job,
             JobVerdict::Stop(reason) | JobVerdict::Refuse(reason) => {
                 info!(copy = %image.id, reason = %reason, "copy event: not shared");
                 return vec![];
