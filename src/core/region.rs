@@ -4,6 +4,7 @@
 
 use super::admission;
 use super::errors::{ErrorClass, PortError};
+use super::ids::Region;
 use super::ids::{AccountId, ImageId};
 use super::image::{ImageInfo, ImageState};
 use super::job::{Job, Phase};
@@ -11,7 +12,7 @@ use super::policy::Policy;
 use super::provenance::{attempt, gave_up, is_copy_of, is_shared};
 use super::rules;
 use super::step::{self, Decision, StepPolicy};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// A place's jobs, split by phase. `T` is the caller's tag (the message a job came from).
 #[derive(Debug)]
@@ -66,6 +67,19 @@ impl<T> PlaceJobs<T> {
         ids.extend(self.waiting.iter().filter_map(|(_, _, job)| job.replaces.clone()));
         ids.into_iter().collect()
     }
+
+    /// The sources of waiting jobs whose copy EC2 no longer shows (neither pending nor described) after their
+    /// first poll: one more lookup of their copies decides what became of them.
+    pub fn vanished_sources(&self, pending: Option<&[ImageInfo]>, described: &[ImageInfo]) -> Vec<ImageId> {
+        let seen = |copy: &ImageId| pending.unwrap_or_default().iter().chain(described).any(|i| &i.id == copy);
+        let set: BTreeSet<ImageId> = self
+            .waiting
+            .iter()
+            .filter(|(_, copy, job)| job.polls > 0 && !seen(copy))
+            .map(|(_, _, job)| job.source_image.clone())
+            .collect();
+        set.into_iter().collect()
+    }
 }
 
 /// What EC2 said about a place, gathered by the shell.
@@ -77,6 +91,12 @@ pub struct Observations {
     pub existing: Result<Vec<ImageInfo>, PortError>,
     /// The images of [`PlaceJobs::copies_to_describe`] that EC2 knows.
     pub described: Result<Vec<ImageInfo>, PortError>,
+    /// When some waiting copies are gone ([`PlaceJobs::vanished_sources`]): the copies of their sources here, which
+    /// tell a copy replaced by a duplicate job from a cancelled one.
+    pub others: Option<Result<Vec<ImageInfo>, PortError>>,
+    /// The sources as EC2 showed them in this invocation (admission read them); a source EC2 does not know is
+    /// absent.
+    pub sources: BTreeMap<(ImageId, Region), ImageState>,
 }
 
 /// What to do at a place.
@@ -180,6 +200,18 @@ pub fn decide<T>(
                 },
                 Err(e) => step::on_error(&job, e, policy),
             },
+        };
+        let decision = match decision {
+            Decision::Vanished { copy } => match &observed.others {
+                Some(Ok(others)) => {
+                    let source = observed.sources.get(&(job.source_image.clone(), job.source_region.clone()));
+                    step::after_vanished(&job, &copy, others, source, policy)
+                }
+                Some(Err(e)) => step::on_error(&job, e, policy),
+                // Not looked up: look again at the next poll.
+                None => Decision::Continue { job: job.clone(), delay_seconds: policy.poll_seconds },
+            },
+            other => other,
         };
         plan.decided.push((tag, job, decision));
     }

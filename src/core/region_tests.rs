@@ -36,7 +36,13 @@ fn owner() -> AccountId {
 }
 
 fn observed(pending: Option<Vec<ImageInfo>>, existing: Vec<ImageInfo>, described: Vec<ImageInfo>) -> Observations {
-    Observations { pending: pending.map(Ok), existing: Ok(existing), described: Ok(described) }
+    Observations {
+        pending: pending.map(Ok),
+        existing: Ok(existing),
+        described: Ok(described),
+        others: None,
+        sources: Default::default(),
+    }
 }
 
 #[test]
@@ -87,14 +93,17 @@ fn waiting_copies_settle_from_the_pending_list_and_the_lookup() {
     );
     assert!(matches!(&plan.decided[0], (0, _, Decision::Continue { .. })), "still pending");
     assert!(matches!(&plan.decided[1], (1, _, Decision::Share { copy }) if *copy == id(21)));
-    assert!(matches!(&plan.decided[2], (2, _, Decision::Vanished { copy }) if *copy == id(22)));
+    assert!(
+        matches!(&plan.decided[2], (2, _, Decision::Continue { job, .. }) if job.phase == Phase::Wait { copy_image: id(22) }),
+        "a copy that is gone, not looked up yet: looked at again"
+    );
 }
 
 #[test]
 fn a_failed_in_flight_count_retries_every_job_and_starts_nothing() {
     let jobs = PlaceJobs::split(vec![(0, job(1, 8)), (1, waiting(2, 20))]);
     let throttled = PortError::from_code("RequestLimitExceeded", "slow down");
-    let obs = Observations { pending: Some(Err(throttled)), existing: Ok(vec![]), described: Ok(vec![]) };
+    let obs = Observations { pending: Some(Err(throttled)), ..observed(None, vec![], vec![]) };
     let plan = decide(jobs, obs, 100, &StepPolicy::default(), &owner());
     assert!(plan.start.is_empty());
     assert_eq!(plan.decided.len(), 2);
@@ -229,4 +238,23 @@ fn the_attempt_and_the_copy_a_successor_replaces_are_read_from_ec2() {
         &owner(),
     );
     assert!(matches!(&plan.decided[0], (_, _, Decision::GiveUp { failed_copy: Some(c), .. }) if *c == id(40)));
+}
+
+#[test]
+fn a_copy_that_vanished_is_decided_from_the_sources_copies_and_its_state() {
+    let jobs = PlaceJobs::split(vec![(0, waiting(1, 20)), (1, waiting(2, 21)), (2, waiting(3, 22))]);
+    assert_eq!(jobs.vanished_sources(Some(&[]), &[]), vec![id(1), id(2), id(3)]);
+    let east = Region::parse("us-east-1").unwrap();
+    let mut obs = observed(Some(vec![]), vec![], vec![]);
+    // Source 1: a duplicate job's successor is pending (wait for it); source 2: nothing left and the source is
+    // there (someone cancelled the copy); source 3: the source is gone (its replication stopped).
+    obs.others = Some(Ok(vec![copy_of(30, 1, ImageState::Pending)]));
+    obs.sources.insert((id(1), east.clone()), ImageState::Available);
+    obs.sources.insert((id(2), east.clone()), ImageState::Available);
+    let plan = decide(jobs, obs, 100, &StepPolicy::default(), &owner());
+    assert!(
+        matches!(&plan.decided[0].2, Decision::Continue { job, .. } if job.phase == Phase::Wait { copy_image: id(30) })
+    );
+    assert!(matches!(&plan.decided[1].2, Decision::GiveUp { reason, .. } if reason.contains("cancelled")));
+    assert!(matches!(&plan.decided[2].2, Decision::Stop { reason } if reason.contains("deregistered")));
 }

@@ -4,8 +4,8 @@
 use super::durable::decision_effect;
 use super::{push, Effect, Invocation, Replicator};
 use crate::core::facts::{Completion, Fact};
-use crate::core::ids::{AccountId, ImageId, Place};
-use crate::core::image::Tag;
+use crate::core::ids::{AccountId, ImageId, Place, Region};
+use crate::core::image::{ImageState, Tag};
 use crate::core::job::{Continuation, Job, Phase};
 use crate::core::provenance::{client_token, provenance_tags, ATTEMPT_TAG, SHARE_FAILED_TAG, SOURCE_CREATED_TAG};
 use crate::core::region::{self, Observations, PlaceJobs};
@@ -14,6 +14,7 @@ use crate::core::step::{self, Decision};
 use crate::ports::{CopyRequest, Ec2, Ec2Regions, ImageBuilder, Queue};
 use futures::future::join_all;
 use futures::StreamExt;
+use std::collections::{BTreeMap, BTreeSet};
 use tracing::{error, info, warn, Instrument};
 
 /// CopyImage calls in flight at once per place and invocation (the SDK's adaptive retry paces them further).
@@ -49,7 +50,8 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
             }
         };
         let jobs = PlaceJobs::split(jobs);
-        let observed = observe(&ec2, &jobs).instrument(span.clone()).await;
+        let sources = self.source_states(&jobs, invocation).await;
+        let observed = observe(&ec2, &jobs, sources).instrument(span.clone()).await;
         let owner = place.owner(home).clone();
         let plan = region::decide(jobs, observed, self.settings.max_copies_per_region, &self.settings.step, &owner);
         for (image, why) in &plan.rejected_hints {
@@ -214,20 +216,6 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                     tombstone: copy,
                 })
             }
-            Decision::Vanished { copy } => {
-                let (others, source) = tokio::join!(
-                    ec2.find_copies(std::slice::from_ref(&job.source_image)),
-                    self.source_image(&job.source_image, &job.source_region, invocation)
-                );
-                match (others, source) {
-                    (Ok(others), Ok(source)) => {
-                        let state = source.as_ref().map(|s| &s.state);
-                        let next = step::after_vanished(&job, &copy, &others, state, policy);
-                        Box::pin(self.carry_out(ec2, job, next, home, invocation)).await
-                    }
-                    (Err(e), _) | (_, Err(e)) => Some(decision_effect(step::on_error(&job, &e, policy), &job)),
-                }
-            }
             Decision::Stop { reason } => {
                 info!(reason = %reason, "replication stopped");
                 push(&invocation.stopped, (job, reason));
@@ -235,6 +223,28 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
             }
             other => Some(decision_effect(other, &job)),
         }
+    }
+
+    /// The states of the place's sources, as admission read them (no call: the invocation remembers them).
+    async fn source_states(
+        &self,
+        jobs: &PlaceJobs<usize>,
+        invocation: &Invocation,
+    ) -> BTreeMap<(ImageId, Region), ImageState> {
+        let keys: BTreeSet<(ImageId, Region)> = jobs
+            .waiting
+            .iter()
+            .map(|(_, _, j)| j)
+            .chain(jobs.to_copy.iter().map(|(_, j)| j))
+            .map(|j| (j.source_image.clone(), j.source_region.clone()))
+            .collect();
+        let mut states = BTreeMap::new();
+        for (image, region) in keys {
+            if let Ok(Some(source)) = self.source_image(&image, &region, invocation).await {
+                states.insert((image, region), source.state);
+            }
+        }
+        states
     }
 
     /// What a completion is, before its timings: the job's source and place, the copy.
@@ -267,8 +277,13 @@ async fn deregister_failed<E: Ec2>(ec2: &E, copy: Option<&ImageId>) {
     }
 }
 
-/// One round of calls (two when waiting copies are no longer pending) gathers what the place's step needs.
-async fn observe<E: Ec2>(ec2: &E, jobs: &PlaceJobs<usize>) -> Observations {
+/// One round of calls (two when waiting copies are no longer pending, three when one of them is gone) gathers what
+/// the place's step needs; the sources' states are the ones admission read.
+async fn observe<E: Ec2>(
+    ec2: &E,
+    jobs: &PlaceJobs<usize>,
+    source_states: BTreeMap<(ImageId, Region), ImageState>,
+) -> Observations {
     let sources: Vec<ImageId> = jobs.sources();
     let (pending, existing) = tokio::join!(
         async {
@@ -297,5 +312,8 @@ async fn observe<E: Ec2>(ec2: &E, jobs: &PlaceJobs<usize>) -> Observations {
             }
         }
     };
-    Observations { pending, existing, described }
+    let pending_list = pending.as_ref().and_then(|p| p.as_ref().ok()).map(Vec::as_slice);
+    let vanished = jobs.vanished_sources(pending_list, described.as_deref().unwrap_or_default());
+    let others = if vanished.is_empty() { None } else { Some(ec2.find_copies(&vanished).await) };
+    Observations { pending, existing, described, others, sources: source_states }
 }

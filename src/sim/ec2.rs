@@ -9,6 +9,17 @@ use crate::core::image::{ImageInfo, ImageState, LaunchPermission, Tag};
 use crate::core::provenance::SOURCE_IMAGE_TAG;
 use crate::ports::{CopyRequest, Ec2, Ec2Regions};
 
+/// A change an EC2 call made: the operation, the account that made it, the region, and the image (or snapshot)
+/// it changed, with what it set (grants, tags, the deprecation time).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimEffect {
+    pub op: &'static str,
+    pub account: AccountId,
+    pub region: Region,
+    pub target: String,
+    pub detail: String,
+}
+
 /// EC2's answer for an image it does not know.
 fn not_found(id: &ImageId) -> PortError {
     PortError::from_code("InvalidAMIID.NotFound", format!("The image id '[{id}]' does not exist"))
@@ -54,7 +65,7 @@ pub struct SimEc2 {
 
 impl SimEc2 {
     fn record(&self, w: &mut World, op: &'static str, target: impl ToString, detail: String) {
-        let effect = super::SimEffect {
+        let effect = SimEffect {
             op,
             account: self.account.clone(),
             region: self.region.clone(),

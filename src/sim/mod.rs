@@ -11,11 +11,9 @@ mod queue;
 pub mod routing;
 mod world;
 
-pub use ec2::{SimEc2, SimRegions};
+pub use ec2::{SimEc2, SimEffect, SimRegions};
 pub use queue::SimQueue;
-pub use world::{
-    CopyRecord, Faults, QueuedMessage, SimConfig, SimEffect, SimImage, SimSnapshot, World, AWS_MANAGED_EBS_KEY,
-};
+pub use world::{CopyRecord, Faults, QueuedMessage, SimConfig, SimImage, SimSnapshot, World, AWS_MANAGED_EBS_KEY};
 
 use crate::core::errors::PortError;
 use crate::core::ids::{AccountId, ImageId, Place};

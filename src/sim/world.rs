@@ -123,17 +123,6 @@ pub struct CopyRecord {
     pub throughput_mibps: u64,
 }
 
-/// A change an EC2 call made: the operation, the account that made it, the region, and the image (or snapshot)
-/// it changed, with what it set (grants, tags, the deprecation time).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SimEffect {
-    pub op: &'static str,
-    pub account: AccountId,
-    pub region: Region,
-    pub target: String,
-    pub detail: String,
-}
-
 /// A message on the simulated work queue.
 #[derive(Debug, Clone)]
 pub struct QueuedMessage {
@@ -179,7 +168,7 @@ pub struct World {
     pub parameters: BTreeMap<(AccountId, Region, String), String>,
     /// Every change an EC2 call made to an existing image or snapshot, in order: what the product did to what.
     /// Recorded only; the simulator refuses nothing on its account (a property it enforced would prove nothing).
-    pub effects: Vec<SimEffect>,
+    pub effects: Vec<super::SimEffect>,
     /// What uses an image (DescribeImageReferences): "type arn" per image, set by the tests.
     pub references: BTreeMap<ImageId, Vec<String>>,
     /// Messages moved by SQS's redrive policy (received too often).
