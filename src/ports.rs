@@ -31,6 +31,10 @@ pub trait Ec2: Send + Sync {
     /// The image `id`, read by id. `Ok(None)` when EC2 does not know it.
     fn describe_image(&self, id: &ImageId) -> impl Future<Output = Result<Option<ImageInfo>, PortError>> + Send;
 
+    /// The images among `ids` this account can see (its own, shared with it, public; disabled ones included), in
+    /// one call per 200 ids (the sources of a batch). Ids EC2 does not know are absent, never an error.
+    fn describe_images(&self, ids: &[ImageId]) -> impl Future<Output = Result<Vec<ImageInfo>, PortError>> + Send;
+
     /// The images among `ids` owned by this account, in one call. Ids EC2 does not know are absent from the
     /// answer, never an error.
     fn describe_own_images(&self, ids: &[ImageId]) -> impl Future<Output = Result<Vec<ImageInfo>, PortError>> + Send;
@@ -78,8 +82,9 @@ pub trait Ec2: Send + Sync {
         account: &AccountId,
     ) -> impl Future<Output = Result<(), PortError>> + Send;
 
-    /// Adds tags to one of this product's copies (the tombstone of a replication that gave up).
-    fn add_tags(&self, id: &ImageId, tags: &[Tag]) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// Adds `tags` to this product's copies `ids` (state marks: shared, the tombstone of a replication that gave
+    /// up, a failed share, kept), in one call per 1,000 images.
+    fn add_tags(&self, ids: &[ImageId], tags: &[Tag]) -> impl Future<Output = Result<(), PortError>> + Send;
 
     /// What still uses the images `ids` (DescribeImageReferences, every resource type: instances, launch
     /// templates, SSM parameters, Image Builder recipes), as (image, "type arn") pairs, in as few calls as its

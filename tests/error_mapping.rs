@@ -560,3 +560,48 @@ async fn image_references_ask_for_every_resource_type_and_follow_the_pages() {
         ]
     );
 }
+
+#[tokio::test]
+async fn the_sources_of_a_batch_are_read_in_one_call_by_filter_never_failing_on_an_unknown_id() {
+    use aws_sdk_ec2::operation::describe_images::DescribeImagesOutput;
+    let rule = mock!(aws_sdk_ec2::Client::describe_images)
+        .match_requests(|r| {
+            let filter = &r.filters()[0];
+            r.owners().is_empty()
+                && r.image_ids().is_empty()
+                && filter.name() == Some("image-id")
+                && filter.values() == ["ami-0123456789abcdef0".to_string(), "ami-0123456789abcdef1".to_string()]
+                && r.include_disabled() == Some(true)
+        })
+        .then_output(|| {
+            DescribeImagesOutput::builder()
+                .images(
+                    aws_sdk_ec2::types::Image::builder()
+                        .image_id("ami-0123456789abcdef0")
+                        .state("disabled".into())
+                        .build(),
+                )
+                .build()
+        });
+    let client = mock_client!(aws_sdk_ec2, [&rule]);
+    let ids = [ImageId::parse("ami-0123456789abcdef0").unwrap(), ImageId::parse("ami-0123456789abcdef1").unwrap()];
+    let found = AwsEc2::new(client).describe_images(&ids).await.unwrap();
+    assert_eq!(found.len(), 1, "the unknown id is absent, not an error");
+    assert_eq!(found[0].state.to_string(), "disabled");
+    assert_eq!(rule.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn the_copies_of_a_place_are_marked_in_one_create_tags() {
+    let rule = mock!(aws_sdk_ec2::Client::create_tags)
+        .match_requests(|r| {
+            r.resources() == ["ami-0123456789abcdef0".to_string(), "ami-0123456789abcdef1".to_string()]
+                && r.tags().len() == 1
+                && r.tags()[0].key() == Some("ami-replicator:shared")
+        })
+        .then_output(|| aws_sdk_ec2::operation::create_tags::CreateTagsOutput::builder().build());
+    let client = mock_client!(aws_sdk_ec2, [&rule]);
+    let ids = [ImageId::parse("ami-0123456789abcdef0").unwrap(), ImageId::parse("ami-0123456789abcdef1").unwrap()];
+    AwsEc2::new(client).add_tags(&ids, &[Tag::new("ami-replicator:shared", "true")]).await.unwrap();
+    assert_eq!(rule.num_calls(), 1);
+}

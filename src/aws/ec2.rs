@@ -149,17 +149,32 @@ fn is_gone(err: &PortError) -> bool {
 /// Filter values per DescribeImages call; longer lists are split into several calls.
 const FILTER_VALUES_PER_CALL: usize = 200;
 
+/// Resources one CreateTags call tags (EC2 accepts up to 1,000).
+const TAGGED_RESOURCES_PER_CALL: usize = 1000;
+
 impl AwsEc2 {
     /// Images owned by this account whose `filter` matches one of `values` (deprecated ones included).
     async fn describe_own(&self, filter: &str, values: Vec<String>) -> Result<Vec<ImageInfo>, PortError> {
+        self.describe_filtered(Some("self"), filter, values).await
+    }
+
+    /// Images of `owner` (`None`: every image this account may launch) whose `filter` matches one of `values`,
+    /// deprecated and disabled ones included; a filter, unlike ImageIds, never fails on an unknown id.
+    async fn describe_filtered(
+        &self,
+        owner: Option<&str>,
+        filter: &str,
+        values: Vec<String>,
+    ) -> Result<Vec<ImageInfo>, PortError> {
         let mut found = Vec::new();
         for chunk in values.chunks(FILTER_VALUES_PER_CALL) {
             let output = self
                 .client
                 .describe_images()
-                .owners("self")
+                .set_owners(owner.map(|o| vec![o.to_string()]))
                 .filters(Filter::builder().name(filter).set_values(Some(chunk.to_vec())).build())
                 .include_deprecated(true)
+                .include_disabled(owner.is_none())
                 .send()
                 .await
                 .map_err(|e| self.error("DescribeImages", e))?;
@@ -206,6 +221,10 @@ impl Ec2 for AwsEc2 {
             found.extend(images(&page.map_err(|e| self.error("DescribeImages", e))?));
         }
         Ok(found)
+    }
+
+    async fn describe_images(&self, ids: &[ImageId]) -> Result<Vec<ImageInfo>, PortError> {
+        self.describe_filtered(None, "image-id", ids.iter().map(ToString::to_string).collect()).await
     }
 
     async fn describe_own_images(&self, ids: &[ImageId]) -> Result<Vec<ImageInfo>, PortError> {
@@ -338,14 +357,16 @@ impl Ec2 for AwsEc2 {
         Ok(())
     }
 
-    async fn add_tags(&self, id: &ImageId, tags: &[Tag]) -> Result<(), PortError> {
-        self.client
-            .create_tags()
-            .resources(id.as_str())
-            .set_tags(Some(sdk_tags(tags)))
-            .send()
-            .await
-            .map_err(|e| self.error("CreateTags", e))?;
+    async fn add_tags(&self, ids: &[ImageId], tags: &[Tag]) -> Result<(), PortError> {
+        for chunk in ids.chunks(TAGGED_RESOURCES_PER_CALL) {
+            self.client
+                .create_tags()
+                .set_resources(Some(chunk.iter().map(ToString::to_string).collect()))
+                .set_tags(Some(sdk_tags(tags)))
+                .send()
+                .await
+                .map_err(|e| self.error("CreateTags", e))?;
+        }
         Ok(())
     }
 

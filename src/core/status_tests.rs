@@ -89,3 +89,28 @@ fn each_way_of_not_being_done_is_named() {
     let json = serde_json::to_value(&report).unwrap();
     assert_eq!(json["places"][2]["verdict"], "missing");
 }
+
+#[test]
+fn a_failed_share_and_a_kept_copy_say_so() {
+    use crate::core::provenance::{KEPT_TAG, SHARE_FAILED_TAG};
+    let source = ImageId::parse("ami-00000001").unwrap();
+    let east = Region::parse("us-east-1").unwrap();
+    let home = AccountId::parse("123456789012").unwrap();
+    let mut copy = ImageInfo::fixture(ImageId::parse("ami-00000002").unwrap(), ImageState::Available, vec![]);
+    copy.tags = provenance_tags(&source, &east);
+    copy.tags.push(Tag::new(SHARE_FAILED_TAG, "OperationNotPermitted: not allowed"));
+    let observed = |copy: ImageInfo| PlaceObservation {
+        place: Place::home(Region::parse("eu-west-1").unwrap()),
+        copies: Ok(vec![copy]),
+        permissions: Some(Ok(vec![])),
+        wanted: vec![],
+    };
+    let report = assess(&source, &east, None, &[observed(copy.clone())], vec![], &home, 0);
+    assert_eq!(report.places[0].verdict, Verdict::Incomplete, "permissions as wanted, but the share failed");
+    assert!(report.places[0].note.as_deref().is_some_and(|n| n.contains("share failed: OperationNotPermitted")));
+    copy.tags.retain(|t| t.key != SHARE_FAILED_TAG);
+    copy.tags.push(Tag::new(KEPT_TAG, "in use by ec2:Instance i-1"));
+    let report = assess(&source, &east, None, &[observed(copy)], vec![], &home, 0);
+    assert_eq!(report.places[0].verdict, Verdict::Complete);
+    assert!(table(&report).contains("kept (source deregistered): in use by ec2:Instance i-1"));
+}

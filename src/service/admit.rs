@@ -2,14 +2,14 @@
 //! rules of `core::policy` against its source as EC2 shows it now, read once per source and invocation.
 
 use super::durable::{decision_effect, Effect};
-use super::{push, Invocation, Replicator};
+use super::{once, push, Invocation, Replicator};
 use crate::core::ids::{AccountId, ImageId, Region};
 use crate::core::job::{Continuation, Job};
 use crate::core::policy::JobVerdict;
 use crate::core::step;
-use crate::ports::{Ec2Regions, ImageBuilder, Queue};
+use crate::ports::{Ec2, Ec2Regions, ImageBuilder, Queue};
 use futures::future::join_all;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use tracing::{info, warn};
 
 impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
@@ -30,7 +30,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
             .filter(|(_, j)| policy.check_job(j).is_ok())
             .map(|(_, j)| (j.source_image.clone(), j.source_region.clone()))
             .collect();
-        join_all(sources.iter().map(|(image, region)| self.source_image(image, region, invocation))).await;
+        self.read_sources(sources, invocation).await;
         let mut admitted = Vec::new();
         let mut effects = Vec::new();
         for (i, job) in jobs {
@@ -63,5 +63,26 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
             }
         }
         (admitted, effects)
+    }
+
+    /// Reads the sources not read yet in this invocation: one DescribeImages per source region (per 200
+    /// sources), its answers (or its error) remembered for each source, as [`Self::source_image`] reads them.
+    pub(super) async fn read_sources(&self, sources: BTreeSet<(ImageId, Region)>, invocation: &Invocation) {
+        let mut by_region: BTreeMap<Region, Vec<ImageId>> = BTreeMap::new();
+        for (image, region) in sources {
+            if !once(&invocation.sources, (image.clone(), region.clone())).initialized() {
+                by_region.entry(region).or_default().push(image);
+            }
+        }
+        join_all(by_region.into_iter().map(|(region, ids)| async move {
+            let read = self.ec2.region(&region).describe_images(&ids).await;
+            for id in ids {
+                let answer =
+                    read.as_ref().map(|found| found.iter().find(|i| i.id == id).cloned()).map_err(Clone::clone);
+                // A source read meanwhile by another path keeps that answer.
+                let _ = once(&invocation.sources, (id, region.clone())).set(answer);
+            }
+        }))
+        .await;
     }
 }

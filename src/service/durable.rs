@@ -59,7 +59,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
     async fn mark_given_up(&self, place: &Place, copy: &ImageId, reason: &str) {
         let tag = [Tag::new(GAVE_UP_TAG, reason.chars().take(200).collect::<String>())];
         let result = match self.ec2.at(place) {
-            Ok(ec2) => ec2.add_tags(copy, &tag).await,
+            Ok(ec2) => ec2.add_tags(std::slice::from_ref(copy), &tag).await,
             Err(e) => Err(e),
         };
         match result {

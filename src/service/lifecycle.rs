@@ -94,7 +94,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         for (copy, why) in kept {
             warn!(copy = %copy, reason = %why, "source deregistered, but its copy is in use: kept");
             let reason: String = why.chars().take(250).collect();
-            if let Err(e) = ec2.add_tags(&copy, &[Tag::new(KEPT_TAG, reason)]).await {
+            if let Err(e) = ec2.add_tags(std::slice::from_ref(&copy), &[Tag::new(KEPT_TAG, reason)]).await {
                 warn!(copy = %copy, error = %e, "could not mark the kept copy");
             }
         }

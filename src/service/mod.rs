@@ -172,6 +172,8 @@ struct Invocation {
     /// Sources read for granting, at most once per invocation.
     sources: Memo<(ImageId, Region), Option<ImageInfo>>,
     completed: Mutex<Vec<(Job, ImageId)>>,
+    /// Copies shared in this invocation, to mark so at its end (one CreateTags per place).
+    shared: Mutex<Vec<(Place, ImageId)>>,
     stopped: Mutex<Vec<(Job, String)>>,
     facts: Mutex<Vec<Fact>>,
 }
@@ -336,6 +338,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         effects.extend(swept.into_iter().flatten());
         effects.extend(advanced.into_iter().flatten());
         effects.extend(cleaned);
+        self.mark_shared(invocation).await;
 
         let mut report = self.make_durable(&items, effects, home).await;
         report.completed = std::mem::take(&mut *invocation.completed.lock().unwrap_or_else(|e| e.into_inner()));

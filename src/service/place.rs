@@ -179,7 +179,9 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                     if e.class == crate::core::errors::ErrorClass::Permanent {
                         // The copy stays unshared: say so on it (the status command shows it `incomplete`).
                         let reason: String = e.to_string().chars().take(200).collect();
-                        if let Err(e) = ec2.add_tags(&copy, &[Tag::new(SHARE_FAILED_TAG, reason)]).await {
+                        if let Err(e) =
+                            ec2.add_tags(std::slice::from_ref(&copy), &[Tag::new(SHARE_FAILED_TAG, reason)]).await
+                        {
                             warn!(copy = %copy, error = %e, "could not mark the copy's failed share");
                         }
                     }

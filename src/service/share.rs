@@ -1,14 +1,16 @@
 //! Grants: what a target account needs on the source to copy it, and the launch permissions of a copy
 //! (AWS copies neither).
 
-use super::{once, Invocation, Replicator};
+use super::{once, push, Invocation, Replicator};
 use crate::core::errors::PortError;
-use crate::core::ids::{AccountId, ImageId, Region};
+use crate::core::ids::{AccountId, ImageId, Place, Region};
 use crate::core::image::{ImageInfo, LaunchPermission, Tag};
 use crate::core::job::Job;
 use crate::core::provenance::SHARED_TAG;
 use crate::core::share;
 use crate::ports::{Ec2, Ec2Regions, ImageBuilder, Queue};
+use futures::future::join_all;
+use std::collections::BTreeMap;
 use tracing::{info, warn};
 
 impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
@@ -46,6 +48,32 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
             })
             .await
             .clone()
+    }
+
+    /// Marks the copies shared in this invocation, one CreateTags per place (and per 1,000 copies). Copy events and
+    /// jobs find them done (no second ModifyImageAttribute), the watch of a source sees which copies are done, and
+    /// the sweep re-applies the share to recent copies without the mark. Best effort: without the mark, a later
+    /// look at a copy shares it again (idempotent, one more call).
+    pub(super) async fn mark_shared(&self, invocation: &Invocation) {
+        let shared = std::mem::take(&mut *invocation.shared.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut by_place: BTreeMap<Place, Vec<ImageId>> = BTreeMap::new();
+        for (place, copy) in shared {
+            let copies = by_place.entry(place).or_default();
+            if !copies.contains(&copy) {
+                copies.push(copy);
+            }
+        }
+        join_all(by_place.into_iter().map(|(place, copies)| async move {
+            let marked = match self.ec2.at(&place) {
+                Ok(ec2) => ec2.add_tags(&copies, &[Tag::new(SHARED_TAG, "true")]).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = marked {
+                warn!(region = %place.region, place = %place, copies = copies.len(), error = %e,
+                    phase = "share", "could not mark the copies as shared");
+            }
+        }))
+        .await;
     }
 
     /// A source as this account sees it, read at most once per source and invocation.
@@ -109,13 +137,9 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         if let Some(template) = &self.settings.ssm_parameter_template {
             self.put_parameter(ec2, template, job, copy).await?;
         }
-        // Every share effect succeeded: only now is the copy marked done, in EC2. Copy events and jobs find it so
-        // (no second ModifyImageAttribute), the watch of a source sees which copies are done, and the sweep
-        // re-applies the share to recent copies without the mark. Best effort: without the mark, a later look at
-        // the copy shares it again (idempotent, one more call).
-        if let Err(e) = ec2.add_tags(copy, &[Tag::new(SHARED_TAG, "true")]).await {
-            warn!(copy = %copy, error = %e, "could not mark the copy as shared");
-        }
+        // Every share effect succeeded: only now is the copy to be marked done, in EC2 (at the end of the
+        // invocation, one CreateTags per place for all its copies: [`Self::mark_shared`]).
+        push(&invocation.shared, (job.place(), copy.clone()));
         Ok(())
     }
 }

@@ -140,6 +140,20 @@ impl Ec2 for SimEc2 {
             .unwrap_or_default())
     }
 
+    async fn describe_images(&self, ids: &[ImageId]) -> Result<Vec<ImageInfo>, PortError> {
+        tokio::task::yield_now().await;
+        let mut w = lock(&self.world);
+        let w = self.call(&mut w, "DescribeImages")?;
+        w.settle(&self.region);
+        let region = w.images.get(&self.region);
+        Ok(ids
+            .iter()
+            .filter_map(|id| region.and_then(|m| m.get(id)))
+            .filter(|i| World::can_launch(i, &self.account))
+            .map(|i| i.info.clone())
+            .collect())
+    }
+
     async fn describe_own_images(&self, ids: &[ImageId]) -> Result<Vec<ImageInfo>, PortError> {
         tokio::task::yield_now().await;
         self.call(&mut lock(&self.world), "DescribeImages")?;
@@ -246,27 +260,34 @@ impl Ec2 for SimEc2 {
         Ok(())
     }
 
-    async fn add_tags(&self, id: &ImageId, tags: &[Tag]) -> Result<(), PortError> {
+    async fn add_tags(&self, ids: &[ImageId], tags: &[Tag]) -> Result<(), PortError> {
         tokio::task::yield_now().await;
         let mut w = lock(&self.world);
         let w = self.call(&mut w, "CreateTags")?;
-        let image = w.image_mut(&self.region, id).ok_or_else(|| not_found(id))?;
-        let ours = image.info.tag(SOURCE_IMAGE_TAG).is_some();
         let allowed = [
             crate::core::provenance::GAVE_UP_TAG,
             crate::core::provenance::SHARED_TAG,
             crate::core::provenance::SHARE_FAILED_TAG,
             crate::core::provenance::KEPT_TAG,
         ];
-        if !ours || tags.iter().any(|t| !allowed.contains(&t.key.as_str())) {
-            return Err(PortError::from_code("UnauthorizedOperation", format!("not allowed to tag {id} so")));
+        // As EC2 does, the whole call fails when one resource cannot be tagged.
+        for id in ids {
+            let image = w.image(&self.region, id).ok_or_else(|| not_found(id))?;
+            let ours = image.info.tag(SOURCE_IMAGE_TAG).is_some();
+            if !ours || tags.iter().any(|t| !allowed.contains(&t.key.as_str())) {
+                return Err(PortError::from_code("UnauthorizedOperation", format!("not allowed to tag {id} so")));
+            }
         }
-        for tag in tags {
-            image.info.tags.retain(|t| t.key != tag.key);
-            image.info.tags.push(tag.clone());
+        for id in ids {
+            if let Some(image) = w.image_mut(&self.region, id) {
+                for tag in tags {
+                    image.info.tags.retain(|t| t.key != tag.key);
+                    image.info.tags.push(tag.clone());
+                }
+            }
+            let detail = tags.iter().map(|t| t.key.clone()).collect::<Vec<_>>().join(",");
+            self.record(w, "CreateTags", id, detail);
         }
-        let detail = tags.iter().map(|t| t.key.clone()).collect::<Vec<_>>().join(",");
-        self.record(w, "CreateTags", id, detail);
         Ok(())
     }
 
