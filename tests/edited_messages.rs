@@ -341,3 +341,19 @@ fn edited_messages_never_steer_an_effect() {
         .run(&(0u8..8, 0usize..32, edits()), |(steps, pick, edit)| run_case(steps, pick, edit))
         .unwrap_or_else(|e| panic!("{e}"));
 }
+
+#[tokio::test]
+async fn only_images_of_the_source_regions_are_sources() {
+    // An AMI built in a destination region: its event (forwarded with the copy events) and a work item naming it
+    // are refused, with a log line and a dead letter naming SOURCE_REGIONS; nothing is read for the work item.
+    let (mut sim, d) = world();
+    sim.put_event(&ami_event_of(ME, d.at_destination.as_str(), "eu-west-1", "available"));
+    let item = serde_json::json!({"image_id": d.at_destination.as_str(), "source_region": "eu-west-1"});
+    sim.send(&item.to_string());
+    sim.run_until_idle(10, DAY).await;
+    let w = sim.world.lock().unwrap();
+    assert!(w.copies.is_empty(), "{:?}", w.copies);
+    assert!(w.effects.is_empty(), "{:?}", w.effects);
+    assert_eq!(w.dead_letters.len(), 1, "{:?}", w.dead_letters);
+    assert!(w.dead_letters[0].1.contains("not in SOURCE_REGIONS"), "{}", w.dead_letters[0].1);
+}
