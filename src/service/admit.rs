@@ -34,13 +34,14 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         let mut admitted = Vec::new();
         let mut effects = Vec::new();
         for (i, job) in jobs {
-            let span = super::place::job_span(&job);
-            let _entered = span.enter();
+            // Read above (or remembered): no call here.
             let read = if policy.check_job(&job).is_ok() {
                 self.source_image(&job.source_image, &job.source_region, invocation).await
             } else {
                 Ok(None)
             };
+            let span = super::place::job_span(&job);
+            let _entered = span.enter();
             let source = match read {
                 Ok(source) => source,
                 Err(e) => {

@@ -169,7 +169,8 @@ struct Invocation {
     permissions: Memo<(ImageId, Region), Vec<LaunchPermission>>,
     /// What a target account was granted on a source so that it can copy it, at most once per invocation.
     grants: Memo<(ImageId, Region, AccountId), ()>,
-    /// Sources read for granting, at most once per invocation.
+    /// Sources as EC2 shows them, read at most once per invocation (admission reads a batch's in one call per
+    /// source region; granting, copy events and the place step use the same answers).
     sources: Memo<(ImageId, Region), Option<ImageInfo>>,
     completed: Mutex<Vec<(Job, ImageId)>>,
     /// Copies shared in this invocation, to mark so at its end (one CreateTags per place).
