@@ -28,9 +28,6 @@ use std::time::{Duration, Instant};
 const ACCOUNT: &str = "123456789012";
 const SOURCE_REGION: &str = "us-east-1";
 const POLL_SECONDS: u32 = 60;
-/// Messages per invocation and batching window: template.yaml's defaults for the event source mapping.
-const BATCH_SIZE: usize = 100;
-const BATCHING_WINDOW_SECONDS: u64 = 5;
 
 struct Scenario {
     name: &'static str,
@@ -102,106 +99,116 @@ fn percentiles(mut values: Vec<f64>) -> (f64, f64) {
     (at(0.50), at(0.99))
 }
 
-/// Figures common to both strategies, from the world after the run. `completed`: when each copy was shared.
-fn figures(
-    s: &Scenario,
-    strategy: &str,
-    w: &World,
-    completed: &[(u64, ImageId, Region, ImageId)],
+/// A lower bound on any schedule's makespan, per destination region and the largest over regions: the longest
+/// copy; the total copy time over the limit; and CopyImage's request bucket (100 calls at once, then one per
+/// second), which starts the k-th copy (from 0) no earlier than max(0, k - 99) s, so with durations sorted
+/// longest first, max over k of (max(0, k - 99) + d_k).
+fn lower_bound_s(w: &World, limit: u32) -> f64 {
+    let mut durations: BTreeMap<&Region, Vec<f64>> = BTreeMap::new();
+    for c in w.copies.iter().filter(|c| !c.fails) {
+        durations.entry(&c.destination).or_default().push((c.ready_at_ms - c.started_ms) as f64 / 1000.0);
+    }
+    durations
+        .values_mut()
+        .map(|d| {
+            d.sort_by(|a, b| b.total_cmp(a));
+            let longest = d.first().copied().unwrap_or(0.0);
+            let total: f64 = d.iter().sum();
+            let pacing = d.iter().enumerate().map(|(k, d)| (k as f64 - 99.0).max(0.0) + d).fold(0.0, f64::max);
+            longest.max(total / f64::from(limit)).max(pacing)
+        })
+        .fold(0.0, f64::max)
+}
+
+/// What one run measured, for [`figures`].
+struct Run<'a> {
+    strategy: &'a str,
+    events: bool,
+    /// Invocations at once (the event source mapping's MaximumConcurrency); `None`: the baseline, no Lambda.
+    concurrency: Option<usize>,
+    /// When each copy was shared: (virtual ms, source, destination, copy).
+    completed: Vec<(u64, ImageId, Region, ImageId)>,
     invocations: u64,
+    /// The handler's own time (without the simulator's).
     cpu: Duration,
-) -> serde_json::Value {
-    let done: HashSet<(ImageId, Region)> = completed.iter().map(|(_, i, r, _)| (i.clone(), r.clone())).collect();
-    // Share latency: from the copy becoming available to its launch permissions applied (first time).
+}
+
+/// The figures of one row, from the world after the run.
+fn figures(s: &Scenario, w: &World, run: &Run) -> serde_json::Value {
+    let done: HashSet<(ImageId, Region)> = run.completed.iter().map(|(_, i, r, _)| (i.clone(), r.clone())).collect();
     let mut shared_at: BTreeMap<&ImageId, u64> = BTreeMap::new();
-    for (t, _, _, copy) in completed {
+    for (t, _, _, copy) in &run.completed {
         let e = shared_at.entry(copy).or_insert(*t);
         *e = (*e).min(*t);
     }
+    // The handler's share latency: from the copy's event reaching the queue (with events; copies whose event was
+    // lost have none) or the copy becoming available (without) to its launch permissions applied.
     let latencies: Vec<f64> = w
         .copies
         .iter()
         .filter(|c| !c.fails)
-        .filter_map(|c| shared_at.get(&c.image).map(|t| t.saturating_sub(c.ready_at_ms) as f64 / 1000.0))
+        .filter_map(|c| {
+            let from = if run.events { c.event_at_ms? } else { c.ready_at_ms };
+            shared_at.get(&c.image).map(|t| t.saturating_sub(from) as f64 / 1000.0)
+        })
         .collect();
     if std::env::var("BENCH_DEBUG").is_ok() {
         for c in w.copies.iter().filter(|c| !c.fails) {
-            if let Some(t) = shared_at.get(&c.image) {
-                if t.saturating_sub(c.ready_at_ms) > 100_000 {
-                    eprintln!(
-                        "late: {} {} started {} ready {} shared {}",
-                        c.image,
-                        c.destination,
-                        c.started_ms / 1000,
-                        c.ready_at_ms / 1000,
-                        t / 1000
-                    );
-                }
+            if let Some(t) = shared_at.get(&c.image).filter(|t| t.saturating_sub(c.ready_at_ms) > 100_000) {
+                eprintln!(
+                    "late: {} {} started {} ready {} shared {}",
+                    c.image,
+                    c.destination,
+                    c.started_ms / 1000,
+                    c.ready_at_ms / 1000,
+                    t / 1000
+                );
             }
         }
     }
     let (share_p50, share_p99) = percentiles(latencies);
     let copies = done.len();
-    // The replication is done when the last copy is first shared (a job that later finds its copy already
-    // shared, e.g. after a copy event, reports it again; that second report is not when the copy became usable).
+    // The replication is done when the last copy is first shared.
     let makespan_s = shared_at.values().copied().max().unwrap_or(0) as f64 / 1000.0;
-    let mut per_region: BTreeMap<&Region, (f64, f64)> = BTreeMap::new();
     let mut per_pair: BTreeMap<(&ImageId, &Region), u32> = BTreeMap::new();
     for c in w.copies.iter().filter(|c| !c.fails) {
-        let d = (c.ready_at_ms - c.started_ms) as f64 / 1000.0;
-        let e = per_region.entry(&c.destination).or_default();
-        e.0 = e.0.max(d);
-        e.1 += d;
         *per_pair.entry((&c.source, &c.destination)).or_default() += 1;
     }
-    let lower_bound_s = per_region.values().map(|(max, sum)| max.max(sum / f64::from(s.limit))).fold(0.0, f64::max);
-    // What a clairvoyant scheduler would reach on the same copy times: longest first, no polling delay.
-    let mut durations: BTreeMap<&Region, Vec<u64>> = BTreeMap::new();
-    for c in w.copies.iter().filter(|c| !c.fails) {
-        durations.entry(&c.destination).or_default().push(c.ready_at_ms - c.started_ms);
-    }
-    let offline_lpt_s = durations
-        .values_mut()
-        .map(|d| {
-            d.sort_unstable_by(|a, b| b.cmp(a));
-            let mut slots: BinaryHeap<Reverse<u64>> = (0..s.limit).map(|_| Reverse(0)).collect();
-            for x in d.iter() {
-                let Reverse(t) = slots.pop().unwrap_or(Reverse(0));
-                slots.push(Reverse(t + x));
-            }
-            slots.into_iter().map(|Reverse(t)| t).max().unwrap_or(0) as f64 / 1000.0
-        })
-        .fold(0.0, f64::max);
+    let bound_s = lower_bound_s(w, s.limit);
     let expected = s.amis * s.regions;
+    let round = |x: f64, digits: i32| (x * 10f64.powi(digits)).round() / 10f64.powi(digits);
     json!({
         "scenario": s.name,
-        "strategy": strategy,
+        "strategy": run.strategy,
+        "events": run.events,
+        "concurrency": run.concurrency,
         "amis": s.amis,
         "regions": s.regions,
         "limit": s.limit,
         "copies": copies,
         "makespan_s": makespan_s.round(),
-        "last_copy_available_s": (w.copies.iter().map(|c| c.ready_at_ms).max().unwrap_or(0) as f64 / 1000.0).round(),
-        "lower_bound_s": lower_bound_s.round(),
-        "makespan_ratio": ((makespan_s / lower_bound_s) * 1000.0).round() / 1000.0,
-        "offline_lpt_ratio": ((offline_lpt_s / lower_bound_s) * 1000.0).round() / 1000.0,
-        "peak_in_flight": w.peak_in_flight.iter().map(|((_, r), p)| (r.to_string(), *p)).collect::<BTreeMap<_, _>>(),
+        "bound_s": bound_s.round(),
+        "makespan_ratio": round(makespan_s / bound_s, 3),
+        "api_calls_per_copy": round(w.total_calls() as f64 / copies.max(1) as f64, 2),
+        "copyimage_calls": w.calls.get("CopyImage").copied().unwrap_or(0),
         "limit_errors": w.limit_errors,
-        "api_calls": w.calls,
-        "api_calls_per_copy": ((w.total_calls() as f64 / copies.max(1) as f64) * 100.0).round() / 100.0,
-        "lambda_invocations": invocations,
-        "handler_cpu_ms_per_copy": ((cpu.as_secs_f64() * 1000.0 / copies.max(1) as f64) * 1000.0).round() / 1000.0,
-        "share_latency_p50_s": share_p50,
-        "share_latency_p99_s": share_p99,
-        "peak_rss_mb_so_far": peak_rss_mb(),
+        "throttled_calls": w.throttle_errors,
+        "throttled_share": round(w.throttle_errors as f64 / w.total_calls().max(1) as f64, 4),
         "lost": expected.saturating_sub(copies),
         "duplicates": per_pair.values().map(|n| n.saturating_sub(1)).sum::<u32>(),
+        "peak_in_flight": w.peak_in_flight.values().copied().max().unwrap_or(0),
+        "handler_share_p50_s": share_p50,
+        "handler_share_p99_s": share_p99,
+        "cpu_ms_per_copy": round(run.cpu.as_secs_f64() * 1000.0 / copies.max(1) as f64, 3),
+        "api_calls": w.calls,
+        "throttled_by_call": w.throttled,
+        "lambda_invocations": run.invocations,
     })
 }
 
 /// The product; with `events`, copy events reach the queue 1-30 s after each copy is available (1% lost) and
 /// COPY_EVENTS is on (polling every 300 s as the safety net).
-async fn product(s: &Scenario, seed: u64, events: bool) -> serde_json::Value {
+async fn product(s: &Scenario, seed: u64, events: bool, concurrency: usize) -> serde_json::Value {
     let (mut world, ids) = world(s, seed);
     let poll = if events {
         std::env::var("BENCH_EVENTS_POLL").ok().and_then(|p| p.parse().ok()).unwrap_or(300)
@@ -229,20 +236,51 @@ async fn product(s: &Scenario, seed: u64, events: bool) -> serde_json::Value {
         copy_events: events,
         ..Settings::default()
     };
+    let (batch_size, _, window) = mapping();
     let mut sim = Simulation::new(world, settings);
-    sim.batching_window_seconds = BATCHING_WINDOW_SECONDS;
+    sim.batching_window_seconds = window;
     for id in &ids {
         sim.send(&event(id));
     }
-    sim.run_until_idle(BATCH_SIZE, 30 * 86_400).await;
-    let completed: Vec<_> = sim
-        .completions
-        .iter()
-        .map(|(t, j, copy)| (*t, j.source_image.clone(), j.destination.clone(), copy.clone()))
-        .collect();
+    sim.run_concurrently_until_idle(concurrency, batch_size, 30 * 86_400).await;
+    let run = Run {
+        strategy: if events { "ami-replicator+events" } else { "ami-replicator" },
+        events,
+        concurrency: Some(concurrency),
+        completed: sim
+            .completions
+            .iter()
+            .map(|(t, j, copy)| (*t, j.source_image.clone(), j.destination.clone(), copy.clone()))
+            .collect(),
+        invocations: sim.invocations,
+        cpu: sim.handler_own_time,
+    };
     let w = sim.world.lock().unwrap_or_else(|e| e.into_inner());
-    let strategy = if events { "ami-replicator+events" } else { "ami-replicator" };
-    figures(s, strategy, &w, &completed, sim.invocations, sim.handler_time)
+    figures(s, &w, &run)
+}
+
+/// The event source mapping as template.yaml deploys it: (BatchSize, MaximumConcurrency, batching window).
+fn mapping() -> (usize, usize, u64) {
+    ami_replicator::sim::routing::deployed_mapping().unwrap_or_else(|| panic!("template.yaml: no event source mapping"))
+}
+
+/// The peak RSS of one invocation with a batch of 100 messages (scenario C's sources, 16 regions, limit 300), in
+/// a process of its own: the figure is that invocation's, not the benchmark's.
+async fn one_invocation_rss() {
+    let s = Scenario { name: "C", amis: 100, regions: 16, limit: 300 };
+    let (world, ids) = world(&s, 42);
+    let settings =
+        Settings { target_regions: destinations(s.regions), max_copies_per_region: s.limit, ..Settings::default() };
+    let mut sim = Simulation::new(world, settings);
+    for id in &ids {
+        sim.send(&event(id));
+    }
+    sim.invoke_once(100).await;
+    let copies = sim.world.lock().unwrap_or_else(|e| e.into_inner()).copies.len();
+    println!(
+        "{}",
+        json!({"measure": "one invocation, batch of 100 messages", "copies_started": copies, "peak_rss_mb": peak_rss_mb()})
+    );
 }
 
 #[derive(PartialEq, Eq, PartialOrd, Ord)]
@@ -305,9 +343,16 @@ async fn naive(s: &Scenario, seed: u64) -> serde_json::Value {
             }
         }
     }
-    let cpu = started.elapsed();
+    let run = Run {
+        strategy: "naive-baseline",
+        events: false,
+        concurrency: None,
+        completed,
+        invocations: events,
+        cpu: started.elapsed(),
+    };
     let w = shared.lock().unwrap_or_else(|e| e.into_inner());
-    figures(s, "naive-baseline", &w, &completed, events, cpu)
+    figures(s, &w, &run)
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -315,18 +360,35 @@ async fn main() {
     if std::env::var("BENCH_DEBUG").is_ok() {
         tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter("info").init();
     }
+    if std::env::var("BENCH_RSS_CHILD").is_ok() {
+        return one_invocation_rss().await;
+    }
     let scenarios = [
         Scenario { name: "A", amis: 200, regions: 16, limit: 100 },
         Scenario { name: "B", amis: 30, regions: 4, limit: 100 },
         Scenario { name: "C", amis: 1000, regions: 16, limit: 300 },
     ];
-    // BENCH_SCENARIOS=A,C runs only those.
+    // BENCH_SCENARIOS=A,C runs only those; BENCH_CONCURRENCY=2,20 the concurrencies (default: the template's
+    // MaximumConcurrency and 20).
     let only = std::env::var("BENCH_SCENARIOS").ok();
+    let concurrencies: Vec<usize> = std::env::var("BENCH_CONCURRENCY")
+        .ok()
+        .map(|c| c.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![mapping().1, 20]);
     for s in scenarios.iter().filter(|s| only.as_deref().is_none_or(|o| o.split(',').any(|n| n == s.name))) {
-        println!("{}", product(s, 42, false).await);
-        println!("{}", product(s, 42, true).await);
+        for events in [false, true] {
+            for &c in &concurrencies {
+                println!("{}", product(s, 42, events, c).await);
+            }
+        }
         if s.name != "C" {
             println!("{}", naive(s, 42).await);
         }
+    }
+    // One invocation's memory, in a process of its own.
+    let me = std::env::current_exe().unwrap_or_else(|e| panic!("{e}"));
+    match std::process::Command::new(me).env("BENCH_RSS_CHILD", "1").env_remove("BENCH_DEBUG").output() {
+        Ok(out) => print!("{}", String::from_utf8_lossy(&out.stdout)),
+        Err(e) => eprintln!("could not measure one invocation's memory: {e}"),
     }
 }

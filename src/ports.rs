@@ -219,3 +219,41 @@ impl Outputs for NoOutputs {
         Box::pin(async { Err(PortError::permanent("NotConfigured", "no SSM client")) })
     }
 }
+
+/// What [`Leases::acquire`] found.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Lease {
+    /// The caller holds the lease now. `released_at`: when the previous holder gave it back (epoch seconds), if
+    /// it did (`None`: never taken before, or its holder's time ran out): nobody admitted at the place since then.
+    Taken { released_at: Option<f64> },
+    /// Another invocation holds it until this time (epoch seconds).
+    HeldUntil(f64),
+}
+
+/// Admission at a place one invocation at a time: a lease per place (its account and region) in a store every
+/// invocation shares (a DynamoDB table in production, the world in the simulator). EC2 stays the truth about
+/// copies; the lease only orders the invocations that read the place's in-flight count and start copies.
+pub trait Leases: Send + Sync {
+    /// Takes the lease `key` for `holder` until `until` (epoch seconds), when nobody holds it or its holder's time
+    /// ran out at `now`: one conditional write. MUST be atomic: of two callers at once, at most one gets `Taken`.
+    fn acquire<'a>(&'a self, key: &'a str, holder: &'a str, now: f64, until: f64) -> PortFuture<'a, Lease>;
+
+    /// Gives the lease `key` back at `now` when `holder` still holds it (one conditional write; otherwise
+    /// nothing): the next holder learns when.
+    fn release<'a>(&'a self, key: &'a str, holder: &'a str, now: f64) -> PortFuture<'a, ()>;
+}
+
+/// No lease store (ADMISSION_TABLE unset): every acquire succeeds as if the place had never been admitted at,
+/// so concurrent invocations may race at a place and only AWS's own limit (`ResourceLimitExceeded`,
+/// back-pressure) stops an overshoot.
+pub struct NoLeases;
+
+impl Leases for NoLeases {
+    fn acquire<'a>(&'a self, _key: &'a str, _holder: &'a str, now: f64, _until: f64) -> PortFuture<'a, Lease> {
+        Box::pin(async move { Ok(Lease::Taken { released_at: Some(now - 3600.0) }) })
+    }
+
+    fn release<'a>(&'a self, _key: &'a str, _holder: &'a str, _now: f64) -> PortFuture<'a, ()> {
+        Box::pin(async { Ok(()) })
+    }
+}

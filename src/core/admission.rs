@@ -7,6 +7,32 @@ pub fn room(limit: u32, in_flight: usize) -> usize {
     (limit as usize).saturating_sub(in_flight)
 }
 
+/// EC2's CopyImage request bucket per account and region: capacity, and tokens added per second (EC2 API
+/// reference, "Request throttling").
+pub const COPY_BUCKET: (f64, f64) = (100.0, 1.0);
+
+/// CopyImage calls the place's request bucket allows now (at `now`, seconds), replayed from when the copies EC2
+/// shows pending there were started (`started`, seconds, in any order): full before the first, one token per
+/// start, refilled at one per second. Calls EC2 refused spent tokens too but left no copy: the product keeps
+/// them rare by not calling beyond this.
+pub fn copy_tokens(started: &[i64], now: i64) -> usize {
+    let (capacity, refill) = COPY_BUCKET;
+    let mut starts = started.to_vec();
+    starts.sort_unstable();
+    let mut tokens = capacity;
+    let mut last: Option<i64> = None;
+    for t in starts.into_iter().chain(std::iter::once(now)) {
+        if let Some(at) = last {
+            tokens = (tokens + (t - at).max(0) as f64 * refill).min(capacity);
+        }
+        last = Some(t);
+        tokens -= 1.0;
+    }
+    // The last step was `now` itself, which started nothing.
+    tokens += 1.0;
+    tokens.max(0.0).floor() as usize
+}
+
 /// Jobs tagged with the caller's `T`: `(start now, wait)`.
 pub type Admission<T> = (Vec<(T, Job)>, Vec<(T, Job)>);
 

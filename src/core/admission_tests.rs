@@ -43,3 +43,23 @@ fn largest_images_first_unless_a_job_starves() {
     assert_eq!(start.iter().map(|(i, _)| *i).collect::<Vec<_>>(), vec![2, 1, 3]);
     assert_eq!(wait[0].0, 0);
 }
+
+#[test]
+fn the_copy_bucket_is_replayed_from_the_starts_ec2_shows() {
+    // Nothing started: a full bucket.
+    assert_eq!(copy_tokens(&[], 1_000), 100);
+    // 100 copies started in one second: empty; each second after adds one.
+    let burst = vec![1_000; 100];
+    assert_eq!(copy_tokens(&burst, 1_000), 0);
+    assert_eq!(copy_tokens(&burst, 1_030), 30);
+    // Long ago: full again, never above the capacity.
+    assert_eq!(copy_tokens(&burst, 5_000), 100);
+    // 40 starts, then 60 s, then 80 starts in a second: 100 - 40 + 60 = 120 capped at 100, minus 80.
+    let mut two = vec![1_000; 40];
+    two.extend(vec![1_060; 80]);
+    assert_eq!(copy_tokens(&two, 1_060), 20);
+    // Order does not matter; a start "in the future" (clock skew) counts as now.
+    two.reverse();
+    assert_eq!(copy_tokens(&two, 1_060), 20);
+    assert_eq!(copy_tokens(&[1_070], 1_060), 99);
+}

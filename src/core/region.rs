@@ -97,6 +97,9 @@ pub struct Observations {
     /// The sources as EC2 showed them in this invocation (admission read them); a source EC2 does not know is
     /// absent.
     pub sources: BTreeMap<(ImageId, Region), ImageState>,
+    /// When the place was observed (seconds since the epoch): the pending copies' creation times then tell how
+    /// many CopyImage calls the place's request bucket allows ([`admission::copy_tokens`]).
+    pub now_seconds: i64,
 }
 
 /// What to do at a place.
@@ -108,6 +111,8 @@ pub struct PlacePlan<T> {
     pub start: Vec<(T, Job)>,
     /// Copies in flight at the place when observed.
     pub in_flight: usize,
+    /// CopyImage calls the place's request bucket allowed when observed.
+    pub copy_tokens: usize,
     /// Jobs that wait for capacity (the place is at its limit).
     pub waiting_for_capacity: usize,
     /// The policy the decisions used (the poll delay depends on how many copies one poll covers).
@@ -115,6 +120,44 @@ pub struct PlacePlan<T> {
     /// Image ids a message named that EC2 does not confirm (not this product's copy of the job's source at this
     /// place), with why: ignored, and logged by the shell.
     pub rejected_hints: Vec<(ImageId, String)>,
+}
+
+impl<T> PlacePlan<T> {
+    /// How many new copies the place takes now, given its pending copies: at most as many as the limit has room
+    /// for and the request bucket has tokens (a call beyond either is refused, and a refused CopyImage spends
+    /// the scarcest token there is). Records the in-flight count and the tokens.
+    fn room(&mut self, pending: &[ImageInfo], limit: u32, now_seconds: i64) -> usize {
+        self.in_flight = pending.len();
+        let started: Vec<i64> =
+            pending.iter().filter_map(|i| i.created.as_deref().and_then(super::time::parse_rfc3339)).collect();
+        self.copy_tokens = admission::copy_tokens(&started, now_seconds);
+        admission::room(limit, self.in_flight).min(self.copy_tokens)
+    }
+
+    /// The admissions checked against the place's pending copies read again under its lease (another invocation
+    /// may have started copies since the first read): at most as many start as there is room for now, largest
+    /// first as admitted; the rest wait for capacity.
+    pub fn readmit(&mut self, pending: &[ImageInfo], limit: u32, now_seconds: i64) {
+        let room = self.room(pending, limit, now_seconds);
+        if self.start.len() > room {
+            let refused = self.start.split_off(room);
+            self.waiting_for_capacity += refused.len();
+            for (tag, job) in refused {
+                let d = step::wait_for_capacity(&job, &self.policy);
+                self.decided.push((tag, job, d));
+            }
+            let policy = self.policy.clone();
+            align_full_place(&mut self.decided, &policy);
+        }
+    }
+
+    /// The admitted jobs do not start in this step: each gets `decide`'s decision instead.
+    pub fn hold_starts(&mut self, decide: impl Fn(&Job) -> Decision) {
+        for (tag, job) in std::mem::take(&mut self.start) {
+            let d = decide(&job);
+            self.decided.push((tag, job, d));
+        }
+    }
 }
 
 /// The copy to resume, if one exists: an available one first, else a pending one. Failed or deregistered
@@ -144,6 +187,7 @@ pub fn decide<T>(
         decided: Vec::new(),
         start: Vec::new(),
         in_flight: 0,
+        copy_tokens: 0,
         waiting_for_capacity: 0,
         policy,
         rejected_hints: Vec::new(),
@@ -252,8 +296,8 @@ pub fn decide<T>(
             None => candidates.push((tag, job)),
         }
     }
-    plan.in_flight = pending.as_ref().map_or(0, Vec::len);
-    let (admitted, refused) = admission::admit(candidates, admission::room(limit, plan.in_flight));
+    let room = plan.room(pending.as_deref().unwrap_or_default(), limit, observed.now_seconds);
+    let (admitted, refused) = admission::admit(candidates, room);
     plan.waiting_for_capacity = refused.len();
     for (tag, job) in refused {
         let d = step::wait_for_capacity(&job, policy);

@@ -42,6 +42,8 @@ fn observed(pending: Option<Vec<ImageInfo>>, existing: Vec<ImageInfo>, described
         described: Ok(described),
         others: None,
         sources: Default::default(),
+        // Long after any copy of these tests was started: the request bucket is full.
+        now_seconds: 4_000_000_000,
     }
 }
 
@@ -257,4 +259,46 @@ fn a_copy_that_vanished_is_decided_from_the_sources_copies_and_its_state() {
     );
     assert!(matches!(&plan.decided[1].2, Decision::GiveUp { reason, .. } if reason.contains("cancelled")));
     assert!(matches!(&plan.decided[2].2, Decision::Stop { reason } if reason.contains("deregistered")));
+}
+
+#[test]
+fn admission_stops_where_the_copy_request_bucket_runs_dry() {
+    // 100 copies started at T (a burst): at T+10 the bucket has 10 tokens, so 10 of 50 start though the limit
+    // (300) has room for all; the rest wait.
+    let t = 1_800_000_000;
+    let pending: Vec<ImageInfo> = (0..100)
+        .map(|n| ImageInfo {
+            created: Some(crate::core::time::format_rfc3339(t)),
+            ..copy_of(1000 + n, 1, ImageState::Pending)
+        })
+        .collect();
+    let jobs = PlaceJobs::split((0..50).map(|n| (n, job(100 + n as u32, 8))).collect());
+    let obs = Observations { now_seconds: t + 10, ..observed(Some(pending), vec![], vec![]) };
+    let plan = decide(jobs, obs, 300, &StepPolicy::default(), &owner());
+    assert_eq!((plan.in_flight, plan.copy_tokens, plan.start.len(), plan.waiting_for_capacity), (100, 10, 10, 40));
+}
+
+#[test]
+fn a_second_look_under_the_lease_takes_back_what_no_longer_fits() {
+    let t = 1_800_000_000;
+    let created = |n: u32| ImageInfo {
+        created: Some(crate::core::time::format_rfc3339(t - 600)),
+        ..copy_of(n, 1, ImageState::Pending)
+    };
+    let jobs = PlaceJobs::split(vec![(0, job(1, 8)), (1, job(2, 200)), (2, job(3, 50))]);
+    let pending: Vec<ImageInfo> = (100..197).map(created).collect();
+    let obs = Observations { now_seconds: t, ..observed(Some(pending), vec![], vec![]) };
+    let mut plan = decide(jobs, obs, 100, &StepPolicy::default(), &owner());
+    assert_eq!(plan.start.len(), 3);
+    // Another invocation started two copies meanwhile: one slot is left, for the largest image.
+    let fresh: Vec<ImageInfo> = (100..199).map(created).collect();
+    plan.readmit(&fresh, 100, t);
+    let started: Vec<u32> = plan.start.iter().map(|(t, _)| *t).collect();
+    assert_eq!((started, plan.in_flight, plan.waiting_for_capacity), (vec![1], 99, 2));
+    assert!(plan
+        .decided
+        .iter()
+        .all(|(_, _, d)| matches!(d, Decision::Continue { job, .. } if job.capacity_waits == 1)));
+    plan.hold_starts(|job| Decision::Continue { job: job.clone(), delay_seconds: 5 });
+    assert!(plan.start.is_empty() && plan.decided.len() == 3);
 }

@@ -62,7 +62,13 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                 Ok(ec2) => ec2,
                 Err(e) => return dead(format!("reading {} at {place}: {e}", request.image)),
             };
-            let image = match ec2.describe_image(&request.image).await {
+            // The function's own sources were read for the whole batch, one DescribeImages per region.
+            let read = if place.account.is_none() {
+                self.source_image(&request.image, &request.source_region, invocation).await
+            } else {
+                ec2.describe_image(&request.image).await
+            };
+            let image = match read {
                 Ok(Some(image)) => image,
                 Ok(None) => {
                     return dead(format!("source image {} not found in {}", request.image, request.source_region))

@@ -8,6 +8,7 @@ mod admit;
 mod copy_events;
 mod durable;
 mod fan_out;
+mod lease;
 mod lifecycle;
 mod outputs;
 pub use outputs::{completed_event, failed_event, finished_event, COMPLETED, FAILED, FINISHED};
@@ -24,7 +25,9 @@ use crate::core::policy::Policy;
 use crate::core::rules::EncryptionPolicy;
 use crate::core::share::SharePolicy;
 use crate::core::step::StepPolicy;
-use crate::ports::{Ec2Regions, ImageBuilder, NoImageBuilder, NoOutputs, OutgoingMessage, Outputs, Queue};
+use crate::ports::{
+    Ec2Regions, ImageBuilder, Leases, NoImageBuilder, NoLeases, NoOutputs, OutgoingMessage, Outputs, Queue,
+};
 use durable::Effect;
 use futures::future::join_all;
 use std::collections::{BTreeMap, HashMap};
@@ -177,6 +180,8 @@ struct Invocation {
     shared: Mutex<Vec<(Place, ImageId)>>,
     stopped: Mutex<Vec<(Job, String)>>,
     facts: Mutex<Vec<Fact>>,
+    /// Who holds a place's admission lease taken by this invocation (unique per invocation).
+    holder: String,
 }
 
 /// The cell of `key` in one of the invocation's memories.
@@ -203,6 +208,7 @@ pub struct Replicator<R, Q, B = NoImageBuilder> {
     image_builder: B,
     clock: Clock,
     outputs: Arc<dyn Outputs>,
+    leases: Arc<dyn Leases>,
 }
 
 impl<R: Ec2Regions, Q: Queue> Replicator<R, Q, NoImageBuilder> {
@@ -214,6 +220,7 @@ impl<R: Ec2Regions, Q: Queue> Replicator<R, Q, NoImageBuilder> {
             image_builder: NoImageBuilder,
             clock: system_clock(),
             outputs: Arc::new(NoOutputs),
+            leases: Arc::new(NoLeases),
         }
     }
 }
@@ -228,7 +235,14 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
             image_builder,
             clock: self.clock,
             outputs: self.outputs,
+            leases: self.leases,
         }
+    }
+
+    /// The same replicator, taking a place's admission lease from `leases`.
+    pub fn with_leases(mut self, leases: Arc<dyn Leases>) -> Self {
+        self.leases = leases;
+        self
     }
 
     /// The same replicator, publishing completion events and putting SSM parameters through `outputs`.
@@ -294,7 +308,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                 Err(effect) => effects.push((i, effect)),
             }
         }
-        let invocation = Invocation::default();
+        let invocation = Invocation { holder: lease::holder_id(self.now()), ..Invocation::default() };
         let invocation = &invocation;
         // Every job passes the rules against its source as EC2 shows it, before duplicates are dropped: an edited
         // copy of a job never takes the genuine one's place.
@@ -310,6 +324,14 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         if let Some(since) = oldest {
             push(&invocation.facts, Fact::OldestJobAge { seconds: (now - since as f64).max(0.0) });
         }
+        let own_sources = requests
+            .iter()
+            .filter(|(_, r)| {
+                self.event_place(r.event_account.as_ref(), &r.source_region, home).is_some_and(|p| p.account.is_none())
+            })
+            .map(|(_, r)| (r.image.clone(), r.source_region.clone()))
+            .collect();
+        self.read_sources(own_sources, invocation).await;
         let fan_outs = join_all(requests.iter().map(|(i, r)| async move {
             self.fan_out(r, home, invocation).await.into_iter().map(move |e| (*i, e)).collect::<Vec<_>>()
         }));

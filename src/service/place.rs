@@ -51,9 +51,16 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         };
         let jobs = PlaceJobs::split(jobs);
         let sources = self.source_states(&jobs, invocation).await;
-        let observed = observe(&ec2, &jobs, sources).instrument(span.clone()).await;
+        let observed = observe(&ec2, &jobs, sources, self.now() as i64).instrument(span.clone()).await;
         let owner = place.owner(home).clone();
-        let plan = region::decide(jobs, observed, self.settings.max_copies_per_region, &self.settings.step, &owner);
+        let observed_at = observed.now_seconds;
+        let mut plan = region::decide(jobs, observed, self.settings.max_copies_per_region, &self.settings.step, &owner);
+        // Copies start only under the place's admission lease, from an in-flight count no other invocation
+        // changed since it was read.
+        let until = self
+            .admit_under_lease(&ec2, &place, home, &mut plan, observed_at, invocation)
+            .instrument(span.clone())
+            .await;
         for (image, why) in &plan.rejected_hints {
             let _entered = span.enter();
             warn!(hint = %image, reason = %why, "an image id in a message is not confirmed by EC2; ignored");
@@ -62,9 +69,10 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
             let _entered = span.enter();
             info!(
                 in_flight = plan.in_flight,
+                copy_tokens = plan.copy_tokens,
                 admitted = plan.start.len(),
                 waiting = plan.waiting_for_capacity,
-                "place at its copy limit; jobs wait for capacity"
+                "place at its copy limit or out of CopyImage request tokens; jobs wait for capacity"
             );
         }
         let policy = &plan.policy;
@@ -72,6 +80,11 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
             let ec2 = &ec2;
             let span = job_span(&job);
             async move {
+                if !self.lease_allows_copy(until) {
+                    info!("the admission lease is about to end; the job waits for the next step");
+                    let decision = step::wait_for_capacity(&job, policy);
+                    return (i, job, decision);
+                }
                 let result = match self.grant_copy_access(&job, home, invocation).await {
                     Ok(()) => ec2.copy_image(&self.copy_request(&job, home)).await,
                     Err(e) => Err(e),
@@ -93,6 +106,9 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         .buffer_unordered(COPY_CONCURRENCY)
         .collect()
         .await;
+        if until.is_some() {
+            self.release_lease(&place, home, invocation).instrument(span.clone()).await;
+        }
 
         let decided: Vec<_> = plan.decided.into_iter().chain(started).collect();
         // One fact per place and kind, however many jobs wait: a full place may hold thousands of waiters.
@@ -285,6 +301,7 @@ async fn observe<E: Ec2>(
     ec2: &E,
     jobs: &PlaceJobs<usize>,
     source_states: BTreeMap<(ImageId, Region), ImageState>,
+    now_seconds: i64,
 ) -> Observations {
     let sources: Vec<ImageId> = jobs.sources();
     let (pending, existing) = tokio::join!(
@@ -317,5 +334,5 @@ async fn observe<E: Ec2>(
     let pending_list = pending.as_ref().and_then(|p| p.as_ref().ok()).map(Vec::as_slice);
     let vanished = jobs.vanished_sources(pending_list, described.as_deref().unwrap_or_default());
     let others = if vanished.is_empty() { None } else { Some(ec2.find_copies(&vanished).await) };
-    Observations { pending, existing, described, others, sources: source_states }
+    Observations { pending, existing, described, others, sources: source_states, now_seconds }
 }

@@ -134,6 +134,7 @@ impl World {
         };
         self.images.entry(destination.clone()).or_default().insert(id.clone(), image);
         self.tokens.insert(token_key, id.clone());
+        let mut event_at_ms = None;
         if let Some((lo, hi)) = self.config.copy_events {
             let delay_ms = (lo * 1000) + (self.random() * ((hi - lo) * 1000) as f64) as u64;
             if self.random() >= self.config.copy_event_loss {
@@ -145,6 +146,7 @@ impl World {
                 });
                 // Delivered as deployed: the region forwarder's rule, then the home rule, must route it.
                 if super::routing::routed_from_forwarder(&event) {
+                    event_at_ms = Some(ready_at_ms + delay_ms);
                     self.next_id += 1;
                     self.queue.push(QueuedMessage {
                         id: format!("msg-{}", self.next_id),
@@ -167,6 +169,7 @@ impl World {
             ready_at_ms,
             fails,
             throughput_mibps,
+            event_at_ms,
         });
         Ok(id)
     }

@@ -95,7 +95,7 @@ impl SimEc2 {
                 "AWS was not able to validate the provided access credentials",
             ));
         }
-        w.ec2_call(op)?;
+        w.ec2_call(op, &self.account, &self.region)?;
         Ok(w)
     }
 

@@ -5,13 +5,17 @@
 //! are copied and only when asked. SQS delays, visibility timeouts, redelivery and the redrive to a dead-letter
 //! queue are modelled too, and faults (throttling, failed copies) can be injected.
 
+mod config;
 mod copy;
 mod ec2;
+mod lease;
 mod queue;
 pub mod routing;
+pub mod throttle;
 mod world;
 
 pub use ec2::{SimEc2, SimEffect, SimRegions};
+pub use lease::{SimLease, SimLeases};
 pub use queue::SimQueue;
 pub use world::{CopyRecord, Faults, QueuedMessage, SimConfig, SimImage, SimSnapshot, World, AWS_MANAGED_EBS_KEY};
 
@@ -22,11 +26,40 @@ use crate::service::{BatchReport, Item, Replicator};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// Messages one ReceiveMessage returns at most.
+const RECEIVE_MAX: usize = 10;
+
 /// The shared state every simulated port reads and writes.
 pub type Shared = Arc<Mutex<World>>;
 
-pub(crate) fn lock(world: &Shared) -> std::sync::MutexGuard<'_, World> {
-    world.lock().unwrap_or_else(|e| e.into_inner())
+/// The world, locked by a port call. The time the guard is held is the simulator's own work, added to
+/// [`World::sim_time`] when it is dropped, so that a benchmark can tell the handler's time from the simulator's.
+pub(crate) fn lock(world: &Shared) -> Locked<'_> {
+    Locked { started: Instant::now(), guard: world.lock().unwrap_or_else(|e| e.into_inner()) }
+}
+
+pub(crate) struct Locked<'a> {
+    started: Instant,
+    guard: std::sync::MutexGuard<'a, World>,
+}
+
+impl std::ops::Deref for Locked<'_> {
+    type Target = World;
+    fn deref(&self) -> &World {
+        &self.guard
+    }
+}
+
+impl std::ops::DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut World {
+        &mut self.guard
+    }
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        self.guard.sim_time += self.started.elapsed();
+    }
 }
 
 /// EC2 Image Builder over the simulated world's registered builds ([`World::image_builds`]).
@@ -110,8 +143,10 @@ pub struct Simulation {
     pub account: AccountId,
     /// Lambda invocations made so far.
     pub invocations: u64,
-    /// Real time spent inside the handler (the production code, not the simulator's bookkeeping is included).
+    /// Real time spent inside the handler (the simulator's bookkeeping in its ports included).
     pub handler_time: Duration,
+    /// [`Self::handler_time`] less the time spent inside the simulated ports: the handler's own work.
+    pub handler_own_time: Duration,
     /// Reports of every invocation, in order.
     pub reports: Vec<BatchReport>,
     /// Every job completed (copy available and shared), with the virtual time in milliseconds.
@@ -129,6 +164,7 @@ impl Simulation {
             Replicator::new(Arc::new(settings), SimRegions::new(world.clone()), SimQueue::new(world.clone()))
                 .with_image_builder(SimImageBuilder { world: world.clone() })
                 .with_outputs(Arc::new(SimOutputs { world: world.clone() }))
+                .with_leases(Arc::new(SimLeases::new(world.clone())))
                 .with_clock({
                     let world = world.clone();
                     Arc::new(move || world::SIM_EPOCH_SECS as f64 + lock(&world).now_ms as f64 / 1000.0)
@@ -139,6 +175,7 @@ impl Simulation {
             account,
             invocations: 0,
             handler_time: Duration::ZERO,
+            handler_own_time: Duration::ZERO,
             reports: Vec::new(),
             completions: Vec::new(),
             batching_window_seconds: 0,
@@ -177,12 +214,35 @@ impl Simulation {
         self.invoke_concurrently(1, batch_size).await > 0
     }
 
-    /// Runs up to `concurrency` invocations at once, each with its own batch, interleaving at every port call
-    /// (as racing Lambda instances do). Returns how many invocations ran.
+    /// Runs up to `concurrency` invocations at once, each with its own batch of up to `batch_size` messages,
+    /// interleaving at every port call (as racing Lambda instances do). The visible messages are dealt to the
+    /// invocations ten at a time, as the event source mapping's pollers receive them. Returns how many
+    /// invocations ran.
     pub async fn invoke_concurrently(&mut self, concurrency: usize, batch_size: usize) -> usize {
         let (batches, crashed): (Vec<Vec<QueuedMessage>>, bool) = {
             let mut w = lock(&self.world);
-            let batches: Vec<_> = (0..concurrency).map(|_| w.receive(batch_size)).filter(|b| !b.is_empty()).collect();
+            // As the event source mapping's pollers do: each ReceiveMessage takes up to 10 messages, and the
+            // pollers (one per concurrent invocation) take turns until their batches are full or nothing is left.
+            let mut batches: Vec<Vec<QueuedMessage>> = vec![Vec::new(); concurrency.max(1)];
+            'receive: loop {
+                let mut took = false;
+                for batch in batches.iter_mut() {
+                    let room = batch_size.saturating_sub(batch.len()).min(RECEIVE_MAX);
+                    if room == 0 {
+                        continue;
+                    }
+                    let got = w.receive(room);
+                    if got.is_empty() {
+                        break 'receive;
+                    }
+                    took = true;
+                    batch.extend(got);
+                }
+                if !took {
+                    break;
+                }
+            }
+            batches.retain(|b| !b.is_empty());
             let crashed = !batches.is_empty() && w.faults.crash_rate > 0.0 && w.random() < w.faults.crash_rate;
             w.faults.discard_sends = crashed;
             (batches, crashed)
@@ -190,6 +250,7 @@ impl Simulation {
         if batches.is_empty() {
             return 0;
         }
+        let sim_before = lock(&self.world).sim_time;
         let started = Instant::now();
         let account = &self.account;
         let replicator = &self.replicator;
@@ -201,9 +262,11 @@ impl Simulation {
             replicator.process(items, account)
         }))
         .await;
-        self.handler_time += started.elapsed();
+        let elapsed = started.elapsed();
+        self.handler_time += elapsed;
         self.invocations += batches.len() as u64;
         let mut w = lock(&self.world);
+        self.handler_own_time += elapsed.saturating_sub(w.sim_time.saturating_sub(sim_before));
         if crashed {
             // Nothing of these invocations was acknowledged: every message comes back after its visibility timeout.
             w.faults.discard_sends = false;

@@ -5,70 +5,7 @@ use crate::core::ids::{AccountId, ImageId, Region, SnapshotId};
 use crate::core::image::{ImageInfo, ImageState, LaunchPermission, Tag};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-/// How the simulated AWS behaves.
-#[derive(Debug, Clone)]
-pub struct SimConfig {
-    /// Concurrent copies a destination region accepts (the documented limit is 100).
-    pub copy_limit: u32,
-    /// A copy stays pending for a duration drawn uniformly from this range, in seconds.
-    pub copy_seconds: (u64, u64),
-    /// SQS visibility timeout of the work queue, in seconds.
-    pub visibility_timeout_seconds: u64,
-    /// SQS redrive: a message received more often than this goes to the dead-letter queue.
-    pub max_receive_count: u32,
-    /// Seed of the simulator's random numbers (copy durations, injected faults).
-    pub seed: u64,
-    /// Regions that reject paravirtual images.
-    pub pv_unsupported: Vec<Region>,
-    /// EventBridge delivers an `EC2 AMI State Change` (available) for each copy, through the region forwarders to
-    /// the work queue, this many seconds after the copy is available (drawn per copy); `None`: no copy events.
-    pub copy_events: Option<(u64, u64)>,
-    /// Share of copy events lost (EventBridge is best effort).
-    pub copy_event_loss: f64,
-    /// Time-based copies: the cumulative throughput of concurrent copies per account and source-destination
-    /// region pair, in MiB/s (2,000 by default, adjustable in AWS).
-    pub copy_throughput_quota_mibps: u64,
-}
-
-impl Default for SimConfig {
-    fn default() -> Self {
-        Self {
-            copy_limit: 100,
-            copy_seconds: (600, 2400),
-            visibility_timeout_seconds: 360,
-            max_receive_count: 5,
-            seed: 7,
-            pv_unsupported: vec![],
-            copy_events: None,
-            copy_event_loss: 0.0,
-            copy_throughput_quota_mibps: 2000,
-        }
-    }
-}
-
-/// Faults to inject.
-#[derive(Debug, Clone, Default)]
-pub struct Faults {
-    /// Probability that any EC2 call answers RequestLimitExceeded.
-    pub throttle_rate: f64,
-    /// The next N EC2 calls answer RequestLimitExceeded.
-    pub throttle_next: u32,
-    /// Probability that a copy ends `failed` instead of `available`.
-    pub fail_copy_rate: f64,
-    /// The next N copies end `failed`.
-    pub fail_next_copies: u32,
-    /// The next N SendMessageBatch entries are refused.
-    pub refuse_next_sends: u32,
-    /// Probability that an invocation stops after its EC2 calls and before anything it sends is stored or its
-    /// batch acknowledged (a crash or a timeout): its batch is delivered again after the visibility timeout.
-    pub crash_rate: f64,
-    /// Set while an invocation that will stop runs: it stops at its first SQS call.
-    pub discard_sends: bool,
-    /// Set once that invocation has stopped: nothing it does from then on takes effect.
-    pub halted: bool,
-    /// The next N PutEvents calls fail.
-    pub fail_next_publishes: u32,
-}
+pub use super::config::{Faults, SimConfig};
 
 /// An EBS snapshot of a simulated image.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,6 +58,8 @@ pub struct CopyRecord {
     pub fails: bool,
     /// A time-based copy's share of the throughput quota, in MiB/s (0: best effort).
     pub throughput_mibps: u64,
+    /// When its state-change event reaches the work queue (`None`: no copy events, or this one was lost).
+    pub event_at_ms: Option<u64>,
 }
 
 /// A message on the simulated work queue.
@@ -154,7 +93,12 @@ pub struct World {
     pub limit_errors: u64,
     /// Invocations that stopped before acknowledging (see [`Faults::crash_rate`]).
     pub crashes: u64,
+    /// Calls answered RequestLimitExceeded (by the request buckets or injected).
     pub throttle_errors: u64,
+    /// [`Self::throttle_errors`] by operation.
+    pub throttled: BTreeMap<&'static str, u64>,
+    /// EC2's request buckets: tokens per (account, region, bucket name).
+    pub(super) buckets: HashMap<(AccountId, Region, &'static str), super::throttle::Bucket>,
     /// DescribeImages calls that listed a region's pending images (the in-flight count).
     pub pending_queries: u64,
     /// The most copies pending at once, per account and destination region.
@@ -178,6 +122,10 @@ pub struct World {
     /// Registered Image Builder builds: image build version ARN -> the AMIs it made (region, image, account).
     pub image_builds: BTreeMap<String, Vec<(Region, ImageId, AccountId)>>,
     pub(super) tokens: HashMap<(AccountId, Region, String), ImageId>,
+    /// Real time spent inside the simulated ports (their bookkeeping, not the handler's work).
+    pub sim_time: std::time::Duration,
+    /// Admission leases (the stack's DynamoDB table), by key.
+    pub leases: BTreeMap<String, super::lease::SimLease>,
     rng: u64,
     pub(super) next_id: u64,
 }
@@ -200,6 +148,8 @@ impl World {
             limit_errors: 0,
             crashes: 0,
             throttle_errors: 0,
+            throttled: BTreeMap::new(),
+            buckets: HashMap::new(),
             pending_queries: 0,
             peak_in_flight: BTreeMap::new(),
             queue: Vec::new(),
@@ -212,6 +162,8 @@ impl World {
             orphan_snapshots: Vec::new(),
             image_builds: BTreeMap::new(),
             tokens: HashMap::new(),
+            sim_time: std::time::Duration::ZERO,
+            leases: BTreeMap::new(),
             rng,
             next_id: 0x1000,
         }
@@ -330,10 +282,13 @@ impl World {
         })
     }
 
-    /// Counts an EC2 call and answers with an injected throttling error when one is due.
-    pub fn ec2_call(&mut self, op: &'static str) -> Result<(), PortError> {
+    /// Counts an EC2 call by `account` in `region`, and answers RequestLimitExceeded when its request bucket is
+    /// empty or an injected throttling error is due.
+    pub fn ec2_call(&mut self, op: &'static str, account: &AccountId, region: &Region) -> Result<(), PortError> {
         *self.calls.entry(op).or_default() += 1;
-        let throttled = if self.faults.throttle_next > 0 {
+        let throttled = if self.take_token(op, account, region).is_err() {
+            true
+        } else if self.faults.throttle_next > 0 {
             self.faults.throttle_next -= 1;
             true
         } else {
@@ -341,6 +296,7 @@ impl World {
         };
         if throttled {
             self.throttle_errors += 1;
+            *self.throttled.entry(op).or_default() += 1;
             return Err(PortError::from_code("RequestLimitExceeded", format!("{op}: Request limit exceeded.")));
         }
         Ok(())

@@ -1,0 +1,65 @@
+//! The admission leases' table (DynamoDB in a deployment) in the simulated world: two conditional puts (take,
+//! give back), atomic under the world's lock as DynamoDB's conditional writes are.
+
+use super::{lock, Shared};
+use crate::core::errors::PortError;
+use crate::ports::{Lease, Leases, PortFuture};
+
+/// A lease's item.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimLease {
+    /// Who holds it; `None`: given back.
+    pub holder: Option<String>,
+    /// Until when (epoch seconds).
+    pub until: f64,
+    /// When it was given back.
+    pub released_at: Option<f64>,
+}
+
+pub struct SimLeases {
+    world: Shared,
+}
+
+impl SimLeases {
+    pub fn new(world: Shared) -> Self {
+        Self { world }
+    }
+}
+
+impl Leases for SimLeases {
+    fn acquire<'a>(&'a self, key: &'a str, holder: &'a str, now: f64, until: f64) -> PortFuture<'a, Lease> {
+        Box::pin(async move {
+            tokio::task::yield_now().await;
+            let mut w = lock(&self.world);
+            if w.faults.halted {
+                return Err(PortError::transient("Halted", "the invocation has stopped"));
+            }
+            *w.calls.entry("PutItem").or_default() += 1;
+            let old = w.leases.get(key).cloned();
+            match old {
+                Some(l) if l.holder.is_some() && l.until >= now => Ok(Lease::HeldUntil(l.until)),
+                _ => {
+                    let released_at = old.and_then(|l| l.released_at.filter(|_| l.holder.is_none()));
+                    let lease = SimLease { holder: Some(holder.to_string()), until, released_at: None };
+                    w.leases.insert(key.to_string(), lease);
+                    Ok(Lease::Taken { released_at })
+                }
+            }
+        })
+    }
+
+    fn release<'a>(&'a self, key: &'a str, holder: &'a str, now: f64) -> PortFuture<'a, ()> {
+        Box::pin(async move {
+            tokio::task::yield_now().await;
+            let mut w = lock(&self.world);
+            if w.faults.halted {
+                return Err(PortError::transient("Halted", "the invocation has stopped"));
+            }
+            *w.calls.entry("PutItem").or_default() += 1;
+            if let Some(lease) = w.leases.get_mut(key).filter(|l| l.holder.as_deref() == Some(holder)) {
+                *lease = SimLease { holder: None, until: 0.0, released_at: Some(now) };
+            }
+            Ok(())
+        })
+    }
+}
