@@ -10,7 +10,8 @@ use ami_replicator::core::ids::{AccountId, OrganizationArn};
 use ami_replicator::core::image::LaunchPermission;
 use ami_replicator::entry;
 use ami_replicator::local::{
-    copies_of, create_queues, drain_queue, ec2_client, seed_source_image, Emulator, EMULATOR_ACCOUNT,
+    copies_of, create_admission_table, create_queues, drain_queue, ec2_client, seed_source_image, Emulator,
+    EMULATOR_ACCOUNT,
 };
 use aws_sdk_ec2::types::ImageAttributeName;
 use serde_json::Value;
@@ -31,6 +32,7 @@ async fn main() -> Result<(), String> {
     let sdk = emulator.sdk_config().await;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let (work, dlq) = create_queues(&sqs, "ami-replicator", 5).await?;
+    let table = create_admission_table(&aws_sdk_dynamodb::Client::new(&sdk), "ami-replicator-admission").await?;
 
     let org = OrganizationArn::parse("arn:aws:organizations::123456789012:organization/o-abc123def4")
         .map_err(|e| e.to_string())?;
@@ -49,6 +51,7 @@ async fn main() -> Result<(), String> {
         ("TARGET_REGIONS", TARGET_REGIONS.to_string()),
         ("WORK_QUEUE_URL", work.clone()),
         ("DEAD_LETTER_QUEUE_URL", dlq.clone()),
+        ("ADMISSION_TABLE", table),
         ("COPY_POLL_SECONDS", "2".to_string()),
         ("SHARE_WITH_ACCOUNTS", "444455556666".to_string()),
     ]);

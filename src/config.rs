@@ -17,6 +17,8 @@ pub struct Config {
     pub target_roles: BTreeMap<AccountId, String>,
     pub work_queue_url: String,
     pub dead_letter_queue_url: Option<String>,
+    /// ADMISSION_TABLE: the DynamoDB table of the places' admission leases; `None`: admission may race.
+    pub admission_table: Option<String>,
 }
 
 /// Every problem found in the environment.
@@ -221,6 +223,7 @@ impl Config {
         let work_queue_url = r.url("WORK_QUEUE_URL", Some(work_queue_url).filter(|u| !u.is_empty()));
         let dead_letter = r.get("DEAD_LETTER_QUEUE_URL");
         let dead_letter_queue_url = r.url("DEAD_LETTER_QUEUE_URL", dead_letter);
+        let admission_table = r.get("ADMISSION_TABLE");
         let tag_filter = r.get("IMAGE_TAG_FILTER").and_then(|raw| match raw.split_once('=') {
             Some((k, v)) if !k.trim().is_empty() => Some(Tag::new(k.trim(), v.trim())),
             _ => {
@@ -308,6 +311,7 @@ impl Config {
             },
             work_queue_url: work_queue_url.unwrap_or_default(),
             dead_letter_queue_url,
+            admission_table,
         })
     }
 }

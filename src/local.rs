@@ -184,6 +184,30 @@ pub async fn create_queues(
     Ok((work.queue_url().ok_or("CreateQueue: no URL")?.to_string(), dlq_url))
 }
 
+/// Creates the admission leases' table as template.yaml does (key `place`, on demand) and returns its name.
+pub async fn create_admission_table(ddb: &aws_sdk_dynamodb::Client, name: &str) -> Result<String, String> {
+    use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
+    let attribute = AttributeDefinition::builder()
+        .attribute_name("place")
+        .attribute_type(ScalarAttributeType::S)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let key = KeySchemaElement::builder()
+        .attribute_name("place")
+        .key_type(KeyType::Hash)
+        .build()
+        .map_err(|e| e.to_string())?;
+    ddb.create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attribute)
+        .key_schema(key)
+        .send()
+        .await
+        .map_err(|e| format!("CreateTable: {e:?}"))?;
+    Ok(name.to_string())
+}
+
 /// The account moto answers for with any credentials.
 pub const EMULATOR_ACCOUNT: &str = "123456789012";
 

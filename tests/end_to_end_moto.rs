@@ -8,7 +8,7 @@ use ami_replicator::core::provenance::{SOURCE_IMAGE_TAG, SOURCE_REGION_TAG};
 use ami_replicator::core::share::SharePolicy;
 use ami_replicator::core::step::StepPolicy;
 use ami_replicator::entry;
-use ami_replicator::local::{create_queues, drain_queue, ec2_client, seed_source_image};
+use ami_replicator::local::{create_admission_table, create_queues, drain_queue, ec2_client, seed_source_image};
 use ami_replicator::local::{Emulator, EMULATOR_ACCOUNT as ACCOUNT};
 use ami_replicator::service::{Replicator, Settings};
 use aws_sdk_ec2::types::ImageAttributeName;
@@ -62,11 +62,14 @@ async fn replicates_to_three_regions_once_with_tags_and_launch_permissions() {
             .await
             .unwrap();
 
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+    let table = create_admission_table(&ddb, "e2e-admission").await.unwrap();
     let replicator = Replicator::new(
         Arc::new(settings()),
         AwsEc2Regions::new(sdk.clone()),
         AwsQueue::new(sqs.clone(), work.clone(), Some(dlq.clone())),
-    );
+    )
+    .with_leases(Arc::new(ami_replicator::aws::leases::AwsLeases::new(ddb.clone(), table.clone())));
     let account = AccountId::parse(ACCOUNT).unwrap();
 
     // The event arrives directly from EventBridge, and (duplicated) twice more through the queue.
@@ -111,6 +114,15 @@ async fn replicates_to_three_regions_once_with_tags_and_launch_permissions() {
     }
     let dead = sqs.receive_message().queue_url(&dlq).send().await.unwrap();
     assert!(dead.messages().is_empty(), "nothing dead-lettered");
+    // Each place's copy was started under its admission lease, given back afterwards.
+    let items = ddb.scan().table_name(&table).send().await.unwrap();
+    let places: Vec<String> =
+        items.items().iter().filter_map(|i| i.get("place")?.as_s().ok().cloned()).collect::<Vec<_>>();
+    assert_eq!(places.len(), DESTINATIONS.len(), "{places:?}");
+    for item in items.items() {
+        assert_eq!(item.get("holder").and_then(|h| h.as_s().ok()).map(String::as_str), Some(""), "{item:?}");
+        assert!(item.contains_key("released_at"), "{item:?}");
+    }
 
     let calls = emulator.calls().unwrap();
     eprintln!("emulator API calls for 3 copies (1 direct + 2 duplicated events): {calls}");

@@ -78,3 +78,37 @@ fn least_privilege_is_written_in_the_policies() {
     assert!(block(&template, "  CopyPollSeconds:").contains("Default: \"\""));
     assert!(block(&template, "  OldestJobAlarm:").contains("MetricName: OldestJobAge"));
 }
+
+#[test]
+fn admission_leases_are_the_table_the_code_writes_and_nothing_more() {
+    let template = read("template.yaml");
+    let table = block(&template, "  AdmissionTable:");
+    for needed in ["Type: AWS::DynamoDB::Table", "AttributeName: place", "KeyType: HASH", "AttributeName: expires"] {
+        assert!(table.contains(needed), "{needed}");
+    }
+    // The adapter's only call is PutItem (take and give back, both conditional), on that table only.
+    let leases = read("src/aws/leases.rs");
+    assert!(
+        leases.matches(".put_item()").count() == 2
+            && !leases.contains(".delete_item()")
+            && !leases.contains(".update_item()")
+    );
+    let grant = block(&template, "- Sid: TakeAndGiveBackAdmissionLeases");
+    assert!(
+        grant.contains("Action: dynamodb:PutItem") && grant.contains("Resource: !GetAtt AdmissionTable.Arn"),
+        "{grant}"
+    );
+    assert_eq!(template.matches("dynamodb:").count(), 1, "no other DynamoDB action");
+    assert!(template.contains("ADMISSION_TABLE: !Ref AdmissionTable"));
+}
+
+#[test]
+fn the_simulated_event_source_mapping_is_the_deployed_one() {
+    // The benchmark and the simulator's concurrent invocations take these from template.yaml.
+    let (batch, concurrency, window) = ami_replicator::sim::routing::deployed_mapping().expect("the mapping");
+    let template = read("template.yaml");
+    assert!(block(&template, "  BatchSize:").contains(&format!("Default: {batch}")));
+    assert!(block(&template, "  MaximumConcurrency:").contains(&format!("Default: {concurrency}")));
+    assert!(template.contains(&format!("MaximumBatchingWindowInSeconds: {window}")));
+    assert_eq!((batch, concurrency, window), (100, 2, 5));
+}

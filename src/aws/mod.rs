@@ -4,6 +4,7 @@
 pub mod convert;
 pub mod ec2;
 pub mod imagebuilder;
+pub mod leases;
 pub mod outputs;
 pub mod sqs;
 
@@ -75,7 +76,18 @@ pub async fn replicator(
     let ec2 = ec2::AwsEc2Regions::with_target_roles(sdk.clone(), &config.target_roles).await;
     let outputs = outputs::AwsOutputs::new(aws_sdk_eventbridge::Client::new(sdk), ec2.place_configs());
     let image_builder = imagebuilder::AwsImageBuilder::new(aws_sdk_imagebuilder::Client::new(sdk));
-    crate::service::Replicator::new(std::sync::Arc::new(config.settings), ec2, queue)
+    let replicator = crate::service::Replicator::new(std::sync::Arc::new(config.settings), ec2, queue)
         .with_image_builder(image_builder)
-        .with_outputs(std::sync::Arc::new(outputs))
+        .with_outputs(std::sync::Arc::new(outputs));
+    match config.admission_table {
+        Some(table) => replicator
+            .with_leases(std::sync::Arc::new(leases::AwsLeases::new(aws_sdk_dynamodb::Client::new(sdk), table))),
+        None => {
+            tracing::warn!(
+                "ADMISSION_TABLE is not set: concurrent invocations may admit copies at one place at once (AWS's copy \
+                 limit is then the only bound)"
+            );
+            replicator
+        }
+    }
 }

@@ -23,6 +23,7 @@ pub const ERROR_TABLE: &[(&str, ErrorClass, &str)] = &[
     ("Throttling", ErrorClass::Throttled, "API request rate exceeded"),
     ("ThrottlingException", ErrorClass::Throttled, "API request rate exceeded"),
     ("RequestThrottled", ErrorClass::Throttled, "SQS request rate exceeded"),
+    ("ProvisionedThroughputExceededException", ErrorClass::Throttled, "DynamoDB request rate exceeded"),
     ("ResourceLimitExceeded", ErrorClass::Capacity, "too many concurrent AMI copies in the destination region"),
     ("InternalError", ErrorClass::Transient, "EC2 internal error"),
     ("InternalFailure", ErrorClass::Transient, "internal error"),

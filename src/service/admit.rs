@@ -3,6 +3,7 @@
 
 use super::durable::{decision_effect, Effect};
 use super::{once, push, Invocation, Replicator};
+use crate::core::facts::Fact;
 use crate::core::ids::{AccountId, ImageId, Region};
 use crate::core::job::{Continuation, Job};
 use crate::core::policy::JobVerdict;
@@ -77,6 +78,9 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         }
         join_all(by_region.into_iter().map(|(region, ids)| async move {
             let read = self.ec2.region(&region).describe_images(&ids).await;
+            if read.as_ref().is_err_and(|e| e.class == crate::core::errors::ErrorClass::Throttled) {
+                push(&invocation.facts, Fact::Throttled { region: region.clone(), calls: 1 });
+            }
             for id in ids {
                 let answer =
                     read.as_ref().map(|found| found.iter().find(|i| i.id == id).cloned()).map_err(Clone::clone);

@@ -63,7 +63,8 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                 Err(e) => return dead(format!("reading {} at {place}: {e}", request.image)),
             };
             // The function's own sources were read for the whole batch, one DescribeImages per region.
-            let read = if place.account.is_none() {
+            let own = place.account.is_none();
+            let read = if own {
                 self.source_image(&request.image, &request.source_region, invocation).await
             } else {
                 ec2.describe_image(&request.image).await
@@ -75,7 +76,8 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                 }
                 Err(e) => {
                     warn!(error = %e, "could not read the source image");
-                    if e.class == ErrorClass::Throttled {
+                    // The batch's read counted its own throttled answer (one for all its sources).
+                    if e.class == ErrorClass::Throttled && !own {
                         push(&invocation.facts, Fact::Throttled { region: request.source_region.clone(), calls: 1 });
                     }
                     return match step::on_request_error(request, &e, &self.settings.step) {

@@ -241,8 +241,13 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
 
     /// The same replicator, taking a place's admission lease from `leases`.
     pub fn with_leases(mut self, leases: Arc<dyn Leases>) -> Self {
-        self.leases = leases;
+        self.set_leases(leases);
         self
+    }
+
+    /// Takes a place's admission lease from `leases` from now on.
+    pub fn set_leases(&mut self, leases: Arc<dyn Leases>) {
+        self.leases = leases;
     }
 
     /// The same replicator, publishing completion events and putting SSM parameters through `outputs`.

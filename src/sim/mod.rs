@@ -182,6 +182,13 @@ impl Simulation {
         }
     }
 
+    /// The same deployment without the admission table (ADMISSION_TABLE unset): concurrent invocations may
+    /// admit at one place at once.
+    pub fn without_leases(mut self) -> Self {
+        self.replicator.set_leases(Arc::new(crate::ports::NoLeases));
+        self
+    }
+
     /// Puts a message on the work queue (as EventBridge or a person would).
     pub fn send(&self, body: &str) {
         lock(&self.world).enqueue(&OutgoingMessage { body: body.to_string(), delay_seconds: 0 });

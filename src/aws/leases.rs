@@ -1,0 +1,99 @@
+//! The leases port over aws-sdk-dynamodb: the stack's admission table (ADMISSION_TABLE), one item per place, only
+//! ever written with a condition. Taking: PutItem if no item, or its time ran out (the old item tells when it was
+//! given back). Giving back: PutItem if the caller still holds it, keeping when.
+
+use super::port_error;
+use crate::ports::{Lease, Leases, PortFuture};
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use std::collections::HashMap;
+
+/// Items outlive their lease by a day, then DynamoDB's TTL deletes them (a place not admitted at for a day needs
+/// no history).
+const ITEM_DAYS_SECONDS: f64 = 86_400.0;
+
+pub struct AwsLeases {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl AwsLeases {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into() }
+    }
+}
+
+fn n(value: f64) -> AttributeValue {
+    AttributeValue::N(format!("{value:.3}"))
+}
+
+fn number(item: &HashMap<String, AttributeValue>, name: &str) -> Option<f64> {
+    item.get(name)?.as_n().ok()?.parse().ok()
+}
+
+/// When the previous holder gave the lease back, from the item the write replaced (`None`: no item, or one whose
+/// holder never gave it back).
+fn released_at(old: Option<&HashMap<String, AttributeValue>>) -> Option<f64> {
+    let old = old?;
+    let given_back = old.get("holder").and_then(|h| h.as_s().ok()).is_some_and(String::is_empty);
+    number(old, "released_at").filter(|_| given_back)
+}
+
+impl Leases for AwsLeases {
+    fn acquire<'a>(&'a self, key: &'a str, holder: &'a str, now: f64, until: f64) -> PortFuture<'a, Lease> {
+        Box::pin(async move {
+            let answer = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .item("place", AttributeValue::S(key.to_string()))
+                .item("holder", AttributeValue::S(holder.to_string()))
+                .item("until", n(until))
+                .item("expires", AttributeValue::N(format!("{}", (until + ITEM_DAYS_SECONDS) as i64)))
+                .condition_expression("attribute_not_exists(#p) OR #u < :now")
+                .expression_attribute_names("#p", "place")
+                .expression_attribute_names("#u", "until")
+                .expression_attribute_values(":now", n(now))
+                .return_values(ReturnValue::AllOld)
+                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+                .send()
+                .await;
+            match answer {
+                Ok(out) => Ok(Lease::Taken { released_at: released_at(out.attributes()) }),
+                Err(e) => match e.as_service_error() {
+                    Some(PutItemError::ConditionalCheckFailedException(held)) => {
+                        Ok(Lease::HeldUntil(held.item().and_then(|i| number(i, "until")).unwrap_or(until)))
+                    }
+                    _ => Err(port_error("PutItem", e)),
+                },
+            }
+        })
+    }
+
+    fn release<'a>(&'a self, key: &'a str, holder: &'a str, now: f64) -> PortFuture<'a, ()> {
+        Box::pin(async move {
+            let answer = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .item("place", AttributeValue::S(key.to_string()))
+                .item("holder", AttributeValue::S(String::new()))
+                .item("until", n(0.0))
+                .item("released_at", n(now))
+                .item("expires", AttributeValue::N(format!("{}", (now + ITEM_DAYS_SECONDS) as i64)))
+                .condition_expression("#h = :me")
+                .expression_attribute_names("#h", "holder")
+                .expression_attribute_values(":me", AttributeValue::S(holder.to_string()))
+                .send()
+                .await;
+            match answer {
+                Ok(_) => Ok(()),
+                // Its time ran out and another invocation holds it now: nothing to give back.
+                Err(e) if matches!(e.as_service_error(), Some(PutItemError::ConditionalCheckFailedException(_))) => {
+                    Ok(())
+                }
+                Err(e) => Err(port_error("PutItem", e)),
+            }
+        })
+    }
+}
