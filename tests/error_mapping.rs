@@ -74,6 +74,7 @@ const EXPECTED_CLASSES: &[(&str, ErrorClass)] = &[
     ("Throttling", ErrorClass::Throttled),
     ("ThrottlingException", ErrorClass::Throttled),
     ("RequestThrottled", ErrorClass::Throttled),
+    ("ProvisionedThroughputExceededException", ErrorClass::Throttled),
     ("ResourceLimitExceeded", ErrorClass::Capacity),
     ("InternalError", ErrorClass::Transient),
     ("InternalFailure", ErrorClass::Transient),
