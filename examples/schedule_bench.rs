@@ -1,15 +1,21 @@
 //! Scheduling benchmark: the production handler over the simulator (virtual clock, per-region copy limit,
-//! ClientToken, SQS delays and redelivery), against a naive baseline (start every copy at once, retry
+//! ClientToken, EC2's request token buckets, SQS delays and redelivery, the admission table), run as the SQS
+//! event source mapping runs it: template.yaml's batch size and batching window, and several invocations at once
+//! (the template's default MaximumConcurrency, and 20). Against a naive baseline (start every copy at once, retry
 //! ResourceLimitExceeded with exponential backoff, poll each copy every minute). Prints one JSON line per
-//! scenario and strategy. `cargo run --release --example schedule_bench`
+//! scenario, events setting and concurrency, then one for the memory of a single invocation (in a process of its
+//! own). `cargo run --release --features local --example schedule_bench`
 //!
-//! Knobs (environment): BENCH_SCENARIOS=A,B,C (which to run), BENCH_EVENTS_POLL (COPY_POLL_SECONDS of the rows
-//! with events, default 300), BENCH_EVENT_LOSS (share of copy events lost, default 0.01), BENCH_CAPACITY_MAX
-//! (the longest wait for capacity, default 60), BENCH_DEBUG (the handler's logs and late shares on stderr).
+//! Knobs (environment): BENCH_SCENARIOS=A,B,C (which to run), BENCH_CONCURRENCY=2,20 (invocations at once),
+//! BENCH_EVENTS_POLL (COPY_POLL_SECONDS of the rows with events, default 300), BENCH_EVENT_LOSS (share of copy
+//! events lost, default 0.01), BENCH_CAPACITY_MAX (the longest wait for capacity, default 60), BENCH_DEBUG (the
+//! handler's logs and late shares on stderr).
 //!
 //! Copy times: each AMI has a size (8-200 GiB, uniform) that fixes its copy time (10-40 min, uniform across
-//! AMIs); each copy takes that time ±5%. `lower_bound_s` is, per region, max(longest copy, total copy time /
-//! limit) over the copies actually made, and the largest of the regions.
+//! AMIs); each copy takes that time ±5%. `bound_s` is a lower bound on any schedule's makespan: per region, the
+//! largest of the longest copy, the total copy time over the limit, and CopyImage's pacing (see
+//! [`lower_bound_s`]); the largest over regions. `cpu_ms_per_copy` is the handler's own time (the simulated ports'
+//! bookkeeping taken out) per copy.
 
 use ami_replicator::core::ids::{AccountId, ImageId, Region, KNOWN_REGIONS};
 use ami_replicator::core::image::LaunchPermission;
@@ -264,8 +270,9 @@ fn mapping() -> (usize, usize, u64) {
     ami_replicator::sim::routing::deployed_mapping().unwrap_or_else(|| panic!("template.yaml: no event source mapping"))
 }
 
-/// The peak RSS of one invocation with a batch of 100 messages (scenario C's sources, 16 regions, limit 300), in
-/// a process of its own: the figure is that invocation's, not the benchmark's.
+/// The peak RSS of an invocation with a batch of 100 messages (scenario C's sources, 16 regions, limit 300): the
+/// fan-out of 100 events, then 100 messages of their jobs, in a process of its own (the figure is theirs, not the
+/// benchmark's; the simulated world of 100 images is in it, the SDK's clients are not).
 async fn one_invocation_rss() {
     let s = Scenario { name: "C", amis: 100, regions: 16, limit: 300 };
     let (world, ids) = world(&s, 42);
@@ -275,7 +282,14 @@ async fn one_invocation_rss() {
     for id in &ids {
         sim.send(&event(id));
     }
-    sim.invoke_once(100).await;
+    // The fan-out of 100 sources, then the first steps of their 1,600 jobs (up to 100 messages each time).
+    for _ in 0..2 {
+        let next = sim.world.lock().unwrap_or_else(|e| e.into_inner()).next_event_at();
+        if let Some(t) = next {
+            sim.world.lock().unwrap_or_else(|e| e.into_inner()).advance_to(t);
+        }
+        sim.invoke_once(100).await;
+    }
     let copies = sim.world.lock().unwrap_or_else(|e| e.into_inner()).copies.len();
     println!(
         "{}",

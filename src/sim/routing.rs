@@ -101,6 +101,22 @@ pub fn routed_from_forwarder(event: &Value) -> bool {
     matches(&rules().forwarder, event) && routed_at_home(event)
 }
 
+/// The SQS event source mapping as template.yaml deploys it by default: (BatchSize, MaximumConcurrency,
+/// MaximumBatchingWindowInSeconds), read from the parameters' defaults and the mapping's properties.
+pub fn deployed_mapping() -> Option<(usize, usize, u64)> {
+    let lines: Vec<&str> = TEMPLATE.lines().collect();
+    let default_of = |parameter: &str| -> Option<u64> {
+        let start = lines.iter().position(|l| l.trim_end() == format!("  {parameter}:"))?;
+        let line = lines[start + 1..].iter().take(8).find(|l| l.trim_start().starts_with("Default:"))?;
+        unquote(line.trim_start().trim_start_matches("Default:")).parse().ok()
+    };
+    let window = lines
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("MaximumBatchingWindowInSeconds:"))
+        .and_then(|v| v.trim().parse().ok())?;
+    Some((default_of("BatchSize")? as usize, default_of("MaximumConcurrency")? as usize, window))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,20 +138,4 @@ mod tests {
         assert!(!routed_at_home(&event("disabled")));
         assert!(!routed_from_forwarder(&event("deregistered")), "the forwarders carry copy events only");
     }
-}
-
-/// The SQS event source mapping as template.yaml deploys it by default: (BatchSize, MaximumConcurrency,
-/// MaximumBatchingWindowInSeconds), read from the parameters' defaults and the mapping's properties.
-pub fn deployed_mapping() -> Option<(usize, usize, u64)> {
-    let lines: Vec<&str> = TEMPLATE.lines().collect();
-    let default_of = |parameter: &str| -> Option<u64> {
-        let start = lines.iter().position(|l| l.trim_end() == format!("  {parameter}:"))?;
-        let line = lines[start + 1..].iter().take(8).find(|l| l.trim_start().starts_with("Default:"))?;
-        unquote(line.trim_start().trim_start_matches("Default:")).parse().ok()
-    };
-    let window = lines
-        .iter()
-        .find_map(|l| l.trim().strip_prefix("MaximumBatchingWindowInSeconds:"))
-        .and_then(|v| v.trim().parse().ok())?;
-    Some((default_of("BatchSize")? as usize, default_of("MaximumConcurrency")? as usize, window))
 }
