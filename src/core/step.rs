@@ -80,11 +80,17 @@ fn seed(job: &Job) -> String {
 /// Copies per region and batch from which a poll is cheap enough per copy to run every `poll_seconds`.
 pub const POLL_FULL_BATCH: usize = 35;
 
+/// The most a check of few copies is put off: a minute. (With copy events the poll is only the safety net for a
+/// lost event, already 300 s apart; putting it off further would hold the copies whose event was lost.)
+pub const POLL_STRETCH_MAX_SECONDS: u64 = 60;
+
 /// The delay before the next check of a region's copies, when `copies` of them are checked together: one
-/// DescribeImages covers them all, so a region with few copies is checked less often, up to twice the delay.
+/// DescribeImages covers them all, so a region with few copies is checked less often: up to twice the delay,
+/// and at most [`POLL_STRETCH_MAX_SECONDS`] later.
 pub fn poll_seconds_for(policy: &StepPolicy, copies: usize) -> u32 {
     let missing = POLL_FULL_BATCH.saturating_sub(copies) as u64;
-    let scaled = u64::from(policy.poll_seconds) * (POLL_FULL_BATCH as u64 + missing) / POLL_FULL_BATCH as u64;
+    let base = u64::from(policy.poll_seconds);
+    let scaled = base + base.min(POLL_STRETCH_MAX_SECONDS) * missing / POLL_FULL_BATCH as u64;
     scaled.min(u64::from(MAX_DELAY_SECONDS)) as u32
 }
 

@@ -175,6 +175,9 @@ fn regions_with_few_copies_are_polled_less_often() {
     assert_eq!(poll_seconds_for(&zero, 1), 0, "tests may poll at once");
     let long = StepPolicy { poll_seconds: 900, ..StepPolicy::default() };
     assert_eq!(poll_seconds_for(&long, 1), MAX_DELAY_SECONDS);
+    // The safety net of copy events (300 s) is put off by a minute at most.
+    let net = StepPolicy { poll_seconds: 300, ..StepPolicy::default() };
+    assert_eq!((poll_seconds_for(&net, 0), poll_seconds_for(&net, POLL_FULL_BATCH)), (360, 300));
 }
 
 #[test]
