@@ -4,6 +4,7 @@
 
 use super::port_error;
 use crate::ports::{Lease, Leases, PortFuture};
+use aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use std::collections::HashMap;
@@ -20,6 +21,18 @@ pub struct AwsLeases {
 impl AwsLeases {
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
         Self { client, table: table.into() }
+    }
+
+    /// A PutItem of the lease `key`'s item: its holder (empty: given back), until when, and when DynamoDB may
+    /// delete it. The caller adds the condition.
+    fn put(&self, key: &str, holder: &str, until: f64, expires: f64) -> PutItemFluentBuilder {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("place", AttributeValue::S(key.to_string()))
+            .item("holder", AttributeValue::S(holder.to_string()))
+            .item("until", n(until))
+            .item("expires", AttributeValue::N(format!("{}", (expires + ITEM_DAYS_SECONDS) as i64)))
     }
 }
 
@@ -43,13 +56,7 @@ impl Leases for AwsLeases {
     fn acquire<'a>(&'a self, key: &'a str, holder: &'a str, now: f64, until: f64) -> PortFuture<'a, Lease> {
         Box::pin(async move {
             let answer = self
-                .client
-                .put_item()
-                .table_name(&self.table)
-                .item("place", AttributeValue::S(key.to_string()))
-                .item("holder", AttributeValue::S(holder.to_string()))
-                .item("until", n(until))
-                .item("expires", AttributeValue::N(format!("{}", (until + ITEM_DAYS_SECONDS) as i64)))
+                .put(key, holder, until, until)
                 .condition_expression("attribute_not_exists(#p) OR #u < :now")
                 .expression_attribute_names("#p", "place")
                 .expression_attribute_names("#u", "until")
@@ -73,14 +80,8 @@ impl Leases for AwsLeases {
     fn release<'a>(&'a self, key: &'a str, holder: &'a str, now: f64) -> PortFuture<'a, ()> {
         Box::pin(async move {
             let answer = self
-                .client
-                .put_item()
-                .table_name(&self.table)
-                .item("place", AttributeValue::S(key.to_string()))
-                .item("holder", AttributeValue::S(String::new()))
-                .item("until", n(0.0))
+                .put(key, "", 0.0, now)
                 .item("released_at", n(now))
-                .item("expires", AttributeValue::N(format!("{}", (now + ITEM_DAYS_SECONDS) as i64)))
                 .condition_expression("#h = :me")
                 .expression_attribute_names("#h", "holder")
                 .expression_attribute_values(":me", AttributeValue::S(holder.to_string()))
