@@ -472,3 +472,34 @@ async fn an_opt_in_region_that_is_not_enabled_fails_alone_once_per_item() {
     assert_eq!(w.dead_letters.len(), 1, "{:?}", w.dead_letters);
     assert!(w.dead_letters[0].1.contains("af-south-1 is an opt-in region"), "{}", w.dead_letters[0].1);
 }
+
+#[tokio::test]
+async fn requests_are_paced_under_ec2s_buckets_not_refused() {
+    // 150 sources to two regions, all copies taking the same time: 300 CopyImage calls where the request bucket
+    // allows 100 at once then one a second, and 150 copies per region finishing in the same second, whose shares
+    // each read their source's launch permissions in us-east-1 (100 at once, 20 a second). Nothing is refused:
+    // the copies start as tokens refill, the shares are put off a few seconds.
+    let config = SimConfig { copy_limit: 1000, copy_seconds: (900, 900), ..SimConfig::default() };
+    let mut world = World::new(acct(ME), config);
+    let ids: Vec<ImageId> =
+        (0..150).map(|i| world.add_image(&r("us-east-1"), &acct(ME), &format!("img-{i}"), vec![], vec![])).collect();
+    let mut s = settings(&["eu-west-1", "us-west-2"]);
+    s.max_copies_per_region = 1000;
+    let mut sim = Simulation::new(world, s);
+    for id in &ids {
+        sim.put_event(&event(id, "us-east-1", "available"));
+    }
+    sim.run_concurrently_until_idle(2, 100, DAY).await;
+    assert_all_replicated_once(&sim, &ids, &["eu-west-1", "us-west-2"]);
+    let w = sim.world.lock().unwrap();
+    assert_eq!(w.throttle_errors, 0, "{:?}", w.throttled);
+    for region in ["eu-west-1", "us-west-2"] {
+        let mut starts: Vec<u64> =
+            w.copies.iter().filter(|c| c.destination == r(region)).map(|c| c.started_ms / 1000).collect();
+        starts.sort_unstable();
+        // The k-th start (from 0) no earlier than k - 99 seconds after the first: a burst of 100, then 1 a second.
+        assert!(starts.iter().enumerate().all(|(k, t)| t - starts[0] + 99 >= k as u64), "{region}: {starts:?}");
+        assert!(starts[149] - starts[0] >= 50, "{region}: the last 50 were paced");
+    }
+    assert!(w.calls["DescribeImageAttribute"] >= 150, "each source's permissions read");
+}

@@ -98,7 +98,15 @@ impl PortError {
     pub fn permanent(code: impl Into<String>, message: impl Into<String>) -> Self {
         Self { class: ErrorClass::Permanent, code: code.into(), message: message.into() }
     }
+
+    /// Not an AWS answer: the product's own pacing says "not now" (the job waits as for capacity).
+    pub fn paced(message: impl Into<String>) -> Self {
+        Self { class: ErrorClass::Capacity, code: PACED.into(), message: message.into() }
+    }
 }
+
+/// The code of [`PortError::paced`].
+pub const PACED: &str = "Paced";
 
 impl fmt::Display for PortError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -182,6 +182,8 @@ struct Invocation {
     facts: Mutex<Vec<Fact>>,
     /// Who holds a place's admission lease taken by this invocation (unique per invocation).
     holder: String,
+    /// Sources' launch permissions read by this invocation, per source region (paced: `share`).
+    source_reads: Mutex<BTreeMap<Region, u32>>,
 }
 
 /// The cell of `key` in one of the invocation's memories.

@@ -190,6 +190,13 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                     push(&invocation.completed, (job, copy));
                     None
                 }
+                Err(e) if e.code == crate::core::errors::PACED => {
+                    // Not a failure: the copy is shared a few seconds later, when the request bucket has refilled.
+                    info!(copy = %copy, reason = %e.message, "share put off (request pacing)");
+                    let mut waiting = job;
+                    waiting.phase = Phase::Wait { copy_image: copy };
+                    Some(Effect::enqueue(waiting, super::share::PACED_RETRY_SECONDS))
+                }
                 Err(e) => {
                     warn!(copy = %copy, error = %e, "sharing failed");
                     if e.class == crate::core::errors::ErrorClass::Permanent {

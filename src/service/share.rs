@@ -13,6 +13,23 @@ use futures::future::join_all;
 use std::collections::BTreeMap;
 use tracing::{info, warn};
 
+/// New reads of sources' launch permissions one invocation makes per source region. DescribeImageAttribute draws
+/// from the region's bucket of non-mutating calls (100, refilled 20 per second), which every concurrent
+/// invocation shares and every share of a copy of another source needs: half of it for each of the template's
+/// two invocations at once. A copy beyond this is shared [`PACED_RETRY_SECONDS`] later instead of being refused.
+pub const SOURCE_READS_PER_INVOCATION: u32 = 50;
+
+/// How long a share put off by pacing waits: the bucket refills 100 calls in 5 s.
+pub const PACED_RETRY_SECONDS: u32 = 5;
+
+/// Takes one of `budget` calls for `key` in `spent`; `false` when none is left.
+fn spend<K: Ord + Clone>(spent: &std::sync::Mutex<std::collections::BTreeMap<K, u32>>, key: &K, budget: u32) -> bool {
+    let mut spent = spent.lock().unwrap_or_else(|e| e.into_inner());
+    let n = spent.entry(key.clone()).or_default();
+    *n += 1;
+    *n <= budget
+}
+
 impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
     /// For a target account's job: lets that account read the source (a launch permission on the image and
     /// createVolumePermission on each of its snapshots), once per source, account and invocation. Idempotent:
@@ -101,7 +118,15 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
     ) -> Result<(), PortError> {
         let policy = &self.settings.share;
         let source_permissions = if policy.copy_source_permissions {
-            let read = once(&invocation.permissions, (job.source_image.clone(), job.source_region.clone()))
+            let cell = once(&invocation.permissions, (job.source_image.clone(), job.source_region.clone()));
+            if !cell.initialized() && !spend(&invocation.source_reads, &job.source_region, SOURCE_READS_PER_INVOCATION)
+            {
+                return Err(PortError::paced(format!(
+                    "this invocation read {SOURCE_READS_PER_INVOCATION} sources' launch permissions in {} already",
+                    job.source_region
+                )));
+            }
+            let read = cell
                 .get_or_init(|| async {
                     self.ec2.region(&job.source_region).launch_permissions(&job.source_image).await
                 })
