@@ -58,10 +58,11 @@ impl<T> PlaceJobs<T> {
     /// (those not in it; without that list, `None`, all of them), and the failed copies waiting jobs say they
     /// replace (a message's claim, checked before anything is deregistered).
     pub fn copies_to_describe(&self, pending: Option<&[ImageInfo]>) -> Vec<ImageId> {
+        let pending: Option<BTreeSet<&ImageId>> = pending.map(|p| p.iter().map(|i| &i.id).collect());
         let mut ids: BTreeSet<ImageId> = self
             .waiting
             .iter()
-            .filter(|(_, copy, _)| pending.is_none_or(|p| !p.iter().any(|i| &i.id == copy)))
+            .filter(|(_, copy, _)| pending.as_ref().is_none_or(|p| !p.contains(copy)))
             .map(|(_, c, _)| c.clone())
             .collect();
         ids.extend(self.waiting.iter().filter_map(|(_, _, job)| job.replaces.clone()));
@@ -71,7 +72,8 @@ impl<T> PlaceJobs<T> {
     /// The sources of waiting jobs whose copy EC2 no longer shows (neither pending nor described) after their
     /// first poll: one more lookup of their copies decides what became of them.
     pub fn vanished_sources(&self, pending: Option<&[ImageInfo]>, described: &[ImageInfo]) -> Vec<ImageId> {
-        let seen = |copy: &ImageId| pending.unwrap_or_default().iter().chain(described).any(|i| &i.id == copy);
+        let known: BTreeSet<&ImageId> = pending.unwrap_or_default().iter().chain(described).map(|i| &i.id).collect();
+        let seen = |copy: &ImageId| known.contains(copy);
         let set: BTreeSet<ImageId> = self
             .waiting
             .iter()
@@ -206,6 +208,9 @@ pub fn decide<T>(
         None => None,
     };
     let described: &[ImageInfo] = observed.described.as_deref().unwrap_or_default();
+    // Every image observed, by id (a pending one over a described one): a full place has hundreds of each.
+    let mut by_id: BTreeMap<&ImageId, &ImageInfo> = described.iter().map(|i| (&i.id, i)).collect();
+    by_id.extend(pending.as_deref().unwrap_or_default().iter().map(|i| (&i.id, i)));
 
     for (tag, copy, mut job) in jobs.waiting {
         // The failed copy the job says it replaces: deregistered later only if EC2 shows it is ours and failed.
@@ -219,7 +224,7 @@ pub fn decide<T>(
                 }
             }
         }
-        let seen = pending.as_deref().unwrap_or_default().iter().chain(described).find(|img| img.id == copy);
+        let seen = by_id.get(&copy).copied();
         if let Some(img) = seen.filter(|img| !Policy::is_our_copy(img, &job, owner)) {
             plan.rejected_hints.push((img.id.clone(), "not this source's copy here: looked up by provenance".into()));
             let mut next = job.clone();
