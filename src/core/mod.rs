@@ -15,6 +15,7 @@ pub mod policy;
 pub mod provenance;
 pub mod region;
 pub mod rules;
+pub mod ruleset;
 pub mod share;
 pub mod status;
 pub mod step;

@@ -1,0 +1,166 @@
+//! Replication rules (REPLICATION_RULES): which treatment a source image gets, chosen by what EC2 says of it
+//! (tags, name, owner, region). The first rule that matches wins; an image no rule matches is not replicated.
+//! Without rules, today's variables form the one rule. Pure.
+
+use super::ids::{AccountId, Region};
+use super::image::{ImageInfo, Tag};
+use super::rules::EncryptionPolicy;
+use super::share::SharePolicy;
+use std::fmt;
+
+/// The tag a copy carries with the name of the rule it was made under.
+pub const RULE_TAG: &str = "ami-replicator:rule";
+
+/// The name of the one rule the variables form when REPLICATION_RULES is unset.
+pub const DEFAULT_RULE: &str = "default";
+
+/// A tag a source must have: `key` with any of `values`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagMatch {
+    pub key: String,
+    pub values: Vec<String>,
+}
+
+/// What a rule's sources look like. Every given criterion must hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Match {
+    /// Tags the source must have (each key with one of its values).
+    pub tags: Vec<TagMatch>,
+    /// A glob (`*`, `?`, `[...]`) the source's name must match.
+    pub name: Option<glob::Pattern>,
+    /// The source's owner may be this account (`"self"`, the default when no owner is named).
+    pub this_account: bool,
+    /// Other owners whose images, shared with this account, the rule replicates.
+    pub owners: Vec<AccountId>,
+    /// Source regions (empty: any source region of the deployment).
+    pub regions: Vec<Region>,
+}
+
+impl Default for Match {
+    fn default() -> Self {
+        Self { tags: Vec::new(), name: None, this_account: true, owners: Vec::new(), regions: Vec::new() }
+    }
+}
+
+/// What a rule does with its sources' copies.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Treatment {
+    pub target_regions: Vec<Region>,
+    pub target_accounts: Vec<AccountId>,
+    pub encryption: EncryptionPolicy,
+    pub share: SharePolicy,
+    pub description_template: Option<String>,
+    pub extra_tags: Vec<Tag>,
+    pub ssm_parameter_template: Option<String>,
+    pub copy_completion_minutes: Option<u32>,
+}
+
+/// A named rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    pub name: String,
+    pub matcher: Match,
+    pub treatment: Treatment,
+}
+
+/// Why a rule does not match a source: the first criterion that fails.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mismatch {
+    pub rule: String,
+    pub why: String,
+}
+
+impl fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "rule {}: {}", self.rule, self.why)
+    }
+}
+
+impl Match {
+    /// `None` when `image` (in `region`, as EC2 shows it) matches; else the first criterion that fails.
+    pub fn mismatch(&self, image: &ImageInfo, region: &Region, home: &AccountId) -> Option<String> {
+        let owner_ok = match &image.owner {
+            Some(o) => (self.this_account && o == home) || self.owners.contains(o),
+            None => false,
+        };
+        if !owner_ok {
+            let owner = image.owner.as_ref().map_or("unknown".to_string(), ToString::to_string);
+            return Some(format!("owner {owner} is not one of its owners"));
+        }
+        if !self.regions.is_empty() && !self.regions.contains(region) {
+            return Some(format!("source region {region} is not one of its regions"));
+        }
+        for wanted in &self.tags {
+            if !image.tag(&wanted.key).is_some_and(|v| wanted.values.iter().any(|w| w == v)) {
+                return Some(format!("tag {}={} is missing", wanted.key, wanted.values.join("|")));
+            }
+        }
+        if let Some(pattern) = &self.name {
+            if !image.name.as_deref().is_some_and(|n| pattern.matches(n)) {
+                return Some(format!("name {:?} does not match {}", image.name.as_deref().unwrap_or(""), pattern));
+            }
+        }
+        None
+    }
+
+    /// Whether every source `later` matches is matched by `self` too (so a rule after `self` with `later` as its
+    /// match would never be chosen). Conservative: `false` when containment cannot be shown.
+    pub fn covers(&self, later: &Match) -> bool {
+        let owners = (!later.this_account || self.this_account) && later.owners.iter().all(|o| self.owners.contains(o));
+        let regions = self.regions.is_empty() || (!later.regions.is_empty() && later.regions.iter().all(|r| self.regions.contains(r)));
+        let tags = self.tags.iter().all(|mine| {
+            later
+                .tags
+                .iter()
+                .any(|theirs| theirs.key == mine.key && theirs.values.iter().all(|v| mine.values.contains(v)))
+        });
+        let name = match (&self.name, &later.name) {
+            (None, _) => true,
+            (Some(mine), _) if mine.as_str().chars().all(|c| c == '*') => true,
+            (Some(mine), Some(theirs)) => {
+                mine == theirs || (!theirs.as_str().contains(['*', '?', '[']) && mine.matches(theirs.as_str()))
+            }
+            (Some(_), None) => false,
+        };
+        owners && regions && tags && name
+    }
+}
+
+/// The rule for `image` in `region`: the first that matches, or why none does (each rule's first failing
+/// criterion).
+pub fn select<'r>(
+    rules: &'r [Rule],
+    image: &ImageInfo,
+    region: &Region,
+    home: &AccountId,
+) -> Result<&'r Rule, Vec<Mismatch>> {
+    let mut mismatches = Vec::new();
+    for rule in rules {
+        match rule.matcher.mismatch(image, region, home) {
+            None => return Ok(rule),
+            Some(why) => mismatches.push(Mismatch { rule: rule.name.clone(), why }),
+        }
+    }
+    Err(mismatches)
+}
+
+/// The rules an earlier rule shadows entirely, as `(shadowed, by)` names.
+pub fn shadowed(rules: &[Rule]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (i, later) in rules.iter().enumerate() {
+        if let Some(earlier) = rules[..i].iter().find(|e| e.matcher.covers(&later.matcher)) {
+            out.push((later.name.clone(), earlier.name.clone()));
+        }
+    }
+    out
+}
+
+/// Whether a rule name is usable as a tag value, a log field and an EMF dimension: 1-64 characters of letters,
+/// digits, `-`, `_` and `.`.
+pub fn valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+#[cfg(test)]
+#[path = "ruleset_tests.rs"]
+mod tests;
