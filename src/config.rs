@@ -4,6 +4,7 @@
 use crate::core::ids::{AccountId, OrganizationArn, OuArn, Place, Region};
 use crate::core::image::{LaunchPermission, Tag};
 use crate::core::rules::{EncryptionPolicy, DESCRIPTION_PLACEHOLDERS};
+use crate::core::ruleset::{Rule, Treatment};
 use crate::core::share::SharePolicy;
 use crate::core::step::{StepPolicy, MAX_DELAY_SECONDS};
 use crate::service::Settings;
@@ -207,6 +208,30 @@ fn placeholders(template: &str) -> Vec<&str> {
     out
 }
 
+/// Variables that say what the rules say: with REPLICATION_RULES they are refused. The treatment variables
+/// (ENCRYPT_COPIES, SHARE_WITH_*, EXTRA_TAGS, ...) are the defaults of every rule's unset fields.
+pub const RULE_VARIABLES: &[&str] =
+    &["TARGET_REGIONS", "TARGET_ACCOUNTS", "KMS_KEY_IDS", "IMAGE_TAG_FILTER", "TRUSTED_SOURCE_ACCOUNTS"];
+
+/// With rules, what the whole deployment covers (what a message is first checked against, what the sweep lists,
+/// where a deregistered source's copies are looked for): every rule's regions, accounts, owners and source
+/// regions; encryption required only if every rule requires it. Each job then uses its own rule.
+fn union_of(rules: &[Rule], mut all: Treatment, source_regions: &mut Vec<Region>) -> (Treatment, Vec<AccountId>) {
+    let mut owners = Vec::new();
+    all.encryption.encrypt_copies = rules.iter().all(|r| r.treatment.encryption.encrypt_copies);
+    for rule in rules {
+        let t = &rule.treatment;
+        all.target_regions
+            .extend(t.target_regions.iter().filter(|r| !all.target_regions.contains(r)).cloned().collect::<Vec<_>>());
+        all.target_accounts
+            .extend(t.target_accounts.iter().filter(|a| !all.target_accounts.contains(a)).cloned().collect::<Vec<_>>());
+        owners.extend(rule.matcher.owners.iter().filter(|o| !owners.contains(*o)).cloned().collect::<Vec<_>>());
+        let more: Vec<Region> = rule.matcher.regions.iter().filter(|r| !source_regions.contains(r)).cloned().collect();
+        source_regions.extend(more);
+    }
+    (all, owners)
+}
+
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(&|name| std::env::var(name).ok())
@@ -214,8 +239,21 @@ impl Config {
 
     pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let mut r = Reader { lookup, problems: Vec::new() };
+        let rules_document = r.get("REPLICATION_RULES");
+        if let Some(doc) = &rules_document {
+            if doc.starts_with("ssm:") {
+                r.problems
+                    .push("REPLICATION_RULES: an ssm: parameter is read at start-up (Config::resolve_rules)".into());
+            }
+            for name in RULE_VARIABLES {
+                if r.get(name).is_some() {
+                    r.problems
+                        .push(format!("{name} is set together with REPLICATION_RULES: say it in the rules instead"));
+                }
+            }
+        }
         let target_regions = r.list("TARGET_REGIONS", Region::parse);
-        if target_regions.is_empty() && r.problems.is_empty() {
+        if target_regions.is_empty() && r.problems.is_empty() && rules_document.is_none() {
             r.problems
                 .push("TARGET_REGIONS is required (comma-separated region names, e.g. eu-west-1,us-west-2)".into());
         }
@@ -284,12 +322,48 @@ impl Config {
             r.problems.push(format!("SSM_PARAMETER_TEMPLATE: {e}"));
         }
 
+        let defaults = Treatment {
+            target_regions,
+            target_accounts,
+            encryption: EncryptionPolicy { encrypt_copies, kms_keys },
+            share: SharePolicy { copy_source_permissions, extra, allow_public },
+            description_template,
+            extra_tags,
+            ssm_parameter_template,
+            copy_completion_minutes,
+        };
+        let (rules, target_roles) = match rules_document.filter(|d| !d.starts_with("ssm:")) {
+            None => (Vec::new(), target_roles),
+            Some(doc) => match rules::parse_document(&doc, &defaults) {
+                Ok(set) => (set.rules, set.roles),
+                Err(problems) => {
+                    r.problems.extend(problems);
+                    (Vec::new(), target_roles)
+                }
+            },
+        };
         if !r.problems.is_empty() {
             return Err(ConfigError(r.problems));
         }
+        let (defaults, trusted_source_accounts) = if rules.is_empty() {
+            (defaults, trusted_source_accounts)
+        } else {
+            union_of(&rules, defaults, &mut source_regions)
+        };
+        let Treatment {
+            target_regions,
+            target_accounts,
+            encryption,
+            share,
+            description_template,
+            extra_tags,
+            ssm_parameter_template,
+            copy_completion_minutes,
+        } = defaults;
         Ok(Config {
             target_roles,
             settings: Settings {
+                rules,
                 target_regions,
                 target_accounts,
                 trusted_source_accounts,
@@ -304,8 +378,8 @@ impl Config {
                 tag_filter,
                 max_copies_per_region,
                 step: StepPolicy { poll_seconds, capacity_max_seconds: poll_seconds.max(1), ..StepPolicy::default() },
-                share: SharePolicy { copy_source_permissions, extra, allow_public },
-                encryption: EncryptionPolicy { encrypt_copies, kms_keys },
+                share,
+                encryption,
                 description_template,
                 extra_tags,
             },
@@ -315,6 +389,9 @@ impl Config {
         })
     }
 }
+
+#[path = "config_rules.rs"]
+pub mod rules;
 
 #[cfg(test)]
 #[path = "config_tests.rs"]

@@ -2,7 +2,6 @@
 
 #![recursion_limit = "256"]
 
-use ami_replicator::config::Config;
 use ami_replicator::core::ids::AccountId;
 use ami_replicator::entry;
 use aws_config::retry::RetryConfig;
@@ -13,9 +12,12 @@ use serde_json::Value;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let config = Config::from_env().inspect_err(|e| tracing::error!(error = %e, "start-up failed"))?;
     // One SDK configuration for every client; AWS_ENDPOINT_URL (if set) points them all at an emulator.
     let sdk = aws_config::defaults(BehaviorVersion::latest()).retry_config(RetryConfig::adaptive()).load().await;
+    // The only call at start-up: REPLICATION_RULES=ssm:/path reads its document (one GetParameter).
+    let config = ami_replicator::aws::rules::config_from_env(&sdk)
+        .await
+        .inspect_err(|e| tracing::error!(error = %e, "start-up failed"))?;
     // Target accounts' roles are assumed on their first call, not here; no client makes a call at start-up.
     let replicator = ami_replicator::aws::replicator(&sdk, config).await;
     let replicator = &replicator;

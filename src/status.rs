@@ -28,6 +28,16 @@ pub async fn status<R: Ec2Regions, Q: Queue>(
     let image = image.ok().flatten();
     // A source that is gone has no permissions left to copy: only the configured ones are wanted.
     let source_permissions = source_permissions.unwrap_or_default();
+    // The source's rule (REPLICATION_RULES), from the source as EC2 shows it; a source that is gone (or matches
+    // no rule) is looked for wherever any rule would have put copies.
+    let (settings, rule) = match image.as_ref().map(|i| settings.for_source(i, source_region, home)) {
+        Some(Ok((s, name))) => (s, name.map(str::to_string)),
+        Some(Err(skip)) if !settings.rules.is_empty() => {
+            (std::borrow::Cow::Borrowed(settings), Some(format!("none ({skip})")))
+        }
+        _ => (std::borrow::Cow::Borrowed(settings), None),
+    };
+    let settings = settings.as_ref();
     let places = plan::configured_places(source_region, &settings.target_regions, &settings.target_accounts, home);
     let observed = join_all(places.into_iter().map(|place| {
         let source_permissions = &source_permissions;
@@ -54,5 +64,8 @@ pub async fn status<R: Ec2Regions, Q: Queue>(
         Ok(list) => list.into_iter().filter(|d| d.body.contains(source.as_str())).map(|d| d.reason).collect(),
         Err(e) => vec![format!("(the dead-letter queue could not be read: {e})")],
     };
-    status::assess(source, source_region, image.as_ref().map(|i| &i.state), &observed, dead_letters, home, now)
+    let mut report =
+        status::assess(source, source_region, image.as_ref().map(|i| &i.state), &observed, dead_letters, home, now);
+    report.rule = rule;
+    report
 }

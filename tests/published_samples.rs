@@ -50,6 +50,7 @@ fn the_completed_sample_is_what_is_published() {
         share_latency_seconds: None,
         source_name: None,
         source_created: None,
+        rule: None,
     });
     check(&sample("completed.json"), COMPLETED, built);
 }

@@ -6,8 +6,8 @@
 //! (`--function NAME`). Exit code 0 when complete, 1 when something is missing or failed, 2 on a usage or
 //! configuration error. Not part of the Lambda zip.
 
+use ami_replicator::aws::rules::config_from;
 use ami_replicator::aws::{ec2::AwsEc2Regions, sqs::AwsQueue};
-use ami_replicator::config::Config;
 use ami_replicator::core::ids::{AccountId, ImageId, Region};
 use ami_replicator::core::status::table;
 use std::collections::HashMap;
@@ -53,11 +53,10 @@ async fn run(args: Args) -> Result<bool, String> {
     let config = match &args.function {
         Some(name) => {
             let env = function_environment(&sdk, name).await?;
-            Config::from_lookup(&|k| env.get(k).cloned())
+            config_from(&sdk, &|k| env.get(k).cloned()).await
         }
-        None => Config::from_env(),
-    }
-    .map_err(|e| e.to_string())?;
+        None => config_from(&sdk, &|k| std::env::var(k).ok()).await,
+    }?;
     let identity =
         aws_sdk_sts::Client::new(&sdk).get_caller_identity().send().await.map_err(|e| {
             format!("who am I (sts get-caller-identity): {}", aws_sdk_sts::error::DisplayErrorContext(e))

@@ -54,15 +54,15 @@ fn unit(metric: &str) -> &'static str {
 /// The EMF lines of `facts` at `timestamp_ms`. Counts are summed per line; durations keep each value (up to
 /// 100 per line, further lines for more); `OldestJobAge` keeps the largest.
 pub fn lines(facts: &[Fact], timestamp_ms: i64) -> Vec<String> {
-    let mut groups: BTreeMap<Option<&Region>, BTreeMap<&'static str, Vec<f64>>> = BTreeMap::new();
+    let mut groups: BTreeMap<(Option<&Region>, Option<&str>), BTreeMap<&'static str, Vec<f64>>> = BTreeMap::new();
     for fact in facts {
-        let group = groups.entry(fact.region()).or_default();
+        let group = groups.entry((fact.region(), fact.rule())).or_default();
         for (metric, value) in values(fact) {
             group.entry(metric).or_default().push(value);
         }
     }
     let mut out = Vec::new();
-    for (region, metrics) in groups {
+    for ((region, rule), metrics) in groups {
         // Counts and the age fold into one value; durations are split into chunks of MAX_VALUES.
         let mut folded: Vec<(&str, Vec<Value>)> = Vec::new();
         for (metric, vals) in metrics {
@@ -88,13 +88,18 @@ pub fn lines(facts: &[Fact], timestamp_ms: i64) -> Vec<String> {
                 root.insert((*metric).to_string(), value);
                 directives.push(json!({"Name": metric, "Unit": unit(metric)}));
             }
-            let dimensions = match region {
+            let mut dimensions = match region {
                 Some(r) => {
                     root.insert("Region".into(), json!(r.as_str()));
-                    json!([["Region"]])
+                    vec![json!(["Region"])]
                 }
-                None => json!([[]]),
+                None => vec![json!([])],
             };
+            // A rule's facts also count under its name (REPLICATION_RULES); the Region sums stay whole.
+            if let Some(rule) = rule {
+                root.insert("Rule".into(), json!(rule));
+                dimensions.push(json!(["Rule"]));
+            }
             root.insert(
                 "_aws".into(),
                 json!({

@@ -20,6 +20,7 @@ fn completion(region: &str, copy_seconds: f64, latency: Option<f64>) -> Fact {
         share_latency_seconds: latency,
         source_name: None,
         source_created: None,
+        rule: None,
     }))
 }
 
@@ -62,8 +63,8 @@ fn valid(line: &str) -> Value {
 #[test]
 fn facts_become_one_line_per_region_and_one_without_dimensions() {
     let facts = vec![
-        Fact::CopyStarted { region: r("eu-west-1") },
-        Fact::CopyStarted { region: r("eu-west-1") },
+        Fact::CopyStarted { region: r("eu-west-1"), rule: None },
+        Fact::CopyStarted { region: r("eu-west-1"), rule: None },
         Fact::CapacityWait { region: r("eu-west-1"), jobs: 1 },
         completion("eu-west-1", 600.0, Some(12.5)),
         Fact::Throttled { region: r("us-west-2"), calls: 1 },

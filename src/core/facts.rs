@@ -8,7 +8,7 @@ use super::ids::{AccountId, ImageId, Region};
 #[derive(Debug, Clone, PartialEq)]
 pub enum Fact {
     /// CopyImage started a copy.
-    CopyStarted { region: Region },
+    CopyStarted { region: Region, rule: Option<std::sync::Arc<str>> },
     /// A copy became available and its launch permissions were applied (first time: a job that later finds
     /// it shared records nothing).
     CopyCompleted(Box<Completion>),
@@ -43,6 +43,8 @@ pub struct Completion {
     pub source_name: Option<String>,
     /// The source's creation date (RFC 3339).
     pub source_created: Option<String>,
+    /// The rule the copy was made under (REPLICATION_RULES).
+    pub rule: Option<String>,
 }
 
 /// A place given up on, with the reason.
@@ -59,7 +61,7 @@ impl Fact {
     /// The destination region the fact is about, if any.
     pub fn region(&self) -> Option<&Region> {
         match self {
-            Fact::CopyStarted { region }
+            Fact::CopyStarted { region, .. }
             | Fact::CopyFailed { region }
             | Fact::CopyReplaced { region }
             | Fact::CapacityWait { region, .. }
@@ -67,6 +69,15 @@ impl Fact {
             Fact::CopyCompleted(c) => Some(&c.region),
             Fact::DeadLettered { region, .. } => region.as_ref(),
             Fact::OldestJobAge { .. } => None,
+        }
+    }
+
+    /// The replication rule the fact is about (REPLICATION_RULES), if known.
+    pub fn rule(&self) -> Option<&str> {
+        match self {
+            Fact::CopyStarted { rule, .. } => rule.as_deref(),
+            Fact::CopyCompleted(c) => c.rule.as_deref(),
+            _ => None,
         }
     }
 }

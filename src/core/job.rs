@@ -118,6 +118,10 @@ pub struct Job {
     /// The source's creation date (RFC 3339): which source is newer decides an SSM parameter.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_created: Option<String>,
+    /// The replication rule the job was made under (REPLICATION_RULES). A hint like every field: admission sets
+    /// it from the rule that matches the source as EC2 shows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
 }
 
 impl Job {
@@ -150,6 +154,7 @@ impl Job {
             since: None,
             copy_started: None,
             source_created: None,
+            rule: None,
         }
     }
 

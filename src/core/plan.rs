@@ -9,9 +9,20 @@ use std::fmt;
 /// Why a source image is not replicated. Skips are logged and acknowledged, never retried.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Skip {
-    NotOwned { owner: Option<AccountId> },
-    TagFilter { key: String, value: String },
-    IsReplica { of: String },
+    NotOwned {
+        owner: Option<AccountId>,
+    },
+    TagFilter {
+        key: String,
+        value: String,
+    },
+    IsReplica {
+        of: String,
+    },
+    /// No replication rule matches (REPLICATION_RULES): why, rule by rule.
+    NoRule {
+        why: String,
+    },
 }
 
 impl fmt::Display for Skip {
@@ -22,6 +33,7 @@ impl fmt::Display for Skip {
             }
             Self::NotOwned { owner: None } => f.write_str("image has no owner this account can read"),
             Self::TagFilter { key, value } => write!(f, "image lacks tag {key}={value} (IMAGE_TAG_FILTER)"),
+            Self::NoRule { why } => write!(f, "no replication rule matches the image ({why})"),
             Self::IsReplica { of } => {
                 write!(f, "image is a copy made by ami-replicator (of {of}); never replicated back")
             }

@@ -107,7 +107,8 @@ impl Match {
     /// match would never be chosen). Conservative: `false` when containment cannot be shown.
     pub fn covers(&self, later: &Match) -> bool {
         let owners = (!later.this_account || self.this_account) && later.owners.iter().all(|o| self.owners.contains(o));
-        let regions = self.regions.is_empty() || (!later.regions.is_empty() && later.regions.iter().all(|r| self.regions.contains(r)));
+        let regions = self.regions.is_empty()
+            || (!later.regions.is_empty() && later.regions.iter().all(|r| self.regions.contains(r)));
         let tags = self.tags.iter().all(|mine| {
             later
                 .tags

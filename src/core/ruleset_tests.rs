@@ -75,7 +75,10 @@ fn an_earlier_rule_that_covers_a_later_one_shadows_it() {
         rule("golden", Match { tags: tags("Kind", &["base", "golden"]), ..Match::default() }),
         rule("golden-base", Match { tags: tags("Kind", &["base"]), regions: vec![r("us-east-1")], ..Match::default() }),
         rule("named", Match { name: Some(glob::Pattern::new("app-*").unwrap()), ..Match::default() }),
-        rule("named-again", Match { name: Some(glob::Pattern::new("app-*").unwrap()), tags: tags("T", &["1"]), ..Match::default() }),
+        rule(
+            "named-again",
+            Match { name: Some(glob::Pattern::new("app-*").unwrap()), tags: tags("T", &["1"]), ..Match::default() },
+        ),
         rule("literal", Match { name: Some(glob::Pattern::new("app-1").unwrap()), ..Match::default() }),
         rule("other-tag", Match { tags: tags("Kind", &["app"]), ..Match::default() }),
         rule("catch-all", Match::default()),

@@ -63,6 +63,9 @@ pub struct Report {
     pub dead_letters: Vec<String>,
     /// Every place complete and no dead letter.
     pub complete: bool,
+    /// The replication rule that applies to the source as EC2 shows it (REPLICATION_RULES), or why none does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
 }
 
 /// The report of `source` from what was observed, at `now` (epoch seconds).
@@ -84,6 +87,7 @@ pub fn assess(
         places,
         dead_letters: dead_letter_reasons,
         complete,
+        rule: None,
     }
 }
 
@@ -167,6 +171,9 @@ pub fn table(report: &Report) -> String {
         report.source_region,
         report.source_state.as_deref().unwrap_or("gone")
     );
+    if let Some(rule) = &report.rule {
+        out.push_str(&format!("rule: {rule}\n"));
+    }
     out.push_str(&format!(
         "{:<13} {:<15} {:<22} {:<10} {:>7} {:<9} {:<11} {}\n",
         "account", "region", "copy", "state", "age", "encrypted", "verdict", "permissions / note"

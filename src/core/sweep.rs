@@ -38,9 +38,20 @@ pub fn by_place(
     home: &AccountId,
     policy: &SweepPolicy,
 ) -> BTreeMap<Place, Vec<(Region, ImageInfo)>> {
+    by_place_with(candidates, |region, _| {
+        plan::configured_places(region, policy.target_regions, policy.target_accounts, home)
+    })
+}
+
+/// Per place, the candidates that must have a copy there, each candidate's places given by `places_of` (its
+/// replication rule's).
+pub fn by_place_with(
+    candidates: &[(Region, ImageInfo)],
+    places_of: impl Fn(&Region, &ImageInfo) -> Vec<Place>,
+) -> BTreeMap<Place, Vec<(Region, ImageInfo)>> {
     let mut out: BTreeMap<Place, Vec<(Region, ImageInfo)>> = BTreeMap::new();
     for (region, image) in candidates {
-        for place in plan::configured_places(region, policy.target_regions, policy.target_accounts, home) {
+        for place in places_of(region, image) {
             out.entry(place).or_default().push((region.clone(), image.clone()));
         }
     }

@@ -51,7 +51,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                     continue;
                 }
             };
-            match policy.admit_job(&job, source.as_ref(), home, now) {
+            match self.settings.admit_job(&job, source.as_ref(), home, now) {
                 JobVerdict::Proceed(job) => admitted.push((i, *job)),
                 JobVerdict::Stop(reason) => {
                     info!(reason = %reason, "replication stopped");

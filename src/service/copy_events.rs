@@ -49,7 +49,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                 return vec![];
             }
         };
-        let job = match self.settings.policy().admit_job(&job, source.as_ref(), home, self.now() as i64) {
+        let job = match self.settings.admit_job(&job, source.as_ref(), home, self.now() as i64) {
             JobVerdict::Proceed(job) => *job,
             JobVerdict::Stop(reason) | JobVerdict::Refuse(reason) => {
                 info!(copy = %image.id, reason = %reason, "copy event: not shared");
@@ -141,7 +141,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
             job.polls = 1;
             job.since = Some(self.now() as i64);
             if let JobVerdict::Stop(reason) | JobVerdict::Refuse(reason) =
-                self.settings.policy().admit_job(&job, Some(&source), home, self.now() as i64)
+                self.settings.admit_job(&job, Some(&source), home, self.now() as i64)
             {
                 info!(reason = %reason, "copy event for a job the configuration refuses; nothing to do");
                 return vec![];

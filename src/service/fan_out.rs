@@ -37,8 +37,8 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         home: &AccountId,
         invocation: &Invocation,
     ) -> Vec<Effect> {
-        let span =
-            tracing::info_span!("fan_out", image = %request.image, region = %request.source_region, phase = "fan_out");
+        let span = tracing::info_span!("fan_out", image = %request.image, region = %request.source_region, phase = "fan_out",
+                rule = tracing::field::Empty);
         async {
             let dead = |reason: String| vec![Effect::DeadLetter { body: request.body(), reason }];
             let policy = self.settings.policy();
@@ -86,7 +86,6 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                     };
                 }
             };
-            let wanted = rules::wanted_encryption(request.encrypted, &self.settings.encryption);
             // A copy of ours: an event from the region (and account) where it was made. Share it at once.
             if is_replica(&image) && image.owner.as_ref() == Some(place.owner(home)) {
                 return self.copy_available(&image, &place, request.event_time, home, invocation).await;
@@ -100,6 +99,27 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                 info!(reason = %reason, "not a source region; skipped");
                 return vec![];
             }
+            // The rule for this source, from what EC2 says of it: every check below is the rule's, and a work
+            // item may only narrow it (another rule's regions are not its own).
+            let (settings, rule) = match self.settings.for_source(&image, &request.source_region, home) {
+                Ok(found) => found,
+                Err(skip) => {
+                    info!(reason = %skip, "skipped");
+                    return vec![];
+                }
+            };
+            let policy = settings.policy();
+            if let Some(rule) = rule {
+                tracing::Span::current().record("rule", rule);
+                if let Err(reason) =
+                    policy.check_targets(request.targets.as_deref()).and(policy.check_encryption(request.encrypted))
+                {
+                    let reason = format!("rule {rule} (the rule matching {}): {reason}", request.image);
+                    warn!(reason = %reason, "work item outside its rule");
+                    return dead(reason);
+                }
+            }
+            let wanted = rules::wanted_encryption(request.encrypted, &settings.encryption);
             match policy.judge_source(&image, home, wanted) {
                 SourceVerdict::Replicate => {}
                 SourceVerdict::Skip(skip) => {
@@ -113,8 +133,8 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                 SourceVerdict::Refuse(reason) => return dead(reason),
             }
             let destinations =
-                plan::destinations(&request.source_region, request.targets.as_deref(), &self.settings.target_regions);
-            let places = plan::places(&destinations, &request.source_region, &self.settings.target_accounts, home);
+                plan::destinations(&request.source_region, request.targets.as_deref(), &settings.target_regions);
+            let places = plan::places(&destinations, &request.source_region, &settings.target_accounts, home);
             info!(places = ?places.iter().map(ToString::to_string).collect::<Vec<_>>(), "fanned out");
             let jobs = plan::fan_out(&image, &request.source_region, &places);
             let watch = self.watch_effect(&image.id, &request.source_region, places.clone());
@@ -122,6 +142,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
             jobs.into_iter()
                 .map(|mut job| {
                     job.encrypt = request.encrypted;
+                    job.rule = rule.map(str::to_string);
                     job.since = Some(now);
                     Effect::enqueue(job, 0)
                 })

@@ -11,7 +11,8 @@ use crate::core::ids::{AccountId, ImageId, Place, Region};
 use crate::core::image::ImageInfo;
 use crate::core::job::{Continuation, Job};
 use crate::core::parameters;
-use crate::core::provenance::SOURCE_CREATED_TAG;
+use crate::core::provenance::{is_copy_of, SOURCE_CREATED_TAG};
+use crate::core::ruleset::RULE_TAG;
 use crate::ports::{Ec2, Ec2Regions, ImageBuilder, OutgoingEvent, OutgoingMessage, Queue};
 use futures::future::join_all;
 use serde_json::json;
@@ -162,7 +163,16 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
             let readable = watch.places.iter().all(|p| !unreadable.contains(p));
             match finish::assess(&watch, &found, now, deadline).filter(|_| readable) {
                 Some(outcomes) => {
-                    let event = finished_event(&watch, &outcomes, home);
+                    let mut event = finished_event(&watch, &outcomes, home);
+                    // The rule its copies were made under, as their tags in EC2 say (REPLICATION_RULES).
+                    let rule = found
+                        .values()
+                        .flatten()
+                        .filter(|c| is_copy_of(c, &watch.source_image, &watch.source_region))
+                        .find_map(|c| c.tag(RULE_TAG));
+                    if let Some(rule) = rule {
+                        event.detail["rule"] = json!(rule);
+                    }
                     info!(image = %watch.source_image, region = %watch.source_region, phase = "watch",
                         outcomes = ?outcomes.iter().map(|(p, o)| format!("{p}: {}", o.name())).collect::<Vec<_>>(),
                         "replication finished");
@@ -201,7 +211,7 @@ fn image_arn(region: &str, image: &ImageId) -> String {
 
 /// `AMI Replication Completed`: one copy available and shared.
 pub fn completed_event(c: &Completion) -> OutgoingEvent {
-    OutgoingEvent {
+    let mut event = OutgoingEvent {
         detail_type: COMPLETED.into(),
         detail: json!({
             "source_image_id": c.source_image.as_str(),
@@ -213,7 +223,11 @@ pub fn completed_event(c: &Completion) -> OutgoingEvent {
             "dedup_key": format!("{}/{}/{}/{}", c.source_image, c.account, c.region, c.copy),
         }),
         resources: vec![image_arn(c.region.as_str(), &c.copy)],
+    };
+    if let Some(rule) = &c.rule {
+        event.detail["rule"] = json!(rule);
     }
+    event
 }
 
 /// `AMI Replication Failed`: a place given up on, with the reason.

@@ -10,6 +10,7 @@ use crate::core::job::{Continuation, Job, Phase};
 use crate::core::provenance::{client_token, provenance_tags, ATTEMPT_TAG, SHARE_FAILED_TAG, SOURCE_CREATED_TAG};
 use crate::core::region::{self, Observations, PlaceJobs};
 use crate::core::rules;
+use crate::core::ruleset::RULE_TAG;
 use crate::core::step::{self, Decision};
 use crate::ports::{CopyRequest, Ec2, Ec2Regions, ImageBuilder, Queue};
 use futures::future::join_all;
@@ -22,7 +23,8 @@ const COPY_CONCURRENCY: usize = 8;
 
 pub(super) fn job_span(job: &Job) -> tracing::Span {
     tracing::info_span!("job", image = %job.source_image, region = %job.destination,
-        account = job.account.as_ref().map_or("", |a| a.as_str()), phase = job.phase_name())
+        account = job.account.as_ref().map_or("", |a| a.as_str()), phase = job.phase_name(),
+        rule = job.rule.as_deref().unwrap_or(""))
 }
 
 impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
@@ -94,7 +96,13 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                     Ok(copy) => {
                         info!(copy = %copy, attempt = job.failed_copies, "copy started");
                         job.copy_started = Some(self.now() as i64);
-                        push(&invocation.facts, Fact::CopyStarted { region: job.destination.clone() });
+                        push(
+                            &invocation.facts,
+                            Fact::CopyStarted {
+                                region: job.destination.clone(),
+                                rule: job.rule.as_deref().map(Into::into),
+                            },
+                        );
                     }
                     Err(e) => warn!(error = %e, "copy not started"),
                 }
@@ -137,20 +145,24 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
     }
 
     fn copy_request(&self, job: &Job, home: &AccountId) -> CopyRequest {
+        let settings = self.settings.for_job(job);
         let mut tags = provenance_tags(&job.source_image, &job.source_region);
+        if let Some(rule) = &job.rule {
+            tags.push(Tag::new(RULE_TAG, rule.clone()));
+        }
         if job.failed_copies > 0 {
             tags.push(Tag::new(ATTEMPT_TAG, job.failed_copies.to_string()));
         }
-        if let (Some(created), Some(_)) = (&job.source_created, &self.settings.ssm_parameter_template) {
+        if let (Some(created), Some(_)) = (&job.source_created, &settings.ssm_parameter_template) {
             tags.push(Tag::new(SOURCE_CREATED_TAG, created.clone()));
         }
-        tags.extend(self.settings.extra_tags.iter().cloned());
+        tags.extend(settings.extra_tags.iter().cloned());
         let place = job.place();
         CopyRequest {
             source_image: job.source_image.clone(),
             source_region: job.source_region.clone(),
             name: job.name.clone().unwrap_or_else(|| job.source_image.to_string()),
-            description: rules::describe_copy(self.settings.description_template.as_deref(), job),
+            description: rules::describe_copy(settings.description_template.as_deref(), job),
             // The owner of the copy is part of the token: each account's copy is its own.
             client_token: client_token(
                 &job.source_image,
@@ -161,8 +173,8 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
             ),
             tags,
             copy_image_tags: true,
-            encryption: rules::copy_encryption(job, &self.settings.encryption),
-            completion_minutes: self.settings.copy_completion_minutes,
+            encryption: rules::copy_encryption(job, &settings.encryption),
+            completion_minutes: settings.copy_completion_minutes,
         }
     }
 
@@ -284,6 +296,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
             share_latency_seconds: None,
             source_name: job.name.clone(),
             source_created: job.source_created.clone(),
+            rule: job.rule.clone(),
         }
     }
 }

@@ -1,11 +1,18 @@
 //! What the replicator needs to know from the configuration, and what messages are checked against.
 
 use crate::core::ids::{AccountId, Region};
+use crate::core::image::ImageInfo;
 use crate::core::image::Tag;
+use crate::core::job::Job;
+use crate::core::plan::Skip;
+use crate::core::policy::JobVerdict;
 use crate::core::policy::Policy;
+use crate::core::provenance::{is_replica, SOURCE_IMAGE_TAG};
 use crate::core::rules::EncryptionPolicy;
+use crate::core::ruleset::{self, Rule};
 use crate::core::share::SharePolicy;
 use crate::core::step::StepPolicy;
+use std::borrow::Cow;
 
 /// JOB_MAX_AGE_HOURS when unset: three days, far beyond any copy (AWS's time-based copies take at most 48 h).
 pub const DEFAULT_JOB_MAX_AGE_HOURS: u32 = 72;
@@ -13,6 +20,9 @@ pub const DEFAULT_JOB_MAX_AGE_HOURS: u32 = 72;
 /// What the replicator needs to know from the configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
+    /// REPLICATION_RULES; empty: the variables below form the one rule. With rules, the fields below are what
+    /// the whole deployment covers (every rule's regions, accounts, owners), and each job uses its rule's.
+    pub rules: Vec<Rule>,
     pub target_regions: Vec<Region>,
     /// TARGET_ACCOUNTS: accounts that get copies of their own (their roles are the adapter's business).
     pub target_accounts: Vec<AccountId>,
@@ -64,9 +74,120 @@ impl Settings {
     }
 }
 
+impl Settings {
+    /// The rule for a source read from EC2 (`None` without REPLICATION_RULES: the variables are the one rule),
+    /// or why it is not replicated: one of our copies, or no rule matches.
+    pub fn rule_for(&self, image: &ImageInfo, region: &Region, home: &AccountId) -> Result<Option<&Rule>, Skip> {
+        if self.rules.is_empty() {
+            return Ok(None);
+        }
+        if is_replica(image) {
+            return Err(Skip::IsReplica { of: image.tag(SOURCE_IMAGE_TAG).unwrap_or_default().to_string() });
+        }
+        match ruleset::select(&self.rules, image, region, home) {
+            Ok(rule) => Ok(Some(rule)),
+            Err(why) => Err(Skip::NoRule { why: why.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ") }),
+        }
+    }
+
+    /// The settings of one rule: its match and treatment in place of the deployment's.
+    pub fn under(&self, rule: Option<&Rule>) -> Cow<'_, Settings> {
+        let Some(rule) = rule else { return Cow::Borrowed(self) };
+        let t = &rule.treatment;
+        Cow::Owned(Settings {
+            rules: Vec::new(),
+            target_regions: t.target_regions.clone(),
+            target_accounts: t.target_accounts.clone(),
+            trusted_source_accounts: rule.matcher.owners.clone(),
+            source_regions: if rule.matcher.regions.is_empty() {
+                self.source_regions.clone()
+            } else {
+                rule.matcher.regions.clone()
+            },
+            tag_filter: None,
+            share: t.share.clone(),
+            encryption: t.encryption.clone(),
+            description_template: t.description_template.clone(),
+            extra_tags: t.extra_tags.clone(),
+            ssm_parameter_template: t.ssm_parameter_template.clone(),
+            copy_completion_minutes: t.copy_completion_minutes,
+            step: self.step.clone(),
+            ..*self
+        })
+    }
+
+    /// The settings for a source read from EC2: its rule's, or why it is not replicated.
+    pub fn for_source(
+        &self,
+        image: &ImageInfo,
+        region: &Region,
+        home: &AccountId,
+    ) -> Result<(Cow<'_, Settings>, Option<&str>), Skip> {
+        let rule = self.rule_for(image, region, home)?;
+        Ok((self.under(rule), rule.map(|r| r.name.as_str())))
+    }
+
+    /// The settings of an admitted job (its rule was set by admission, from the source as EC2 shows it).
+    pub fn for_job(&self, job: &Job) -> Cow<'_, Settings> {
+        if self.rules.is_empty() {
+            return Cow::Borrowed(self);
+        }
+        match job.rule.as_deref().and_then(|name| self.rules.iter().find(|r| r.name == name)) {
+            Some(rule) => self.under(Some(rule)),
+            None => {
+                tracing::warn!(rule = ?job.rule, "a job without a rule of this configuration; nothing it asks of a rule is done");
+                Cow::Owned(self.narrowest())
+            }
+        }
+    }
+
+    /// Every rule a job must pass before any call at its place (`core::policy::Policy::admit_job`), under the
+    /// rule that matches its source as EC2 shows it; the admitted job carries that rule's name.
+    pub fn admit_job(&self, job: &Job, source: Option<&ImageInfo>, home: &AccountId, now: i64) -> JobVerdict {
+        let rule = match source.map(|s| self.rule_for(s, &job.source_region, home)) {
+            Some(Ok(rule)) => rule,
+            Some(Err(skip)) => {
+                if let Err(reason) = self.policy().check_job(job) {
+                    return JobVerdict::Refuse(reason);
+                }
+                return JobVerdict::Refuse(format!("source {}: {skip}; the job is refused", job.source_image));
+            }
+            None => None,
+        };
+        match self.under(rule).policy().admit_job(job, source, home, now) {
+            JobVerdict::Proceed(mut job) => {
+                job.rule = rule.map(|r| r.name.clone());
+                JobVerdict::Proceed(job)
+            }
+            other => other,
+        }
+    }
+
+    /// No destination, no sharing beyond the owner, no outputs: for a job no rule of this configuration names.
+    fn narrowest(&self) -> Settings {
+        Settings {
+            rules: Vec::new(),
+            target_regions: Vec::new(),
+            target_accounts: Vec::new(),
+            trusted_source_accounts: Vec::new(),
+            source_regions: self.source_regions.clone(),
+            tag_filter: None,
+            share: SharePolicy::default(),
+            encryption: self.encryption.clone(),
+            description_template: None,
+            extra_tags: Vec::new(),
+            ssm_parameter_template: None,
+            copy_completion_minutes: self.copy_completion_minutes,
+            step: self.step.clone(),
+            ..*self
+        }
+    }
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Self {
+            rules: Vec::new(),
             target_regions: Vec::new(),
             target_accounts: Vec::new(),
             trusted_source_accounts: Vec::new(),

@@ -116,7 +116,8 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         home: &AccountId,
         invocation: &Invocation,
     ) -> Result<(), PortError> {
-        let policy = &self.settings.share;
+        let settings = self.settings.for_job(job);
+        let policy = &settings.share;
         let source_permissions = if policy.copy_source_permissions {
             let cell = once(&invocation.permissions, (job.source_image.clone(), job.source_region.clone()));
             if !cell.initialized() && !spend(&invocation.source_reads, &job.source_region, SOURCE_READS_PER_INVOCATION)
@@ -151,7 +152,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
             info!(copy = %copy, deprecate_at = %time, "deprecation time set as on the source");
         }
         let owner = job.place().owner(home).clone();
-        let decision = share::decide(&source_permissions, policy, &owner, &self.settings.target_accounts);
+        let decision = share::decide(&source_permissions, policy, &owner, &settings.target_accounts);
         if decision.public_withheld {
             warn!(copy = %copy, "source is public, but ALLOW_PUBLIC is not true: the copy is not made public");
         }
@@ -159,7 +160,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
             ec2.add_launch_permissions(copy, &decision.grants).await?;
             info!(copy = %copy, grants = ?decision.grants.iter().map(ToString::to_string).collect::<Vec<_>>(), "launch permissions applied");
         }
-        if let Some(template) = &self.settings.ssm_parameter_template {
+        if let Some(template) = &settings.ssm_parameter_template {
             self.put_parameter(ec2, template, job, copy).await?;
         }
         // Every share effect succeeded: only now is the copy to be marked done, in EC2 (at the end of the

@@ -58,7 +58,19 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                     }
                 }
             }
-            let places = sweep::by_place(&candidates, home, &policy);
+            // With REPLICATION_RULES, each image goes where its rule says; one no rule matches is not swept.
+            candidates.retain(|(region, image)| match settings.rule_for(image, region, home) {
+                Ok(_) => true,
+                Err(skip) => {
+                    info!(image = %image.id, region = %region, reason = %skip, "skipped by the sweep");
+                    false
+                }
+            });
+            let places_of = |region: &Region, image: &ImageInfo| match settings.for_source(image, region, home) {
+                Ok((s, _)) => plan::configured_places(region, &s.target_regions, &s.target_accounts, home),
+                Err(_) => Vec::new(),
+            };
+            let places = sweep::by_place_with(&candidates, places_of);
             let jobs = join_all(places.iter().map(|(place, wanted)| async move {
                 let found = match self.ec2.at(place) {
                     Ok(ec2) => ec2.find_copies(&sweep::ids(wanted)).await,
@@ -93,9 +105,8 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
             let watches: Vec<Effect> = sources
                 .into_iter()
                 .filter_map(|(image, region)| {
-                    let places =
-                        plan::configured_places(&region, &settings.target_regions, &settings.target_accounts, home);
-                    self.watch_effect(&image, &region, places)
+                    let info = candidates.iter().find(|(r, i)| *r == region && i.id == image)?;
+                    self.watch_effect(&image, &region, places_of(&region, &info.1))
                 })
                 .collect();
             let mut effects: Vec<Effect> = jobs
