@@ -285,3 +285,7 @@ pub fn places_of(rule: &Rule, source_region: &Region, home: &AccountId) -> Vec<P
         home,
     )
 }
+
+#[cfg(test)]
+#[path = "config_rules_tests.rs"]
+mod tests;

@@ -159,7 +159,11 @@ impl Settings {
                 job.rule = rule.map(|r| r.name.clone());
                 JobVerdict::Proceed(job)
             }
-            other => other,
+            JobVerdict::Refuse(reason) => match rule {
+                Some(rule) => JobVerdict::Refuse(format!("rule {} (the rule matching the source): {reason}", rule.name)),
+                None => JobVerdict::Refuse(reason),
+            },
+            stop => stop,
         }
     }
 
