@@ -8,6 +8,8 @@ moto 5.2.5 does not:
     - CopyImageTags: the source's user-defined tags are copied (never `aws:` ones);
     - a source of another account: copied only when it is shared with the caller (launch permission) and so
       are its snapshots (createVolumePermission); otherwise EC2's errors (moto looks in the caller's account only);
+    - Encrypted / KmsKeyId: the copy's snapshot is encrypted with the given key (or the account's default EBS
+      key, alias/aws/ebs), shown by DescribeSnapshots and in DescribeImages' block device mappings;
     - optionally, copies stay `pending` for --copy-pending-seconds before they become `available`;
   * STS AssumeRole of a role whose name ends in `-untrusted` is refused with AccessDenied (a role whose trust
     policy does not name the replicator);
@@ -198,6 +200,9 @@ class Layer:
         if image_tags:
             backend.create_tags([image_id], image_tags)
         snapshot = getattr(image, "ebs_snapshot", None)
+        if snapshot is not None and params.get("Encrypted", "").lower() == "true":
+            snapshot.encrypted = True
+            snapshot.kms_key_id = params.get("KmsKeyId") or f"arn:aws:kms:{region}:{account}:alias/aws/ebs"
         if snapshot is not None and specs.get("snapshot"):
             backend.create_tags([snapshot.id], specs["snapshot"])
         if self.pending_seconds > 0:
@@ -205,6 +210,20 @@ class Layer:
             timer = threading.Timer(self.pending_seconds, lambda: setattr(image, "state", "available"))
             timer.daemon = True
             timer.start()
+
+
+def block_device_mappings(self):
+    """moto's mappings, with the snapshot's encryption (moto leaves it out)."""
+    mappings = ORIGINAL_MAPPINGS.fget(self)
+    for mapping in mappings:
+        if getattr(self.ebs_snapshot, "encrypted", False):
+            mapping["Ebs"]["Encrypted"] = True
+            mapping["Ebs"]["KmsKeyId"] = self.ebs_snapshot.kms_key_id
+    return mappings
+
+
+ORIGINAL_MAPPINGS = Ami.block_device_mappings
+Ami.block_device_mappings = property(block_device_mappings)
 
 
 def main():

@@ -50,7 +50,10 @@ fn three_rules_each_with_its_regions_accounts_and_keys() {
     assert_eq!(s.target_regions, [r("eu-west-1"), r("ap-southeast-2"), r("us-west-2"), r("eu-central-1")]);
     assert_eq!(s.target_accounts, [target.clone()]);
     assert!(!s.encryption.encrypt_copies, "only some rules encrypt");
-    assert_eq!(c.target_roles.get(&target).map(String::as_str), Some("arn:aws:iam::222222222222:role/ami-replicator-target"));
+    assert_eq!(
+        c.target_roles.get(&target).map(String::as_str),
+        Some("arn:aws:iam::222222222222:role/ami-replicator-target")
+    );
     assert_eq!(s.source_regions, [r("us-east-1")]);
 }
 

@@ -138,9 +138,13 @@ async fn a_work_item_cannot_widen_its_rule() {
     let (w, s) = world();
     let mut sim = Simulation::new(w, settings("100"));
     // ap-southeast-2 is a destination of the deployment (the golden rule's), not of the team's rule.
-    let item = format!(r#"{{"image_id": "{}", "source_region": "us-east-1", "target_regions": ["us-west-2", "ap-southeast-2"]}}"#, s.team);
+    let item = format!(
+        r#"{{"image_id": "{}", "source_region": "us-east-1", "target_regions": ["us-west-2", "ap-southeast-2"]}}"#,
+        s.team
+    );
     sim.send(&item);
-    let narrowing = format!(r#"{{"image_id": "{}", "source_region": "us-east-1", "target_regions": ["eu-west-1"]}}"#, s.golden);
+    let narrowing =
+        format!(r#"{{"image_id": "{}", "source_region": "us-east-1", "target_regions": ["eu-west-1"]}}"#, s.golden);
     sim.send(&narrowing);
     sim.run_until_idle(10, DAY).await;
     let dead = dead_letters(&sim);

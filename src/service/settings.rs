@@ -160,7 +160,9 @@ impl Settings {
                 JobVerdict::Proceed(job)
             }
             JobVerdict::Refuse(reason) => match rule {
-                Some(rule) => JobVerdict::Refuse(format!("rule {} (the rule matching the source): {reason}", rule.name)),
+                Some(rule) => {
+                    JobVerdict::Refuse(format!("rule {} (the rule matching the source): {reason}", rule.name))
+                }
                 None => JobVerdict::Refuse(reason),
             },
             stop => stop,
