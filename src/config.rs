@@ -342,6 +342,22 @@ impl Config {
                 }
             },
         };
+        // SSM_PARAMETER_PREFIX: where the policy lets the function write parameters; every template within it.
+        if let Some(prefix) = r.get("SSM_PARAMETER_PREFIX") {
+            let named = rules.iter().map(|rule| {
+                (
+                    format!("REPLICATION_RULES rule {:?} ssm_parameter", rule.name),
+                    &rule.treatment.ssm_parameter_template,
+                )
+            });
+            for (field, template) in
+                named.chain([("SSM_PARAMETER_TEMPLATE".to_string(), &defaults.ssm_parameter_template)])
+            {
+                if let Some(template) = template.as_deref().filter(|t| !t.starts_with(&prefix)) {
+                    r.problems.push(format!("{field}: {template} is outside SSM_PARAMETER_PREFIX {prefix} (the function may write only there)"));
+                }
+            }
+        }
         if !r.problems.is_empty() {
             return Err(ConfigError(r.problems));
         }

@@ -100,3 +100,24 @@ fn a_rule_needs_a_destination_and_roles_agree_across_rules() {
     let not_json = parse(&[QUEUE, ("REPLICATION_RULES", "[{\"name\": \"x\"}]")]).unwrap_err().to_string();
     assert!(not_json.contains("not a rules document"), "{not_json}");
 }
+
+#[test]
+fn every_rules_parameter_lies_under_the_prefix_the_policy_allows() {
+    let doc = r#"{"rules": [
+      {"name": "in", "match": {"tags": {"T": "a"}}, "regions": ["eu-west-1"], "ssm_parameter": "/ami/{name}"},
+      {"name": "out", "match": {"tags": {"T": "b"}}, "regions": ["eu-west-1"], "ssm_parameter": "/other/{name}"}
+    ]}"#;
+    let err = parse(&[QUEUE, ("REPLICATION_RULES", doc), ("SSM_PARAMETER_PREFIX", "/ami/")]).unwrap_err();
+    assert_eq!(err.0, ["REPLICATION_RULES rule \"out\" ssm_parameter: /other/{name} is outside SSM_PARAMETER_PREFIX /ami/ (the function may write only there)"]);
+    let legacy = parse(&[
+        QUEUE,
+        ("TARGET_REGIONS", "eu-west-1"),
+        ("SSM_PARAMETER_TEMPLATE", "/ami/{name}"),
+        ("SSM_PARAMETER_PREFIX", "/ami/"),
+    ]);
+    assert!(legacy.is_ok());
+    assert!(parse(&[QUEUE, ("REPLICATION_RULES", "ssm:/ami-replicator/rules")])
+        .unwrap_err()
+        .to_string()
+        .contains("read at start-up"));
+}

@@ -112,3 +112,17 @@ fn the_simulated_event_source_mapping_is_the_deployed_one() {
     assert!(template.contains(&format!("MaximumBatchingWindowInSeconds: {window}")));
     assert_eq!((batch, concurrency, window), (100, 2, 5));
 }
+
+#[test]
+fn the_rules_document_is_read_from_exactly_its_parameter() {
+    let template = read("template.yaml");
+    let grant = block(&template, "- Sid: ReadTheRulesDocument");
+    assert!(grant.contains("Action: ssm:GetParameter"), "{grant}");
+    assert!(grant.contains(":parameter${ReplicationRulesParameter}"), "that parameter only: {grant}");
+    assert!(!grant.contains('*'), "no wildcard: {grant}");
+    assert!(template.contains(
+        "REPLICATION_RULES: !If [RulesInSsm, !Sub \"ssm:${ReplicationRulesParameter}\", !Ref ReplicationRules]"
+    ));
+    let config = read("src/aws/rules.rs");
+    assert!(config.contains("strip_prefix(\"ssm:\")") && config.contains("with_decryption(true)"));
+}
