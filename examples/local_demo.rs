@@ -102,7 +102,7 @@ async fn main() -> Result<(), String> {
     );
     println!("emulator API calls (incl. the demo's own setup and checks): {calls}");
     println!("copies: {copies}, wall time: {:.1}s, total calls: {total}", started.elapsed().as_secs_f64());
-    // What `ami-replicator-status IMAGE --region us-east-1` prints for the source (the same code).
+    // What `ami-replicator-ctl status IMAGE --region us-east-1` prints for the source (the same code).
     let status_queue = ami_replicator::aws::sqs::AwsQueue::new(
         sqs.clone(),
         status_config.work_queue_url.clone(),
@@ -122,7 +122,10 @@ async fn main() -> Result<(), String> {
         now,
     )
     .await;
-    println!("\nami-replicator-status {source} --region us-east-1\n{}", ami_replicator::core::status::table(&report));
+    println!(
+        "\nami-replicator-ctl status {source} --region us-east-1\n{}",
+        ami_replicator::core::status::table(&report)
+    );
     if copies != 3 {
         return Err(format!("expected 3 copies, found {copies}"));
     }

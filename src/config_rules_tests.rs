@@ -38,7 +38,7 @@ fn three_rules_each_with_its_regions_accounts_and_keys() {
     let golden = &s.rules[1].treatment;
     assert_eq!(golden.target_regions, [r("eu-west-1"), r("ap-southeast-2")]);
     let target = AccountId::parse("222222222222").unwrap();
-    assert_eq!(golden.target_accounts, [target.clone()]);
+    assert_eq!(golden.target_accounts, std::slice::from_ref(&target));
     assert!(golden.encryption.kms_keys.contains_key(&Place::new(Some(target.clone()), r("ap-southeast-2"))));
     assert_eq!(golden.extra_tags[0].key, "Distribution");
     assert!(s.rules[0].treatment.encryption.encrypt_copies);
@@ -48,7 +48,7 @@ fn three_rules_each_with_its_regions_accounts_and_keys() {
     assert_eq!(s.rules[2].treatment.copy_completion_minutes, Some(60));
     // The deployment covers every rule: the union is what a message is first checked against.
     assert_eq!(s.target_regions, [r("eu-west-1"), r("ap-southeast-2"), r("us-west-2"), r("eu-central-1")]);
-    assert_eq!(s.target_accounts, [target.clone()]);
+    assert_eq!(s.target_accounts, std::slice::from_ref(&target));
     assert!(!s.encryption.encrypt_copies, "only some rules encrypt");
     assert_eq!(
         c.target_roles.get(&target).map(String::as_str),

@@ -1,4 +1,4 @@
-//! The status command's observation (`ami-replicator-status`): what EC2 and the dead-letter queue show of one
+//! The status command's observation (`ami-replicator-ctl status`): what EC2 and the dead-letter queue show of one
 //! source's replication, gathered over the ports (so the simulator and the emulator answer it as AWS does),
 //! then judged by `core::status`. One DescribeImages for the source, one DescribeImageAttribute for its
 //! permissions, per place one provenance lookup and one DescribeImageAttribute of the available copy, and the

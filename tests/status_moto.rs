@@ -12,7 +12,8 @@ use std::process::Command;
 use std::time::Duration;
 
 fn status(emulator: &Emulator, env: &HashMap<&str, String>, args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_ami-replicator-status"))
+    let out = Command::new(env!("CARGO_BIN_EXE_ami-replicator-ctl"))
+        .arg("status")
         .args(args)
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .env("AWS_ENDPOINT_URL", &emulator.endpoint)

@@ -51,10 +51,13 @@ fn unit(metric: &str) -> &'static str {
     METRICS.iter().find(|(m, _)| *m == metric).map_or("None", |(_, u)| u)
 }
 
+/// A line's dimensions: the destination region and the replication rule, when the facts have them.
+type Group<'a> = (Option<&'a Region>, Option<&'a str>);
+
 /// The EMF lines of `facts` at `timestamp_ms`. Counts are summed per line; durations keep each value (up to
 /// 100 per line, further lines for more); `OldestJobAge` keeps the largest.
 pub fn lines(facts: &[Fact], timestamp_ms: i64) -> Vec<String> {
-    let mut groups: BTreeMap<(Option<&Region>, Option<&str>), BTreeMap<&'static str, Vec<f64>>> = BTreeMap::new();
+    let mut groups: BTreeMap<Group, BTreeMap<&'static str, Vec<f64>>> = BTreeMap::new();
     for fact in facts {
         let group = groups.entry((fact.region(), fact.rule())).or_default();
         for (metric, value) in values(fact) {
