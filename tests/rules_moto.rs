@@ -4,14 +4,16 @@
 
 use ami_replicator::aws::{ec2::AwsEc2Regions, sqs::AwsQueue};
 use ami_replicator::config::Config;
-use ami_replicator::core::ids::AccountId;
+use ami_replicator::core::ids::{AccountId, ImageId, Region};
 use ami_replicator::core::ruleset::RULE_TAG;
+use ami_replicator::core::status::table;
 use ami_replicator::entry;
 use ami_replicator::local::{
     assumed_sdk_config, copies_of, create_queues, dead_letter_reasons, drain_queue, ec2_client, seed_source_image,
     Emulator, EMULATOR_ACCOUNT as A,
 };
 use ami_replicator::service::Replicator;
+use ami_replicator::status::status;
 use aws_sdk_ec2::types::Image;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -67,6 +69,7 @@ async fn three_rules_send_each_image_where_its_rule_says() {
     let golden = seed_source_image(&east, "al2023-golden", &[("Kind", "golden")], &[]).await.unwrap();
     let team = seed_source_image(&east, "team-a-svc", &[("Team", "a")], &[]).await.unwrap();
     let unmatched = seed_source_image(&east, "scratch", &[("Team", "b")], &[]).await.unwrap();
+    let settings = config.settings.clone();
     let replicator = Replicator::new(
         Arc::new(config.settings),
         AwsEc2Regions::with_target_roles(sdk.clone(), &config.target_roles).await,
@@ -120,4 +123,20 @@ async fn three_rules_send_each_image_where_its_rule_says() {
     for region in ["us-west-2", "eu-west-1", "ap-southeast-2"] {
         assert!(copies_of(&sdk, region, &unmatched).await.unwrap().is_empty());
     }
+    // The status command names the source's rule and looks only at its places.
+    let ec2 = AwsEc2Regions::with_target_roles(sdk.clone(), &config.target_roles).await;
+    let queue = AwsQueue::new(sqs.clone(), work.clone(), Some(dlq.clone()));
+    let east = Region::parse("us-east-1").unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let report = status(&ec2, &queue, &settings, &home, &ImageId::parse(&golden).unwrap(), &east, now).await;
+    assert_eq!(report.rule.as_deref(), Some("golden"));
+    assert_eq!(report.places.len(), 3, "{}", table(&report));
+    assert!(report.complete, "{}", table(&report));
+    assert!(table(&report).contains("rule: golden"));
+    let report = status(&ec2, &queue, &settings, &home, &ImageId::parse(&unmatched).unwrap(), &east, now).await;
+    assert!(
+        report.rule.as_deref().is_some_and(|r| r.starts_with("none (no replication rule matches")),
+        "{:?}",
+        report.rule
+    );
 }

@@ -41,6 +41,7 @@ fn settings(max_per_region: &str) -> Settings {
         ("REPLICATION_RULES", RULES),
         ("SOURCE_REGIONS", "us-east-1"),
         ("MAX_CONCURRENT_COPIES_PER_REGION", max_per_region),
+        ("PUBLISH_EVENTS", "true"),
     ]);
     Config::from_lookup(&|k| vars.get(k).map(|v| v.to_string())).unwrap().settings
 }
@@ -128,6 +129,19 @@ async fn each_image_goes_where_its_rule_says_under_one_limit_per_place() {
     }
 
     assert!(copies(&sim, &s.unmatched).is_empty(), "no rule matches: not replicated");
+    // Completion events name the rule: each copy's, and each source's Finished event.
+    let published = sim.world.lock().unwrap().published.clone();
+    let rule_of = |detail_type: &str, source: &ImageId| -> Vec<String> {
+        published
+            .iter()
+            .filter(|(_, e)| e.detail_type == detail_type && e.detail["source_image_id"] == source.as_str())
+            .map(|(_, e)| e.detail["rule"].as_str().unwrap_or("(none)").to_string())
+            .collect()
+    };
+    assert_eq!(rule_of("AMI Replication Completed", &s.team), ["team-a", "team-a", "team-a"]);
+    assert_eq!(rule_of("AMI Replication Completed", &s.golden).len(), 5);
+    assert!(rule_of("AMI Replication Completed", &s.golden).iter().all(|r| r == "golden"));
+    assert_eq!(rule_of("AMI Replication Finished", &s.windows), ["windows"]);
     // Three rules copy to eu-west-1 of this account: one limit there, across rules.
     let w = sim.world.lock().unwrap();
     assert_eq!(w.peak_in_flight.get(&(acct(ME), r("eu-west-1"))), Some(&1), "{:?}", w.peak_in_flight);

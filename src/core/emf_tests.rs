@@ -110,3 +110,22 @@ fn more_than_100_durations_are_split_over_lines() {
 fn no_facts_no_lines() {
     assert!(lines(&[], 0).is_empty());
 }
+
+#[test]
+fn a_rules_facts_also_count_under_its_name_and_the_region_sums_stay_whole() {
+    let golden: Option<std::sync::Arc<str>> = Some("golden".into());
+    let facts = vec![
+        Fact::CopyStarted { region: r("eu-west-1"), rule: golden.clone() },
+        Fact::CopyStarted { region: r("eu-west-1"), rule: golden },
+        Fact::CopyStarted { region: r("eu-west-1"), rule: None },
+    ];
+    let parsed: Vec<Value> = lines(&facts, 1_795_910_400_000).iter().map(|l| valid(l)).collect();
+    assert_eq!(parsed.len(), 2);
+    let ruled = parsed.iter().find(|v| v["Rule"] == "golden").expect("a line with the Rule dimension");
+    assert_eq!(ruled["CopiesStarted"], 2.0);
+    assert_eq!(ruled["_aws"]["CloudWatchMetrics"][0]["Dimensions"], serde_json::json!([["Region"], ["Rule"]]));
+    // Every line counts under Region: 2 + 1 = 3 copies started in eu-west-1.
+    let total: f64 =
+        parsed.iter().filter(|v| v["Region"] == "eu-west-1").map(|v| v["CopiesStarted"].as_f64().unwrap()).sum();
+    assert_eq!(total, 3.0);
+}
