@@ -2,7 +2,7 @@
 //! field. The `rules check` command of the command-line tool runs the same code.
 
 use super::{parse_extra_tag, parse_kms_entry, parse_target_account, placeholders};
-use crate::core::ids::{AccountId, OrganizationArn, OuArn, Place, Region};
+use crate::core::ids::{AccountId, OrganizationArn, OuArn, Region};
 use crate::core::image::LaunchPermission;
 use crate::core::rules::DESCRIPTION_PLACEHOLDERS;
 use crate::core::ruleset::{self, Match, Rule, TagMatch, Treatment};
@@ -276,14 +276,32 @@ fn share_of(share: RawShare, t: &mut Treatment, p: &mut impl FnMut(&str, String)
     }
 }
 
-/// The places a rule gives a source in `source_region` (for `rules check`).
-pub fn places_of(rule: &Rule, source_region: &Region, home: &AccountId) -> Vec<Place> {
-    crate::core::plan::configured_places(
-        source_region,
-        &rule.treatment.target_regions,
-        &rule.treatment.target_accounts,
-        home,
-    )
+/// Variables that say what the rules say: with REPLICATION_RULES they are refused. The treatment variables
+/// (ENCRYPT_COPIES, SHARE_WITH_*, EXTRA_TAGS, ...) are the defaults of every rule's unset fields.
+pub const RULE_VARIABLES: &[&str] =
+    &["TARGET_REGIONS", "TARGET_ACCOUNTS", "KMS_KEY_IDS", "IMAGE_TAG_FILTER", "TRUSTED_SOURCE_ACCOUNTS"];
+
+/// With rules, what the whole deployment covers (what a message is first checked against, what the sweep lists,
+/// where a deregistered source's copies are looked for): every rule's regions, accounts, owners and source
+/// regions; encryption required only if every rule requires it. Each job then uses its own rule.
+pub(super) fn union_of(
+    rules: &[Rule],
+    mut all: Treatment,
+    source_regions: &mut Vec<Region>,
+) -> (Treatment, Vec<AccountId>) {
+    let mut owners = Vec::new();
+    all.encryption.encrypt_copies = rules.iter().all(|r| r.treatment.encryption.encrypt_copies);
+    for rule in rules {
+        let t = &rule.treatment;
+        all.target_regions
+            .extend(t.target_regions.iter().filter(|r| !all.target_regions.contains(r)).cloned().collect::<Vec<_>>());
+        all.target_accounts
+            .extend(t.target_accounts.iter().filter(|a| !all.target_accounts.contains(a)).cloned().collect::<Vec<_>>());
+        owners.extend(rule.matcher.owners.iter().filter(|o| !owners.contains(*o)).cloned().collect::<Vec<_>>());
+        let more: Vec<Region> = rule.matcher.regions.iter().filter(|r| !source_regions.contains(r)).cloned().collect();
+        source_regions.extend(more);
+    }
+    (all, owners)
 }
 
 #[cfg(test)]
