@@ -14,6 +14,7 @@ pub mod plan;
 pub mod policy;
 pub mod provenance;
 pub mod region;
+pub mod retention;
 pub mod rules;
 pub mod ruleset;
 pub mod share;
