@@ -8,6 +8,7 @@ pub mod finish;
 pub mod ids;
 pub mod image;
 pub mod job;
+pub mod launch_templates;
 pub mod lifecycle;
 pub mod parameters;
 pub mod plan;
