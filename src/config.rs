@@ -319,6 +319,9 @@ impl Config {
                 }
             },
         };
+        // ALLOWED_REGIONS: where the policy lets the function write (the template's TargetRegions).
+        let allowed = r.list("ALLOWED_REGIONS", Region::parse);
+        r.problems.extend(rules::outside_allowed_regions(&rules, &allowed));
         // SSM_PARAMETER_PREFIX: where the policy lets the function write parameters; every template within it.
         if let Some(prefix) = r.get("SSM_PARAMETER_PREFIX") {
             let named = rules.iter().map(|rule| {

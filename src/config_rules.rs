@@ -276,6 +276,25 @@ fn share_of(share: RawShare, t: &mut Treatment, p: &mut impl FnMut(&str, String)
     }
 }
 
+/// The rules' destination regions that ALLOWED_REGIONS (the template's TargetRegions, where the policy allows EC2
+/// writes) does not list, as problems. Unset: not checked.
+pub(super) fn outside_allowed_regions(rules: &[Rule], allowed: &[Region]) -> Vec<String> {
+    if allowed.is_empty() {
+        return Vec::new();
+    }
+    let mut problems = Vec::new();
+    for rule in rules {
+        for region in rule.treatment.target_regions.iter().filter(|r| !allowed.contains(r)) {
+            problems.push(format!(
+                "REPLICATION_RULES rule {:?} regions: {region} is not in ALLOWED_REGIONS (the stack's TargetRegions): \
+                 the policy denies EC2 writes there; add it to TargetRegions",
+                rule.name
+            ));
+        }
+    }
+    problems
+}
+
 /// Variables that say what the rules say: with REPLICATION_RULES they are refused. The treatment variables
 /// (ENCRYPT_COPIES, SHARE_WITH_*, EXTRA_TAGS, ...) are the defaults of every rule's unset fields.
 pub const RULE_VARIABLES: &[&str] =

@@ -121,3 +121,19 @@ fn every_rules_parameter_lies_under_the_prefix_the_policy_allows() {
         .to_string()
         .contains("read at start-up"));
 }
+
+#[test]
+fn every_rule_region_is_one_the_policy_allows_writes_in() {
+    let doc = r#"{"rules": [
+      {"name": "a", "match": {"tags": {"T": "a"}}, "regions": ["eu-west-1", "eu-central-1"]}
+    ]}"#;
+    let err = parse(&[QUEUE, ("REPLICATION_RULES", doc), ("ALLOWED_REGIONS", "eu-west-1,us-west-2")]).unwrap_err();
+    assert_eq!(err.0.len(), 1, "{err}");
+    assert!(
+        err.0[0].starts_with("REPLICATION_RULES rule \"a\" regions: eu-central-1 is not in ALLOWED_REGIONS"),
+        "{err}"
+    );
+    assert!(parse(&[QUEUE, ("REPLICATION_RULES", doc), ("ALLOWED_REGIONS", "eu-west-1,eu-central-1")]).is_ok());
+    // Without rules, ALLOWED_REGIONS is the template's copy of TARGET_REGIONS: nothing to check.
+    assert!(parse(&[QUEUE, ("TARGET_REGIONS", "eu-west-1"), ("ALLOWED_REGIONS", "eu-west-1")]).is_ok());
+}
