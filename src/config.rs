@@ -322,6 +322,7 @@ impl Config {
         // ALLOWED_REGIONS: where the policy lets the function write (the template's TargetRegions).
         let allowed = r.list("ALLOWED_REGIONS", Region::parse);
         r.problems.extend(rules::outside_allowed_regions(&rules, &allowed));
+        r.problems.extend(rules::outside_source_regions(&rules, &source_regions));
         // SSM_PARAMETER_PREFIX: where the policy lets the function write parameters; every template within it.
         if let Some(prefix) = r.get("SSM_PARAMETER_PREFIX") {
             let named = rules.iter().map(|rule| {
@@ -341,11 +342,8 @@ impl Config {
         if !r.problems.is_empty() {
             return Err(ConfigError(r.problems));
         }
-        let (defaults, trusted_source_accounts) = if rules.is_empty() {
-            (defaults, trusted_source_accounts)
-        } else {
-            union_of(&rules, defaults, &mut source_regions)
-        };
+        let (defaults, trusted_source_accounts) =
+            if rules.is_empty() { (defaults, trusted_source_accounts) } else { union_of(&rules, defaults) };
         let Treatment {
             target_regions,
             target_accounts,

@@ -295,6 +295,26 @@ pub(super) fn outside_allowed_regions(rules: &[Rule], allowed: &[Region]) -> Vec
     problems
 }
 
+/// The rules' source regions (`match.regions`) that are not source regions of the deployment (SOURCE_REGIONS,
+/// default the function's region), as problems: the sweep lists only those, events of other regions are refused
+/// and the policy allows writes (grants on sources) only there. No source region known (offline): not checked.
+pub(super) fn outside_source_regions(rules: &[Rule], sources: &[Region]) -> Vec<String> {
+    if sources.is_empty() {
+        return Vec::new();
+    }
+    let mut problems = Vec::new();
+    for rule in rules {
+        for region in rule.matcher.regions.iter().filter(|r| !sources.contains(r)) {
+            problems.push(format!(
+                "REPLICATION_RULES rule {:?} match.regions: {region} is not a source region of this deployment \
+                 (SOURCE_REGIONS, default the function's region)",
+                rule.name
+            ));
+        }
+    }
+    problems
+}
+
 /// Variables that say what the rules say: with REPLICATION_RULES they are refused. The treatment variables
 /// (ENCRYPT_COPIES, SHARE_WITH_*, EXTRA_TAGS, ...) are the defaults of every rule's unset fields.
 pub const RULE_VARIABLES: &[&str] =
@@ -303,11 +323,7 @@ pub const RULE_VARIABLES: &[&str] =
 /// With rules, what the whole deployment covers (what a message is first checked against, what the sweep lists,
 /// where a deregistered source's copies are looked for): every rule's regions, accounts, owners and source
 /// regions; encryption required only if every rule requires it. Each job then uses its own rule.
-pub(super) fn union_of(
-    rules: &[Rule],
-    mut all: Treatment,
-    source_regions: &mut Vec<Region>,
-) -> (Treatment, Vec<AccountId>) {
+pub(super) fn union_of(rules: &[Rule], mut all: Treatment) -> (Treatment, Vec<AccountId>) {
     let mut owners = Vec::new();
     all.encryption.encrypt_copies = rules.iter().all(|r| r.treatment.encryption.encrypt_copies);
     for rule in rules {
@@ -317,8 +333,6 @@ pub(super) fn union_of(
         all.target_accounts
             .extend(t.target_accounts.iter().filter(|a| !all.target_accounts.contains(a)).cloned().collect::<Vec<_>>());
         owners.extend(rule.matcher.owners.iter().filter(|o| !owners.contains(*o)).cloned().collect::<Vec<_>>());
-        let more: Vec<Region> = rule.matcher.regions.iter().filter(|r| !source_regions.contains(r)).cloned().collect();
-        source_regions.extend(more);
     }
     (all, owners)
 }

@@ -137,3 +137,11 @@ fn every_rule_region_is_one_the_policy_allows_writes_in() {
     // Without rules, ALLOWED_REGIONS is the template's copy of TARGET_REGIONS: nothing to check.
     assert!(parse(&[QUEUE, ("TARGET_REGIONS", "eu-west-1"), ("ALLOWED_REGIONS", "eu-west-1")]).is_ok());
 }
+
+#[test]
+fn a_rules_source_regions_are_the_deployments() {
+    let doc = r#"{"rules": [{"name": "a", "match": {"regions": ["us-west-2"]}, "regions": ["eu-west-1"]}]}"#;
+    let err = parse(&[QUEUE, ("REPLICATION_RULES", doc), ("AWS_REGION", "us-east-1")]).unwrap_err();
+    assert!(err.0[0].contains("rule \"a\" match.regions: us-west-2 is not a source region"), "{err}");
+    assert!(parse(&[QUEUE, ("REPLICATION_RULES", doc), ("SOURCE_REGIONS", "us-east-1,us-west-2")]).is_ok());
+}
