@@ -308,6 +308,7 @@ impl Config {
             extra_tags,
             ssm_parameter_template,
             copy_completion_minutes,
+            share_snapshots: r.flag("SHARE_SNAPSHOTS", false),
         };
         let (rules, target_roles) = match rules_document.filter(|d| !d.starts_with("ssm:")) {
             None => (Vec::new(), target_roles),
@@ -353,6 +354,7 @@ impl Config {
             extra_tags,
             ssm_parameter_template,
             copy_completion_minutes,
+            share_snapshots,
         } = defaults;
         Ok(Config {
             target_roles,
@@ -369,6 +371,7 @@ impl Config {
                 copy_completion_minutes,
                 publish_events,
                 ssm_parameter_template,
+                share_snapshots,
                 tag_filter,
                 max_copies_per_region,
                 step: StepPolicy { poll_seconds, capacity_max_seconds: poll_seconds.max(1), ..StepPolicy::default() },

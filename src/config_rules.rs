@@ -68,6 +68,8 @@ struct RawShare {
     ous: Vec<String>,
     copy_source_permissions: Option<bool>,
     allow_public: Option<bool>,
+    /// SHARE_SNAPSHOTS.
+    snapshots: Option<bool>,
 }
 
 /// The rules of a document, and the role of every target account they name.
@@ -273,6 +275,17 @@ fn share_of(share: RawShare, t: &mut Treatment, p: &mut impl FnMut(&str, String)
     }
     if let Some(allow) = share.allow_public {
         t.share.allow_public = allow;
+    }
+    if let Some(snapshots) = share.snapshots {
+        if snapshots && !t.share_snapshots {
+            p(
+                "share.snapshots",
+                "SHARE_SNAPSHOTS (the stack's ShareSnapshots) is false, so the policy does not allow \
+               sharing snapshots: set it to true (rules can then opt out with \"snapshots\": false)"
+                    .into(),
+            );
+        }
+        t.share_snapshots = snapshots;
     }
 }
 

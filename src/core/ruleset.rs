@@ -53,6 +53,8 @@ pub struct Treatment {
     pub extra_tags: Vec<Tag>,
     pub ssm_parameter_template: Option<String>,
     pub copy_completion_minutes: Option<u32>,
+    /// SHARE_SNAPSHOTS: the accounts a copy is shared with may also create volumes from its snapshots.
+    pub share_snapshots: bool,
 }
 
 /// A named rule.

@@ -57,6 +57,9 @@ pub struct Settings {
     pub publish_events: bool,
     /// SSM_PARAMETER_TEMPLATE: each shared copy's id is put in this parameter of its place.
     pub ssm_parameter_template: Option<String>,
+    /// SHARE_SNAPSHOTS: the accounts a copy is shared with also get createVolumePermission on its snapshots, so
+    /// that they can copy it onward (never the group `all`).
+    pub share_snapshots: bool,
 }
 
 impl Settings {
@@ -111,6 +114,7 @@ impl Settings {
             extra_tags: t.extra_tags.clone(),
             ssm_parameter_template: t.ssm_parameter_template.clone(),
             copy_completion_minutes: t.copy_completion_minutes,
+            share_snapshots: t.share_snapshots,
             step: self.step.clone(),
             ..*self
         })
@@ -184,6 +188,7 @@ impl Settings {
             extra_tags: Vec::new(),
             ssm_parameter_template: None,
             copy_completion_minutes: self.copy_completion_minutes,
+            share_snapshots: false,
             step: self.step.clone(),
             ..*self
         }
@@ -212,6 +217,7 @@ impl Default for Settings {
             copy_completion_minutes: None,
             publish_events: false,
             ssm_parameter_template: None,
+            share_snapshots: false,
         }
     }
 }

@@ -160,6 +160,9 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
             ec2.add_launch_permissions(copy, &decision.grants).await?;
             info!(copy = %copy, grants = ?decision.grants.iter().map(ToString::to_string).collect::<Vec<_>>(), "launch permissions applied");
         }
+        if settings.share_snapshots {
+            share_snapshots(ec2, copy, &decision.grants).await?;
+        }
         if let Some(template) = &settings.ssm_parameter_template {
             self.put_parameter(ec2, template, job, copy).await?;
         }
@@ -168,4 +171,38 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         push(&invocation.shared, (job.place(), copy.clone()));
         Ok(())
     }
+}
+
+/// SHARE_SNAPSHOTS: createVolumePermission on the copy's snapshots (read from EC2) for every account the copy is
+/// shared with, so that they can copy it onward. Never the group `all`; organizations and OUs cannot be given
+/// snapshots (EC2 takes accounts only). A copy encrypted with the AWS managed key `aws/ebs` cannot have its
+/// snapshots shared: logged, and the copy stays shared for launching.
+async fn share_snapshots<E: Ec2>(ec2: &E, copy: &ImageId, grants: &[LaunchPermission]) -> Result<(), PortError> {
+    let accounts: Vec<&AccountId> = grants
+        .iter()
+        .filter_map(|g| match g {
+            LaunchPermission::Account(a) => Some(a),
+            _ => None,
+        })
+        .collect();
+    if accounts.is_empty() {
+        return Ok(());
+    }
+    let snapshots: Vec<_> =
+        ec2.describe_own_images(std::slice::from_ref(copy)).await?.into_iter().flat_map(|i| i.snapshots).collect();
+    for snapshot in &snapshots {
+        for account in &accounts {
+            match ec2.add_create_volume_permission(snapshot, account).await {
+                Ok(()) => {}
+                Err(e) if e.code == "OperationNotPermitted" => {
+                    warn!(copy = %copy, snapshot = %snapshot, error = %e,
+                        "the copy's snapshots cannot be shared (encrypted with aws/ebs): it can be launched, not copied onward; configure a key of your own (KMS_KEY_IDS) for onward copies");
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    info!(copy = %copy, snapshots = snapshots.len(), accounts = accounts.len(), "snapshots shared for onward copies");
+    Ok(())
 }
