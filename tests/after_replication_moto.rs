@@ -1,0 +1,54 @@
+//! What happens to copies after replication (issue 19), end to end over the emulator: onward sharing of a copy's
+//! snapshots (SHARE_SNAPSHOTS) with the accounts it is shared with, read back with DescribeSnapshotAttribute.
+
+use ami_replicator::config::Config;
+use ami_replicator::core::ids::AccountId;
+use ami_replicator::entry;
+use ami_replicator::local::{
+    copies_of, create_queues, dead_letter_reasons, drain_queue, ec2_client, seed_source_image, Emulator,
+    EMULATOR_ACCOUNT as A,
+};
+use aws_sdk_ec2::types::SnapshotAttributeName;
+use std::collections::HashMap;
+use std::time::Duration;
+
+const PARTNER: &str = "444455556666";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_accounts_a_copy_is_shared_with_may_create_volumes_from_its_snapshots() {
+    let emulator = Emulator::start(0.5).unwrap();
+    let sdk = emulator.sdk_config().await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let (work, dlq) = create_queues(&sqs, "onward", 2).await.unwrap();
+    let env: HashMap<&str, String> = HashMap::from([
+        ("TARGET_REGIONS", "eu-west-1".to_string()),
+        ("WORK_QUEUE_URL", work.clone()),
+        ("DEAD_LETTER_QUEUE_URL", dlq.clone()),
+        ("COPY_POLL_SECONDS", "1".to_string()),
+        ("SHARE_WITH_ACCOUNTS", PARTNER.to_string()),
+        ("SHARE_SNAPSHOTS", "true".to_string()),
+    ]);
+    let config = Config::from_lookup(&|k| env.get(k).cloned()).unwrap();
+    let replicator = ami_replicator::aws::replicator(&sdk, config).await;
+    let source = seed_source_image(&ec2_client(&sdk, "us-east-1"), "golden-onward", &[], &[]).await.unwrap();
+    let home = AccountId::parse(A).unwrap();
+    let item = serde_json::json!({"image_id": source, "source_region": "us-east-1"});
+    entry::handle(&replicator, item, &home).await.unwrap();
+    drain_queue(&sqs, &work, &replicator, &home, Duration::from_secs(120)).await.unwrap();
+    let reasons = dead_letter_reasons(&sqs, &dlq).await.unwrap();
+    assert!(reasons.is_empty(), "{reasons:?}");
+
+    let copies = copies_of(&sdk, "eu-west-1", &source).await.unwrap();
+    assert_eq!(copies.len(), 1);
+    let snapshot = copies[0].block_device_mappings()[0].ebs().unwrap().snapshot_id().unwrap().to_string();
+    let attribute = ec2_client(&sdk, "eu-west-1")
+        .describe_snapshot_attribute()
+        .snapshot_id(&snapshot)
+        .attribute(SnapshotAttributeName::CreateVolumePermission)
+        .send()
+        .await
+        .unwrap();
+    let users: Vec<&str> = attribute.create_volume_permissions().iter().filter_map(|p| p.user_id()).collect();
+    assert_eq!(users, [PARTNER], "the partner may copy it onward");
+    assert!(attribute.create_volume_permissions().iter().all(|p| p.group().is_none()), "never a group");
+}
