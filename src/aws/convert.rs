@@ -45,6 +45,7 @@ pub(crate) fn image_info(image: &Image) -> Option<ImageInfo> {
                 .iter()
                 .any(|p| p.product_code_type() == Some(&ProductCodeValues::Marketplace)),
             deprecation_time: image.deprecation_time().map(str::to_string),
+            protection: crate::core::protection::Protection::parse(image.deregistration_protection()),
         },
         snapshots: image
             .block_device_mappings()

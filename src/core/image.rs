@@ -84,6 +84,8 @@ pub struct ImageTraits {
     pub marketplace: bool,
     /// When the image is deprecated (RFC 3339), if set.
     pub deprecation_time: Option<String>,
+    /// Deregistration protection (DescribeImages' `DeregistrationProtection`).
+    pub protection: super::protection::Protection,
 }
 
 impl ImageInfo {

@@ -13,6 +13,7 @@ pub mod lifecycle;
 pub mod parameters;
 pub mod plan;
 pub mod policy;
+pub mod protection;
 pub mod provenance;
 pub mod region;
 pub mod retention;

@@ -115,6 +115,8 @@ impl World {
             traits: ImageTraits {
                 encrypted: source.info.traits.encrypted || request.encryption.encrypted,
                 deprecation_time: None,
+                // CopyImage carries neither deprecation nor deregistration protection over.
+                protection: Default::default(),
                 ..source.info.traits.clone()
             },
             snapshots: snapshots.iter().map(|s| s.id.clone()).collect(),
