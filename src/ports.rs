@@ -66,6 +66,14 @@ pub trait Ec2: Send + Sync {
     /// Deprecates `id` at `time` (RFC 3339), as its source is.
     fn enable_deprecation(&self, id: &ImageId, time: &str) -> impl Future<Output = Result<(), PortError>> + Send;
 
+    /// Protects `id` from deregistration (EnableImageDeregistrationProtection), with the 24-hour cooldown when
+    /// `with_cooldown`, as its source is. Enabling what is enabled is success.
+    fn enable_deregistration_protection(
+        &self,
+        id: &ImageId,
+        with_cooldown: bool,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+
     /// Adds launch permissions to `id`. Adding a permission that is already there is success.
     fn add_launch_permissions(
         &self,

@@ -103,3 +103,25 @@ async fn onward_sharing_is_a_rules_choice() {
         "the other rule does not share snapshots"
     );
 }
+
+#[tokio::test]
+async fn a_protected_sources_copies_are_protected_as_it_is() {
+    use ami_replicator::core::protection::Protection;
+    let (mut w, src) = world(vec![]);
+    w.images.get_mut(&r("us-east-1")).unwrap().get_mut(&src).unwrap().info.traits.protection =
+        Protection::On { cooldown: true };
+    let plain = w.add_image(&r("us-east-1"), &acct(ME), "plain", vec![], vec![]);
+    let settings = Settings { target_regions: vec![r("eu-west-1"), r("us-west-2")], ..Settings::default() };
+    let mut sim = Simulation::new(w, settings);
+    for image in [&src, &plain] {
+        sim.put_event(&ami_event_of(ME, image.as_str(), "us-east-1", "available"));
+    }
+    sim.run_until_idle(10, DAY).await;
+    let protected = copies(&sim, &src);
+    assert_eq!(protected.len(), 2);
+    assert!(
+        protected.iter().all(|c| c.info.traits.protection == Protection::On { cooldown: true }),
+        "with the cooldown"
+    );
+    assert!(copies(&sim, &plain).iter().all(|c| c.info.traits.protection == Protection::Off), "nothing added");
+}

@@ -6,6 +6,7 @@ pub mod ec2;
 pub mod imagebuilder;
 pub mod leases;
 pub mod outputs;
+pub mod places;
 pub mod rules;
 pub mod sqs;
 

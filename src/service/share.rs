@@ -6,6 +6,7 @@ use crate::core::errors::PortError;
 use crate::core::ids::{AccountId, ImageId, Place, Region};
 use crate::core::image::{ImageInfo, LaunchPermission, Tag};
 use crate::core::job::Job;
+use crate::core::protection::{self, Protection};
 use crate::core::provenance::SHARED_TAG;
 use crate::core::share;
 use crate::ports::{Ec2, Ec2Regions, ImageBuilder, Queue};
@@ -150,6 +151,12 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
             // Part of the share: a copy is done only once it is deprecated as its source is (retried otherwise).
             ec2.enable_deprecation(copy, time).await?;
             info!(copy = %copy, deprecate_at = %time, "deprecation time set as on the source");
+        }
+        // CopyImage does not carry deregistration protection over: a protected source's copy is protected too.
+        let source = self.source_image(&job.source_image, &job.source_region, invocation).await.ok().flatten();
+        if let Some(cooldown) = source.and_then(|s| protection::mirror(s.traits.protection, Protection::Off)) {
+            ec2.enable_deregistration_protection(copy, cooldown).await?;
+            info!(copy = %copy, cooldown, "deregistration protection enabled as on the source");
         }
         let owner = job.place().owner(home).clone();
         let decision = share::decide(&source_permissions, policy, &owner, &settings.target_accounts);

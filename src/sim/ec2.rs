@@ -217,6 +217,20 @@ impl Ec2 for SimEc2 {
         Ok(())
     }
 
+    async fn enable_deregistration_protection(&self, id: &ImageId, with_cooldown: bool) -> Result<(), PortError> {
+        tokio::task::yield_now().await;
+        let mut w = lock(&self.world);
+        let w = self.call(&mut w, "EnableImageDeregistrationProtection")?;
+        let account = self.account.clone();
+        let image = w.image_mut(&self.region, id).ok_or_else(|| not_found(id))?;
+        if image.info.owner.as_ref() != Some(&account) {
+            return Err(PortError::from_code("AuthFailure", format!("{id} is not owned by {account}")));
+        }
+        image.info.traits.protection = crate::core::protection::Protection::On { cooldown: with_cooldown };
+        self.record(w, "EnableImageDeregistrationProtection", id, with_cooldown.to_string());
+        Ok(())
+    }
+
     async fn add_launch_permissions(&self, id: &ImageId, grants: &[LaunchPermission]) -> Result<(), PortError> {
         tokio::task::yield_now().await;
         let mut w = lock(&self.world);
