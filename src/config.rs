@@ -309,6 +309,7 @@ impl Config {
             ssm_parameter_template,
             copy_completion_minutes,
             share_snapshots: r.flag("SHARE_SNAPSHOTS", false),
+            retention: rules::retention_from(&mut r),
         };
         let (rules, target_roles) = match rules_document.filter(|d| !d.starts_with("ssm:")) {
             None => (Vec::new(), target_roles),
@@ -355,6 +356,7 @@ impl Config {
             ssm_parameter_template,
             copy_completion_minutes,
             share_snapshots,
+            retention,
         } = defaults;
         Ok(Config {
             target_roles,
@@ -372,6 +374,7 @@ impl Config {
                 publish_events,
                 ssm_parameter_template,
                 share_snapshots,
+                retention,
                 tag_filter,
                 max_copies_per_region,
                 step: StepPolicy { poll_seconds, capacity_max_seconds: poll_seconds.max(1), ..StepPolicy::default() },

@@ -4,6 +4,7 @@
 use super::{parse_extra_tag, parse_kms_entry, parse_target_account, placeholders};
 use crate::core::ids::{AccountId, OrganizationArn, OuArn, Region};
 use crate::core::image::LaunchPermission;
+use crate::core::retention::Retention;
 use crate::core::rules::DESCRIPTION_PLACEHOLDERS;
 use crate::core::ruleset::{self, Match, Rule, TagMatch, Treatment};
 use serde::Deserialize;
@@ -37,6 +38,10 @@ struct RawRule {
     tags: Option<BTreeMap<String, String>>,
     ssm_parameter: Option<String>,
     completion_minutes: Option<u32>,
+    /// RETAIN_COPIES, FAMILY_TAG and RETAIN_DRY_RUN for this rule's copies (`"retain_copies": 0`: keep all).
+    retain_copies: Option<u32>,
+    family_tag: Option<String>,
+    retain_dry_run: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -247,6 +252,26 @@ fn build(raw: RawRule, defaults: &Treatment, p: &mut impl FnMut(&str, String)) -
         }
         t.copy_completion_minutes = Some(m);
     }
+    if raw.retain_copies.is_some() || raw.family_tag.is_some() || raw.retain_dry_run.is_some() {
+        let base = t.retention.clone();
+        let copies = raw.retain_copies.or(base.as_ref().map(|b| b.copies)).unwrap_or(0);
+        let family_tag = raw.family_tag.clone().or(base.as_ref().map(|b| b.family_tag.clone()));
+        let dry_run = raw.retain_dry_run.or(base.as_ref().map(|b| b.dry_run)).unwrap_or(false);
+        t.retention = match (copies, family_tag) {
+            (0, _) => None,
+            (copies, Some(family_tag)) if !family_tag.trim().is_empty() && copies <= 1000 => {
+                Some(Retention { copies, family_tag, dry_run })
+            }
+            (copies, Some(_)) if copies > 1000 => {
+                p("retain_copies", format!("{copies} is more than 1000"));
+                None
+            }
+            _ => {
+                p("family_tag", "retain_copies needs the tag that names a copy's family (family_tag here, or FAMILY_TAG with RETAIN_COPIES)".into());
+                None
+            }
+        };
+    }
     (Rule { name: raw.name, matcher, treatment: t }, roles)
 }
 
@@ -286,6 +311,23 @@ fn share_of(share: RawShare, t: &mut Treatment, p: &mut impl FnMut(&str, String)
             );
         }
         t.share_snapshots = snapshots;
+    }
+}
+
+/// RETAIN_COPIES (1..1000; unset: keep all), FAMILY_TAG (required with it) and RETAIN_DRY_RUN.
+pub(super) fn retention_from(r: &mut super::Reader) -> Option<Retention> {
+    let copies = r.get("RETAIN_COPIES").map(|_| r.number("RETAIN_COPIES", 0, 1..=1000));
+    let family_tag = r.get("FAMILY_TAG");
+    let dry_run = r.flag("RETAIN_DRY_RUN", false);
+    match (copies, family_tag) {
+        (Some(copies), Some(family_tag)) => Some(Retention { copies, family_tag, dry_run }),
+        (Some(_), None) => {
+            r.problems.push("RETAIN_COPIES needs FAMILY_TAG: the tag whose value names an image's family".into());
+            None
+        }
+        // FAMILY_TAG alone is a default for the rules that retain.
+        (None, Some(family_tag)) => Some(Retention { copies: 0, family_tag, dry_run }).filter(|r| r.copies > 0),
+        (None, None) => None,
     }
 }
 

@@ -53,6 +53,10 @@ pub trait Ec2: Send + Sync {
     /// Images owned by this account whose `ami-replicator:source-image` tag is one of `sources`, in one call.
     fn find_copies(&self, sources: &[ImageId]) -> impl Future<Output = Result<Vec<ImageInfo>, PortError>> + Send;
 
+    /// Images owned by this account that carry this product's provenance tag and the tag `key` = `value` (a
+    /// family, for retention), in one call.
+    fn family_copies(&self, key: &str, value: &str) -> impl Future<Output = Result<Vec<ImageInfo>, PortError>> + Send;
+
     /// Starts copying into this region and returns the new image id. MUST be idempotent per `client_token`.
     fn copy_image(&self, request: &CopyRequest) -> impl Future<Output = Result<ImageId, PortError>> + Send;
 

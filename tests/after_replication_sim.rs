@@ -125,3 +125,76 @@ async fn a_protected_sources_copies_are_protected_as_it_is() {
     );
     assert!(copies(&sim, &plain).iter().all(|c| c.info.traits.protection == Protection::Off), "nothing added");
 }
+
+mod retention {
+    use super::*;
+    use ami_replicator::core::retention::Retention;
+
+    fn settings(dry_run: bool) -> Settings {
+        Settings {
+            target_regions: vec![r("eu-west-1")],
+            retention: Some(Retention { copies: 2, family_tag: "Family".into(), dry_run }),
+            publish_events: true,
+            ..Settings::default()
+        }
+    }
+
+    /// Builds `web` three times and `db` once, replicating each before the next is built; returns the sources.
+    async fn replicate_builds(sim: &mut Simulation, sources: &[ImageId]) {
+        for source in sources {
+            sim.put_event(&ami_event_of(ME, source.as_str(), "us-east-1", "available"));
+            sim.run_until_idle(10, DAY).await;
+        }
+    }
+
+    fn world() -> (World, Vec<ImageId>) {
+        let mut w = World::new(acct(ME), SimConfig::default());
+        let east = r("us-east-1");
+        let mut sources = Vec::new();
+        for (name, family) in [("web-1", "web"), ("web-2", "web"), ("db-1", "db"), ("web-3", "web")] {
+            sources.push(w.add_image(&east, &acct(ME), name, vec![Tag::new("Family", family)], vec![]));
+        }
+        (w, sources)
+    }
+
+    fn eu_copy(sim: &Simulation, source: &ImageId) -> Option<SimImage> {
+        copies(sim, source).into_iter().find(|c| c.info.owner == Some(acct(ME)))
+    }
+
+    #[tokio::test]
+    async fn the_two_newest_of_a_family_stay_the_oldest_is_retired_with_its_snapshots() {
+        let (w, s) = world();
+        let mut sim = Simulation::new(w, settings(false));
+        replicate_builds(&mut sim, &s[..3]).await;
+        let oldest = eu_copy(&sim, &s[0]).expect("web-1's copy before retention applies");
+        replicate_builds(&mut sim, &s[3..]).await;
+        assert!(eu_copy(&sim, &s[0]).is_none(), "web-1's copy retired");
+        for source in &s[1..] {
+            assert!(eu_copy(&sim, source).is_some(), "{source}: kept (the 2 newest of web, the only db)");
+        }
+        let w = sim.world.lock().unwrap();
+        let snapshot = &oldest.snapshots[0].id;
+        assert!(!w.orphan_snapshots.iter().any(|(_, _, s)| &s.id == snapshot), "its snapshot deleted too");
+        let retired: Vec<_> = w.published.iter().filter(|(_, e)| e.detail_type == "AMI Copy Retired").collect();
+        assert_eq!(retired.len(), 1);
+        assert_eq!(retired[0].1.detail["image_id"], oldest.info.id.as_str());
+        assert_eq!(retired[0].1.detail["family"], "web");
+    }
+
+    #[tokio::test]
+    async fn never_a_copy_in_use_and_a_dry_run_only_reports() {
+        let (w, s) = world();
+        let mut sim = Simulation::new(w, settings(false));
+        replicate_builds(&mut sim, &s[..3]).await;
+        let oldest = eu_copy(&sim, &s[0]).unwrap();
+        sim.world.lock().unwrap().references.insert(oldest.info.id.clone(), vec!["ec2:instance i-1".into()]);
+        replicate_builds(&mut sim, &s[3..]).await;
+        assert!(eu_copy(&sim, &s[0]).is_some(), "in use: kept");
+
+        let (w, s) = world();
+        let mut sim = Simulation::new(w, settings(true));
+        replicate_builds(&mut sim, &s).await;
+        assert!(s.iter().all(|source| eu_copy(&sim, source).is_some()), "RETAIN_DRY_RUN retires nothing");
+        assert!(!sim.world.lock().unwrap().published.iter().any(|(_, e)| e.detail_type == "AMI Copy Retired"));
+    }
+}

@@ -246,6 +246,20 @@ impl Ec2 for AwsEc2 {
         Ok(())
     }
 
+    async fn family_copies(&self, key: &str, value: &str) -> Result<Vec<ImageInfo>, PortError> {
+        let output = self
+            .client
+            .describe_images()
+            .owners("self")
+            .filters(Filter::builder().name(format!("tag:{key}")).values(value).build())
+            .filters(Filter::builder().name("tag-key").values(SOURCE_IMAGE_TAG).build())
+            .include_deprecated(true)
+            .send()
+            .await
+            .map_err(|e| self.error("DescribeImages", e))?;
+        Ok(images(&output))
+    }
+
     async fn add_launch_permissions(&self, id: &ImageId, grants: &[LaunchPermission]) -> Result<(), PortError> {
         let add = LaunchPermissionModifications::builder()
             .set_add(Some(grants.iter().map(to_sdk_permission).collect()))

@@ -44,6 +44,8 @@ fn values(fact: &Fact) -> Vec<(&'static str, f64)> {
         Fact::CapacityWait { jobs, .. } => vec![("CapacityWaits", f64::from(*jobs))],
         Fact::Throttled { calls, .. } => vec![("ThrottledCalls", f64::from(*calls))],
         Fact::OldestJobAge { seconds } => vec![("OldestJobAge", *seconds)],
+        // Logged and published (`AMI Copy Retired`); not a metric of its own.
+        Fact::CopyRetired(_) => vec![],
     }
 }
 

@@ -24,6 +24,20 @@ pub enum Fact {
     Throttled { region: Region, calls: u32 },
     /// The oldest job of the invocation, from its fan-out to now.
     OldestJobAge { seconds: f64 },
+    /// An older copy of a family was retired (RETAIN_COPIES): deregistered, its snapshots deleted.
+    CopyRetired(Box<Retired>),
+}
+
+/// A copy retired by retention.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Retired {
+    pub copy: ImageId,
+    /// The account that owned the copy.
+    pub account: AccountId,
+    pub region: Region,
+    pub family_tag: String,
+    pub family: String,
+    pub reason: String,
 }
 
 /// A copy made available and shared.
@@ -67,6 +81,7 @@ impl Fact {
             | Fact::CapacityWait { region, .. }
             | Fact::Throttled { region, .. } => Some(region),
             Fact::CopyCompleted(c) => Some(&c.region),
+            Fact::CopyRetired(r) => Some(&r.region),
             Fact::DeadLettered { region, .. } => region.as_ref(),
             Fact::OldestJobAge { .. } => None,
         }

@@ -8,6 +8,17 @@ use super::provenance::{is_replica, SOURCE_CREATED_TAG};
 use super::time::parse_rfc3339;
 use std::collections::BTreeMap;
 
+/// RETAIN_COPIES, FAMILY_TAG, RETAIN_DRY_RUN.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retention {
+    /// Copies kept per place and family (at least 1).
+    pub copies: u32,
+    /// The tag whose value names a copy's family (copied from its source).
+    pub family_tag: String,
+    /// Only report what would be retired.
+    pub dry_run: bool,
+}
+
 /// What is known of one copy at a place beyond DescribeImages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Observed<'a> {

@@ -55,6 +55,8 @@ pub struct Treatment {
     pub copy_completion_minutes: Option<u32>,
     /// SHARE_SNAPSHOTS: the accounts a copy is shared with may also create volumes from its snapshots.
     pub share_snapshots: bool,
+    /// RETAIN_COPIES, FAMILY_TAG, RETAIN_DRY_RUN; `None`: every copy is kept.
+    pub retention: Option<super::retention::Retention>,
 }
 
 /// A named rule.

@@ -11,8 +11,9 @@ mod fan_out;
 mod lease;
 mod lifecycle;
 mod outputs;
-pub use outputs::{completed_event, failed_event, finished_event, COMPLETED, FAILED, FINISHED};
+pub use outputs::{completed_event, failed_event, finished_event, retired_event, COMPLETED, FAILED, FINISHED, RETIRED};
 mod place;
+mod retention;
 mod settings;
 pub use settings::{Settings, DEFAULT_JOB_MAX_AGE_HOURS};
 mod share;
@@ -94,6 +95,8 @@ struct Invocation {
     completed: Mutex<Vec<(Job, ImageId)>>,
     /// Copies shared in this invocation, to mark so at its end (one CreateTags per place).
     shared: Mutex<Vec<(Place, ImageId)>>,
+    /// Families whose copies were shared at a place in this invocation, for retention (RETAIN_COPIES).
+    retain: Mutex<Vec<(Place, String, crate::core::retention::Retention)>>,
     stopped: Mutex<Vec<(Job, String)>>,
     facts: Mutex<Vec<Fact>>,
     /// Who holds a place's admission lease taken by this invocation (unique per invocation).
@@ -285,6 +288,8 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         effects.extend(advanced.into_iter().flatten());
         effects.extend(cleaned);
         self.mark_shared(invocation).await;
+        let touched = std::mem::take(&mut *invocation.retain.lock().unwrap_or_else(|e| e.into_inner()));
+        self.retain(touched, home, invocation).await;
 
         let mut report = self.make_durable(&items, effects, home).await;
         report.completed = std::mem::take(&mut *invocation.completed.lock().unwrap_or_else(|e| e.into_inner()));

@@ -5,7 +5,7 @@
 
 use super::{BatchReport, Effect, Replicator};
 use crate::core::errors::{ErrorClass, PortError};
-use crate::core::facts::{Completion, Fact, Failure};
+use crate::core::facts::{Completion, Fact, Failure, Retired};
 use crate::core::finish::{self, Outcome, Watch};
 use crate::core::ids::{AccountId, ImageId, Place, Region};
 use crate::core::image::ImageInfo;
@@ -22,6 +22,7 @@ use tracing::{error, info, warn};
 pub const COMPLETED: &str = "AMI Replication Completed";
 pub const FAILED: &str = "AMI Replication Failed";
 pub const FINISHED: &str = "AMI Replication Finished";
+pub const RETIRED: &str = "AMI Copy Retired";
 
 impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
     /// Points the place's parameter at `copy`, unless it names a copy of a newer source. A passing fault is
@@ -71,6 +72,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
             .filter_map(|f| match f {
                 Fact::CopyCompleted(c) => Some(completed_event(c)),
                 Fact::DeadLettered { failure: Some(f), .. } => Some(failed_event(f)),
+                Fact::CopyRetired(r) => Some(retired_event(r)),
                 _ => None,
             })
             .collect();
@@ -228,6 +230,23 @@ pub fn completed_event(c: &Completion) -> OutgoingEvent {
         event.detail["rule"] = json!(rule);
     }
     event
+}
+
+/// `AMI Copy Retired`: an older copy of a family deregistered by retention, its snapshots deleted.
+pub fn retired_event(r: &Retired) -> OutgoingEvent {
+    OutgoingEvent {
+        detail_type: RETIRED.into(),
+        detail: json!({
+            "image_id": r.copy.as_str(),
+            "account": r.account.as_str(),
+            "region": r.region.as_str(),
+            "family_tag": r.family_tag,
+            "family": r.family,
+            "reason": r.reason,
+            "dedup_key": format!("{}/{}/{}/retired", r.copy, r.account, r.region),
+        }),
+        resources: vec![image_arn(r.region.as_str(), &r.copy)],
+    }
 }
 
 /// `AMI Replication Failed`: a place given up on, with the reason.

@@ -60,6 +60,8 @@ pub struct Settings {
     /// SHARE_SNAPSHOTS: the accounts a copy is shared with also get createVolumePermission on its snapshots, so
     /// that they can copy it onward (never the group `all`).
     pub share_snapshots: bool,
+    /// RETAIN_COPIES, FAMILY_TAG, RETAIN_DRY_RUN; `None`: every copy is kept.
+    pub retention: Option<crate::core::retention::Retention>,
 }
 
 impl Settings {
@@ -115,6 +117,7 @@ impl Settings {
             ssm_parameter_template: t.ssm_parameter_template.clone(),
             copy_completion_minutes: t.copy_completion_minutes,
             share_snapshots: t.share_snapshots,
+            retention: t.retention.clone(),
             step: self.step.clone(),
             ..*self
         })
@@ -189,6 +192,7 @@ impl Settings {
             ssm_parameter_template: None,
             copy_completion_minutes: self.copy_completion_minutes,
             share_snapshots: false,
+            retention: None,
             step: self.step.clone(),
             ..*self
         }
@@ -218,6 +222,7 @@ impl Default for Settings {
             publish_events: false,
             ssm_parameter_template: None,
             share_snapshots: false,
+            retention: None,
         }
     }
 }

@@ -173,6 +173,13 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         if let Some(template) = &settings.ssm_parameter_template {
             self.put_parameter(ec2, template, job, copy).await?;
         }
+        // Retention runs for this copy's family at its place at the end of the invocation (RETAIN_COPIES).
+        if let Some(policy) = &settings.retention {
+            let source = self.source_image(&job.source_image, &job.source_region, invocation).await.ok().flatten();
+            if let Some(family) = source.as_ref().and_then(|s| s.tag(&policy.family_tag)) {
+                push(&invocation.retain, (job.place(), family.to_string(), policy.clone()));
+            }
+        }
         // Every share effect succeeded: only now is the copy to be marked done, in EC2 (at the end of the
         // invocation, one CreateTags per place for all its copies: [`Self::mark_shared`]).
         push(&invocation.shared, (job.place(), copy.clone()));

@@ -176,6 +176,12 @@ impl Ec2 for SimEc2 {
         Ok(self.own_images(|i| i.tag(SOURCE_IMAGE_TAG).is_some_and(|s| sources.iter().any(|x| x.as_str() == s))))
     }
 
+    async fn family_copies(&self, key: &str, value: &str) -> Result<Vec<ImageInfo>, PortError> {
+        tokio::task::yield_now().await;
+        self.call(&mut lock(&self.world), "DescribeImages")?;
+        Ok(self.own_images(|i| i.tag(key) == Some(value) && i.tag(SOURCE_IMAGE_TAG).is_some()))
+    }
+
     async fn copy_image(&self, request: &CopyRequest) -> Result<ImageId, PortError> {
         tokio::task::yield_now().await;
         let mut w = lock(&self.world);

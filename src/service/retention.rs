@@ -1,0 +1,95 @@
+//! Retention (RETAIN_COPIES, FAMILY_TAG, RETAIN_DRY_RUN): after a copy of a family is shared at a place, and in the
+//! sweep, that family's older copies there are retired: observe (the family's copies in one DescribeImages, what
+//! uses the candidates in one DescribeImageReferences), decide in `core::retention`, act (DeregisterImage, then
+//! DeleteSnapshot for each snapshot). Best effort: a failure is logged, and the next share or sweep tries again.
+
+use super::{push, Invocation, Replicator};
+use crate::core::errors::PortError;
+use crate::core::facts::{Fact, Retired};
+use crate::core::ids::{AccountId, Place};
+use crate::core::retention::{self, Fate, Observed, Retention};
+use crate::ports::{Ec2, Ec2Regions, ImageBuilder, Queue};
+use futures::future::join_all;
+use tracing::{info, warn, Instrument};
+
+impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
+    /// Retention for each (place, family) touched, once each.
+    pub(super) async fn retain(
+        &self,
+        mut touched: Vec<(Place, String, Retention)>,
+        home: &AccountId,
+        invocation: &Invocation,
+    ) {
+        touched.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        touched.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
+        join_all(touched.into_iter().map(|(place, family, policy)| {
+            let span = tracing::info_span!("retention", region = %place.region, phase = "retention",
+                account = place.account.as_ref().map_or("", |a| a.as_str()), family = %family);
+            async move {
+                if let Err(e) = self.retain_family(&place, &family, &policy, home, invocation).await {
+                    warn!(error = %e, "retention not done now; the next share or sweep tries again");
+                }
+            }
+            .instrument(span)
+        }))
+        .await;
+    }
+
+    async fn retain_family(
+        &self,
+        place: &Place,
+        family: &str,
+        policy: &Retention,
+        home: &AccountId,
+        invocation: &Invocation,
+    ) -> Result<(), PortError> {
+        let ec2 = self.ec2.at(place)?;
+        let copies = ec2.family_copies(&policy.family_tag, family).await?;
+        let observed = |image| Observed { image, protected: false, used_by: vec![] };
+        let mut seen: Vec<Observed> = copies.iter().map(observed).collect();
+        for o in &mut seen {
+            o.protected = o.image.traits.protection.blocks_deregistration();
+        }
+        // Only the copies that would go are looked up: one DescribeImageReferences for all of them.
+        let candidates: Vec<_> = retention::decide(&seen, &policy.family_tag, policy.copies)
+            .into_iter()
+            .filter(|(_, f)| matches!(f, Fate::Retire { .. }))
+            .map(|(id, _)| id)
+            .collect();
+        if candidates.is_empty() {
+            return Ok(());
+        }
+        for (image, user) in ec2.image_references(&candidates).await? {
+            if let Some(o) = seen.iter_mut().find(|o| o.image.id == image) {
+                o.used_by.push(user);
+            }
+        }
+        let owner = place.owner(home).clone();
+        for (copy, fate) in retention::decide(&seen, &policy.family_tag, policy.copies) {
+            match fate {
+                Fate::Keep(retention::Kept::Retained) => {}
+                Fate::Keep(why) => info!(copy = %copy, kept = ?why, "older copy kept"),
+                Fate::Retire { reason, .. } if policy.dry_run => {
+                    info!(copy = %copy, reason = %reason, "would retire the copy (RETAIN_DRY_RUN)")
+                }
+                Fate::Retire { snapshots, reason } => {
+                    ec2.deregister_image(&copy).await?;
+                    for snapshot in &snapshots {
+                        ec2.delete_snapshot(snapshot).await?;
+                    }
+                    info!(copy = %copy, snapshots = snapshots.len(), reason = %reason, "copy retired");
+                    let retired = Retired {
+                        copy,
+                        account: owner.clone(),
+                        region: place.region.clone(),
+                        family_tag: policy.family_tag.clone(),
+                        family: family.to_string(),
+                        reason,
+                    };
+                    push(&invocation.facts, Fact::CopyRetired(Box::new(retired)));
+                }
+            }
+        }
+        Ok(())
+    }
+}
