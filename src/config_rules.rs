@@ -254,6 +254,14 @@ fn build(raw: RawRule, defaults: &Treatment, p: &mut impl FnMut(&str, String)) -
     }
     if raw.retain_copies.is_some() || raw.family_tag.is_some() || raw.retain_dry_run.is_some() {
         let base = t.retention.clone();
+        if base.is_none() && raw.retain_copies.is_some_and(|n| n > 0) {
+            p(
+                "retain_copies",
+                "RETAIN_COPIES (the stack's RetainCopies) is unset, so the policy does not allow retiring copies: set \
+                 it (rules can then opt out with 0 or keep another number)"
+                    .into(),
+            );
+        }
         let copies = raw.retain_copies.or(base.as_ref().map(|b| b.copies)).unwrap_or(0);
         let family_tag = raw.family_tag.clone().or(base.as_ref().map(|b| b.family_tag.clone()));
         let dry_run = raw.retain_dry_run.or(base.as_ref().map(|b| b.dry_run)).unwrap_or(false);

@@ -145,3 +145,24 @@ fn a_rules_source_regions_are_the_deployments() {
     assert!(err.0[0].contains("rule \"a\" match.regions: us-west-2 is not a source region"), "{err}");
     assert!(parse(&[QUEUE, ("REPLICATION_RULES", doc), ("SOURCE_REGIONS", "us-east-1,us-west-2")]).is_ok());
 }
+
+#[test]
+fn retention_from_the_variables_and_per_rule() {
+    use crate::core::retention::Retention;
+    let c = parse(&[QUEUE, ("TARGET_REGIONS", "eu-west-1"), ("RETAIN_COPIES", "3"), ("FAMILY_TAG", "Family")]).unwrap();
+    assert_eq!(c.settings.retention, Some(Retention { copies: 3, family_tag: "Family".into(), dry_run: false }));
+    let err = parse(&[QUEUE, ("TARGET_REGIONS", "eu-west-1"), ("RETAIN_COPIES", "3")]).unwrap_err();
+    assert!(err.to_string().contains("RETAIN_COPIES needs FAMILY_TAG"), "{err}");
+    let doc = r#"{"rules": [
+      {"name": "keep-5", "match": {"tags": {"T": "a"}}, "regions": ["eu-west-1"], "retain_copies": 5, "retain_dry_run": true},
+      {"name": "keep-all", "match": {"tags": {"T": "b"}}, "regions": ["eu-west-1"], "retain_copies": 0},
+      {"name": "default", "match": {"tags": {"T": "c"}}, "regions": ["eu-west-1"]}
+    ]}"#;
+    let c = parse(&[QUEUE, ("REPLICATION_RULES", doc), ("RETAIN_COPIES", "2"), ("FAMILY_TAG", "Family")]).unwrap();
+    let of = |i: usize| c.settings.rules[i].treatment.retention.clone();
+    assert_eq!(of(0), Some(Retention { copies: 5, family_tag: "Family".into(), dry_run: true }));
+    assert_eq!(of(1), None);
+    assert_eq!(of(2), Some(Retention { copies: 2, family_tag: "Family".into(), dry_run: false }));
+    let err = parse(&[QUEUE, ("REPLICATION_RULES", doc)]).unwrap_err();
+    assert!(err.to_string().contains("rule \"keep-5\" retain_copies: RETAIN_COPIES"), "{err}");
+}
