@@ -11,7 +11,8 @@ fn read(name: &str) -> String {
 #[test]
 fn every_environment_variable_of_the_template_is_read_by_the_configuration() {
     let template = read("template.yaml");
-    let config = read("src/config.rs");
+    // The configuration's code: the variables, and the rules document with the variables it defaults from.
+    let config = read("src/config.rs") + &read("src/config_rules.rs");
     let variables = template.split("        Variables:\n").nth(1).expect("the function's Environment.Variables");
     let names: Vec<&str> = variables
         .lines()
