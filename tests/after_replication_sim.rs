@@ -133,6 +133,7 @@ mod retention {
     fn settings(dry_run: bool) -> Settings {
         Settings {
             target_regions: vec![r("eu-west-1")],
+            source_regions: vec![r("us-east-1")],
             retention: Some(Retention { copies: 2, family_tag: "Family".into(), dry_run }),
             publish_events: true,
             ..Settings::default()
@@ -196,5 +197,19 @@ mod retention {
         replicate_builds(&mut sim, &s).await;
         assert!(s.iter().all(|source| eu_copy(&sim, source).is_some()), "RETAIN_DRY_RUN retires nothing");
         assert!(!sim.world.lock().unwrap().published.iter().any(|(_, e)| e.detail_type == "AMI Copy Retired"));
+    }
+
+    #[tokio::test]
+    async fn the_sweep_retires_what_piled_up_before_retention_was_turned_on() {
+        let (w, s) = world();
+        let mut before = Simulation::new(w, Settings { retention: None, ..settings(false) });
+        replicate_builds(&mut before, &s).await;
+        assert!(s.iter().all(|source| eu_copy(&before, source).is_some()), "no retention yet: every copy stays");
+        let w = std::mem::replace(&mut *before.world.lock().unwrap(), World::new(acct(ME), SimConfig::default()));
+        let mut sim = Simulation::new(w, settings(false));
+        sim.send(&sim.scheduled_event());
+        sim.run_until_idle(10, DAY).await;
+        assert!(eu_copy(&sim, &s[0]).is_none(), "web-1's copy retired by the sweep");
+        assert!(s[1..].iter().all(|source| eu_copy(&sim, source).is_some()));
     }
 }

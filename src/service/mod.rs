@@ -264,7 +264,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         let places =
             join_all(by_place.into_iter().map(|(place, jobs)| self.advance_place(place, jobs, home, invocation)));
         let swept = join_all(sweeps.iter().map(|(i, time)| async move {
-            self.sweep(time, home).await.into_iter().map(move |e| (*i, e)).collect::<Vec<_>>()
+            self.sweep(time, home, invocation).await.into_iter().map(move |e| (*i, e)).collect::<Vec<_>>()
         }));
         let replaced = join_all(failed.iter().map(|(i, image, place)| async move {
             self.copy_failed(image, place.as_ref(), home, invocation)

@@ -7,7 +7,7 @@
 //! one DescribeImages per 200 candidate images; then one SendMessageBatch per 10 continuation messages of up to
 //! 100 jobs each.
 
-use super::{Effect, Replicator};
+use super::{push, Effect, Invocation, Replicator};
 use crate::core::errors::ErrorClass;
 use crate::core::ids::{AccountId, ImageId, Region};
 use crate::core::image::ImageInfo;
@@ -24,7 +24,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
     /// a region or place could not be read because of a passing fault, the sweep's message is also retried (it is
     /// idempotent: what is enqueued twice makes no second copy). A place that can never be read (a role that
     /// refuses, a region not enabled) is logged and left out.
-    pub(super) async fn sweep(&self, now: &str, home: &AccountId) -> Vec<Effect> {
+    pub(super) async fn sweep(&self, now: &str, home: &AccountId, invocation: &Invocation) -> Vec<Effect> {
         let span = tracing::info_span!("sweep", phase = "sweep", at = %now);
         async {
             let Some(now_secs) = parse_rfc3339(now) else {
@@ -71,6 +71,16 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                 Err(_) => Vec::new(),
             };
             let places = sweep::by_place_with(&candidates, places_of);
+            // Retention runs for the recent images' families at each of their places, at the invocation's end.
+            for (place, wanted) in &places {
+                for (region, image) in wanted {
+                    let Ok((s, _)) = settings.for_source(image, region, home) else { continue };
+                    let Some(policy) = &s.retention else { continue };
+                    if let Some(family) = image.tag(&policy.family_tag) {
+                        push(&invocation.retain, (place.clone(), family.to_string(), policy.clone()));
+                    }
+                }
+            }
             let jobs = join_all(places.iter().map(|(place, wanted)| async move {
                 let found = match self.ec2.at(place) {
                     Ok(ec2) => ec2.find_copies(&sweep::ids(wanted)).await,
