@@ -11,6 +11,8 @@ moto 5.2.5 does not:
     - Encrypted / KmsKeyId: the copy's snapshot is encrypted with the given key (or the account's default EBS
       key, alias/aws/ebs), shown by DescribeSnapshots and in DescribeImages' block device mappings;
     - optionally, copies stay `pending` for --copy-pending-seconds before they become `available`;
+  * DescribeImageReferences (moto has none): what uses an image, from references registered with
+    POST /_emulator/references {"ami-...": ["ec2:Instance arn:..."]}; an image nobody registered is used by nothing;
   * STS AssumeRole of a role whose name ends in `-untrusted` is refused with AccessDenied (a role whose trust
     policy does not name the replicator);
   * EC2 Image Builder's GetImage (moto has no Image Builder), answered from builds registered with
@@ -102,6 +104,7 @@ class Layer:
         self.tokens = {}
         self.calls = Counter()
         self.builds = {}
+        self.references = {}
         self.lock = threading.Lock()
 
     def __call__(self, environ, start_response):
@@ -115,6 +118,10 @@ class Layer:
         if path == "/_emulator/imagebuilder":
             with self.lock:
                 self.builds.update(json.loads(raw or b"{}"))
+            return respond(start_response, "200 OK", "{}")
+        if path == "/_emulator/references":
+            with self.lock:
+                self.references.update(json.loads(raw or b"{}"))
             return respond(start_response, "200 OK", "{}")
         if path == "/GetImage":
             with self.lock:
@@ -145,10 +152,29 @@ class Layer:
             rewritten.update({"OperationType": "add", **{f"UserId.{i + 1}": u for i, u in enumerate(users)}})
             body = urlencode(rewritten).encode()
             environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(body), str(len(body))
+        if action == "DescribeImageReferences":
+            return self.image_references(start_response, params)
         if action == "CopyImage":
             match = REGION_RE.search(environ.get("HTTP_AUTHORIZATION", ""))
             return self.copy_image(environ, start_response, params, match.group(1) if match else "us-east-1")
         return self.app(environ, start_response)
+
+    def image_references(self, start_response, params):
+        ids = [v for k, v in sorted(params.items()) if re.fullmatch(r"ImageId\.\d+", k)]
+        items = []
+        with self.lock:
+            for image_id in ids:
+                for reference in self.references.get(image_id, []):
+                    kind, _, arn = reference.partition(" ")
+                    items.append(
+                        f"<item><imageId>{image_id}</imageId><resourceType>{kind}</resourceType><arn>{arn}</arn></item>"
+                    )
+        body = (
+            '<DescribeImageReferencesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">'
+            f"<requestId>r</requestId><imageReferenceSet>{''.join(items)}</imageReferenceSet>"
+            "</DescribeImageReferencesResponse>"
+        )
+        return respond(start_response, "200 OK", body, "text/xml")
 
     def get_image(self, environ, start_response):
         arn = parse_qs(environ.get("QUERY_STRING", "")).get("imageBuildVersionArn", [""])[0]

@@ -364,19 +364,34 @@ pub fn register_image_build(emulator: &Emulator, arn: &str, amis: &[(&str, &str,
         .iter()
         .map(|(region, image, account)| json!({"region": region, "image": image, "accountId": account}))
         .collect();
-    let body = json!({ arn: amis }).to_string();
-    let mut stream = TcpStream::connect(("127.0.0.1", emulator.port)).map_err(|e| e.to_string())?;
-    write!(
-        stream,
-        "POST /_emulator/imagebuilder HTTP/1.0\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .map_err(|e| e.to_string())?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).map_err(|e| e.to_string())?;
-    if response.starts_with("HTTP/1.0 200") || response.starts_with("HTTP/1.1 200") {
-        Ok(())
-    } else {
-        Err(format!("registering the build: {response}"))
+    emulator
+        .post("/_emulator/imagebuilder", &json!({ arn: amis }).to_string())
+        .map_err(|e| format!("registering the build: {e}"))
+}
+
+/// Registers what uses `image` (DescribeImageReferences' answers, e.g. `ec2:Instance arn:...`) with the emulator.
+pub fn register_image_references(emulator: &Emulator, image: &str, users: &[&str]) -> Result<(), String> {
+    emulator
+        .post("/_emulator/references", &json!({ image: users }).to_string())
+        .map_err(|e| format!("registering references: {e}"))
+}
+
+impl Emulator {
+    /// POSTs `body` (JSON) to the emulator's own `path`.
+    fn post(&self, path: &str, body: &str) -> Result<(), String> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).map_err(|e| e.to_string())?;
+        write!(
+            stream,
+            "POST {path} HTTP/1.0\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .map_err(|e| e.to_string())?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).map_err(|e| e.to_string())?;
+        if response.starts_with("HTTP/1.0 200") || response.starts_with("HTTP/1.1 200") {
+            Ok(())
+        } else {
+            Err(response)
+        }
     }
 }

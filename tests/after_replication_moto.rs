@@ -1,12 +1,13 @@
 //! What happens to copies after replication (issue 19), end to end over the emulator: onward sharing of a copy's
-//! snapshots (SHARE_SNAPSHOTS) with the accounts it is shared with, read back with DescribeSnapshotAttribute.
+//! snapshots (SHARE_SNAPSHOTS) with the accounts it is shared with, read back with DescribeSnapshotAttribute; and
+//! retention (RETAIN_COPIES) retiring a family's older copies and their snapshots, never one in use.
 
 use ami_replicator::config::Config;
 use ami_replicator::core::ids::AccountId;
 use ami_replicator::entry;
 use ami_replicator::local::{
-    copies_of, create_queues, dead_letter_reasons, drain_queue, ec2_client, seed_source_image, Emulator,
-    EMULATOR_ACCOUNT as A,
+    copies_of, create_queues, dead_letter_reasons, drain_queue, ec2_client, register_image_references,
+    seed_source_image, Emulator, EMULATOR_ACCOUNT as A,
 };
 use aws_sdk_ec2::types::SnapshotAttributeName;
 use std::collections::HashMap;
@@ -51,4 +52,57 @@ async fn the_accounts_a_copy_is_shared_with_may_create_volumes_from_its_snapshot
     let users: Vec<&str> = attribute.create_volume_permissions().iter().filter_map(|p| p.user_id()).collect();
     assert_eq!(users, [PARTNER], "the partner may copy it onward");
     assert!(attribute.create_volume_permissions().iter().all(|p| p.group().is_none()), "never a group");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_retires_a_familys_older_copies_and_their_snapshots_never_one_in_use() {
+    let emulator = Emulator::start(0.5).unwrap();
+    let sdk = emulator.sdk_config().await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let (work, dlq) = create_queues(&sqs, "retain", 2).await.unwrap();
+    let env: HashMap<&str, String> = HashMap::from([
+        ("TARGET_REGIONS", "eu-west-1".to_string()),
+        ("WORK_QUEUE_URL", work.clone()),
+        ("DEAD_LETTER_QUEUE_URL", dlq.clone()),
+        ("COPY_POLL_SECONDS", "1".to_string()),
+        ("RETAIN_COPIES", "2".to_string()),
+        ("FAMILY_TAG", "Family".to_string()),
+    ]);
+    let config = Config::from_lookup(&|k| env.get(k).cloned()).unwrap();
+    let replicator = ami_replicator::aws::replicator(&sdk, config).await;
+    let home = AccountId::parse(A).unwrap();
+    let east = ec2_client(&sdk, "us-east-1");
+    let eu = ec2_client(&sdk, "eu-west-1");
+    let mut copies = Vec::new();
+    for build in 1..=4 {
+        let source = seed_source_image(&east, &format!("web-{build}"), &[("Family", "web")], &[]).await.unwrap();
+        let item = serde_json::json!({"image_id": source, "source_region": "us-east-1"});
+        entry::handle(&replicator, item, &home).await.unwrap();
+        drain_queue(&sqs, &work, &replicator, &home, Duration::from_secs(120)).await.unwrap();
+        let found = copies_of(&sdk, "eu-west-1", &source).await.unwrap();
+        assert_eq!(found.len(), 1, "web-{build} copied");
+        let snapshot = found[0].block_device_mappings()[0].ebs().unwrap().snapshot_id().unwrap().to_string();
+        copies.push((source, found[0].image_id().unwrap().to_string(), snapshot));
+        if build == 2 {
+            // Something launches web-1's copy: it is never retired.
+            let arn = format!("arn:aws:ec2:eu-west-1:{A}:instance/i-0123456789abcdef0");
+            register_image_references(&emulator, &copies[0].1, &[&format!("ec2:Instance {arn}")]).unwrap();
+        }
+        // CreationDate has one-second resolution: the next build is newer.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+    }
+    assert!(dead_letter_reasons(&sqs, &dlq).await.unwrap().is_empty());
+    let alive = |i: usize| {
+        let (source, _, _) = &copies[i];
+        let sdk = &sdk;
+        async move { !copies_of(sdk, "eu-west-1", source).await.unwrap().is_empty() }
+    };
+    assert!(alive(0).await, "web-1's copy is in use: kept");
+    assert!(!alive(1).await, "web-2's copy retired (older than the 2 newest)");
+    assert!(alive(2).await && alive(3).await, "the 2 newest stay");
+    let gone = eu.describe_snapshots().snapshot_ids(&copies[1].2).send().await;
+    let remaining = gone.map(|o| o.snapshots().len()).unwrap_or(0);
+    assert_eq!(remaining, 0, "web-2's copy's snapshot deleted");
+    let kept = eu.describe_snapshots().snapshot_ids(&copies[0].2).send().await.unwrap();
+    assert_eq!(kept.snapshots().len(), 1, "the kept copy's snapshot stays");
 }
