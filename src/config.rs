@@ -8,7 +8,8 @@ use crate::core::ruleset::Treatment;
 use crate::core::share::SharePolicy;
 use crate::core::step::{StepPolicy, MAX_DELAY_SECONDS};
 use crate::service::Settings;
-use rules::{union_of, RULE_VARIABLES};
+use deployment::{union_of, RULE_VARIABLES};
+use entries::{parse_extra_tag, parse_kms_entry, parse_target_account, placeholders};
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -99,114 +100,6 @@ impl Reader<'_> {
             None
         }
     }
-}
-
-/// `REGION=KEY` (this account) or `ACCOUNT/REGION=KEY` (a target account) of KMS_KEY_IDS. This account's region
-/// must be a destination; a target account's account must be in TARGET_ACCOUNTS (any region: target accounts
-/// get copies in the source region too). A key ARN must belong to that region (a KMS key belongs to one region)
-/// and, for a target account, to that account. Key ids, `mrk-` ids and `alias/...` names are accepted as they are.
-fn parse_kms_entry(entry: &str, destinations: &[Region], targets: &[AccountId]) -> Result<(Place, String), String> {
-    let (place, key) =
-        entry.split_once('=').ok_or_else(|| format!("{entry:?} is not REGION=KEY or ACCOUNT/REGION=KEY"))?;
-    let (account, region) = match place.trim().split_once('/') {
-        Some((account, region)) => (Some(AccountId::parse(account).map_err(|e| e.to_string())?), region),
-        None => (None, place.trim()),
-    };
-    let region = Region::parse(region).map_err(|e| e.to_string())?;
-    let key = key.trim().to_string();
-    match &account {
-        None if !destinations.contains(&region) => {
-            return Err(format!("a key is configured for {region}, which is not in TARGET_REGIONS"))
-        }
-        Some(a) if !targets.contains(a) => {
-            return Err(format!("a key is configured for account {a}, which is not in TARGET_ACCOUNTS"))
-        }
-        _ => {}
-    }
-    if let Some(rest) = key.strip_prefix("arn:") {
-        let parts: Vec<&str> = rest.splitn(5, ':').collect();
-        match parts.as_slice() {
-            [_, "kms", key_region, key_account, resource]
-                if resource.starts_with("key/") || resource.starts_with("alias/") =>
-            {
-                if *key_region != region.as_str() {
-                    return Err(format!(
-                        "the key for {region} is a key of {key_region} ({key}); a KMS key belongs to one region"
-                    ));
-                }
-                if let Some(a) = account.as_ref().filter(|a| a.as_str() != *key_account) {
-                    return Err(format!(
-                        "the key for account {a} in {region} belongs to account {key_account} ({key}); a target \
-                         account's copies are encrypted with a key of its own"
-                    ));
-                }
-            }
-            _ => return Err(format!("{key:?} is not a KMS key or alias ARN")),
-        }
-    } else {
-        let id_like = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
-        let valid = key.strip_prefix("alias/").is_some_and(|a| !a.is_empty()) || id_like(&key);
-        if !valid {
-            return Err(format!("{key:?} is not a key id, alias/NAME or key ARN"));
-        }
-    }
-    Ok((Place::new(account, region), key))
-}
-
-/// `ACCOUNT=ROLE_ARN` of TARGET_ACCOUNTS (or the role ARN alone): the role must be an IAM role of that account.
-fn parse_target_account(entry: &str) -> Result<(AccountId, String), String> {
-    let (account, role) = match entry.split_once('=') {
-        Some((a, r)) => (Some(a.trim()), r.trim()),
-        None => (None, entry.trim()),
-    };
-    let parts: Vec<&str> = role.splitn(6, ':').collect();
-    let role_account = match parts.as_slice() {
-        ["arn", partition, "iam", "", role_account, resource]
-            if partition.starts_with("aws") && resource.strip_prefix("role/").is_some_and(|n| !n.is_empty()) =>
-        {
-            AccountId::parse(role_account).map_err(|e| e.to_string())?
-        }
-        _ => return Err(format!("{role:?} is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)")),
-    };
-    if let Some(account) = account {
-        let account = AccountId::parse(account).map_err(|e| e.to_string())?;
-        if account != role_account {
-            return Err(format!("the role for account {account} belongs to account {role_account} ({role})"));
-        }
-    }
-    Ok((role_account, role.to_string()))
-}
-
-/// `KEY=VALUE` of EXTRA_TAGS; keys reserved by AWS or by the product's provenance are refused.
-fn parse_extra_tag(entry: &str) -> Result<Tag, String> {
-    let (key, value) = entry.split_once('=').ok_or_else(|| format!("{entry:?} is not KEY=VALUE"))?;
-    let key = key.trim();
-    if key.is_empty() || key.len() > 128 || value.len() > 256 {
-        return Err(format!("{entry:?}: keys are 1-128 characters, values at most 256"));
-    }
-    if key.starts_with("aws:") || key.starts_with("ami-replicator:") {
-        return Err(format!("{key:?}: the prefixes aws: and ami-replicator: are reserved"));
-    }
-    Ok(Tag::new(key, value.trim()))
-}
-
-/// The `{...}` placeholders of a template.
-fn placeholders(template: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    let mut rest = template;
-    while let Some(start) = rest.find('{') {
-        match rest[start..].find('}') {
-            Some(end) => {
-                out.push(&rest[start..start + end + 1]);
-                rest = &rest[start + end + 1..];
-            }
-            None => {
-                out.push(&rest[start..]);
-                break;
-            }
-        }
-    }
-    out
 }
 
 impl Config {
@@ -309,7 +202,7 @@ impl Config {
             ssm_parameter_template,
             copy_completion_minutes,
             share_snapshots: r.flag("SHARE_SNAPSHOTS", false),
-            retention: rules::retention_from(&mut r),
+            retention: deployment::retention_from(&mut r),
         };
         let (rules, target_roles) = match rules_document.filter(|d| !d.starts_with("ssm:")) {
             None => (Vec::new(), target_roles),
@@ -323,8 +216,8 @@ impl Config {
         };
         // ALLOWED_REGIONS: where the policy lets the function write (the template's TargetRegions).
         let allowed = r.list("ALLOWED_REGIONS", Region::parse);
-        r.problems.extend(rules::outside_allowed_regions(&rules, &allowed));
-        r.problems.extend(rules::outside_source_regions(&rules, &source_regions));
+        r.problems.extend(deployment::outside_allowed_regions(&rules, &allowed));
+        r.problems.extend(deployment::outside_source_regions(&rules, &source_regions));
         // SSM_PARAMETER_PREFIX: where the policy lets the function write parameters; every template within it.
         if let Some(prefix) = r.get("SSM_PARAMETER_PREFIX") {
             let named = rules.iter().map(|rule| {
@@ -392,6 +285,12 @@ impl Config {
 
 #[path = "config_rules.rs"]
 pub mod rules;
+
+#[path = "config_deployment.rs"]
+mod deployment;
+
+#[path = "config_entries.rs"]
+mod entries;
 
 #[cfg(test)]
 #[path = "config_tests.rs"]

@@ -12,7 +12,7 @@ fn read(name: &str) -> String {
 fn every_environment_variable_of_the_template_is_read_by_the_configuration() {
     let template = read("template.yaml");
     // The configuration's code: the variables, and the rules document with the variables it defaults from.
-    let config = read("src/config.rs") + &read("src/config_rules.rs");
+    let config = read("src/config.rs") + &read("src/config_rules.rs") + &read("src/config_deployment.rs");
     let variables = template.split("        Variables:\n").nth(1).expect("the function's Environment.Variables");
     let names: Vec<&str> = variables
         .lines()
