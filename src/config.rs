@@ -9,7 +9,7 @@ use crate::core::share::SharePolicy;
 use crate::core::step::{StepPolicy, MAX_DELAY_SECONDS};
 use crate::service::Settings;
 use deployment::{union_of, RULE_VARIABLES};
-use entries::{parse_extra_tag, parse_kms_entry, parse_target_account, placeholders};
+use entries::{parse_extra_tag, parse_kms_entry, parse_target_account, parse_template_entry, placeholders};
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -166,6 +166,10 @@ impl Config {
             .list("KMS_KEY_IDS", |entry| parse_kms_entry(entry, &target_regions, &target_accounts))
             .into_iter()
             .collect();
+        let launch_templates: BTreeMap<Place, String> = r
+            .list("LAUNCH_TEMPLATES", |entry| parse_template_entry(entry, &target_regions, &target_accounts))
+            .into_iter()
+            .collect();
         let deregister_copies_with_source = r.flag("DEREGISTER_COPIES_WITH_SOURCE", false);
         let trusted_source_accounts = r.list("TRUSTED_SOURCE_ACCOUNTS", AccountId::parse);
         // The sweep lists the source regions; by default the function's own (Lambda sets AWS_REGION).
@@ -203,6 +207,8 @@ impl Config {
             copy_completion_minutes,
             share_snapshots: r.flag("SHARE_SNAPSHOTS", false),
             retention: deployment::retention_from(&mut r),
+            launch_templates,
+            launch_template_set_default: r.flag("LAUNCH_TEMPLATE_SET_DEFAULT", false),
         };
         let (rules, target_roles) = match rules_document.filter(|d| !d.starts_with("ssm:")) {
             None => (Vec::new(), target_roles),
@@ -250,6 +256,8 @@ impl Config {
             copy_completion_minutes,
             share_snapshots,
             retention,
+            launch_templates,
+            launch_template_set_default,
         } = defaults;
         Ok(Config {
             target_roles,
@@ -268,6 +276,8 @@ impl Config {
                 ssm_parameter_template,
                 share_snapshots,
                 retention,
+                launch_templates,
+                launch_template_set_default,
                 tag_filter,
                 max_copies_per_region,
                 step: StepPolicy { poll_seconds, capacity_max_seconds: poll_seconds.max(1), ..StepPolicy::default() },

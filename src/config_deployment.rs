@@ -63,8 +63,14 @@ pub(super) fn outside_source_regions(rules: &[Rule], sources: &[Region]) -> Vec<
 
 /// Variables that say what the rules say: with REPLICATION_RULES they are refused. The treatment variables
 /// (ENCRYPT_COPIES, SHARE_WITH_*, EXTRA_TAGS, ...) are the defaults of every rule's unset fields.
-pub const RULE_VARIABLES: &[&str] =
-    &["TARGET_REGIONS", "TARGET_ACCOUNTS", "KMS_KEY_IDS", "IMAGE_TAG_FILTER", "TRUSTED_SOURCE_ACCOUNTS"];
+pub const RULE_VARIABLES: &[&str] = &[
+    "TARGET_REGIONS",
+    "TARGET_ACCOUNTS",
+    "KMS_KEY_IDS",
+    "IMAGE_TAG_FILTER",
+    "TRUSTED_SOURCE_ACCOUNTS",
+    "LAUNCH_TEMPLATES",
+];
 
 /// With rules, what the whole deployment covers (what a message is first checked against, what the sweep lists,
 /// where a deregistered source's copies are looked for): every rule's regions, accounts, owners and source

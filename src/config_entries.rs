@@ -115,3 +115,37 @@ pub(super) fn placeholders(template: &str) -> Vec<&str> {
     }
     out
 }
+
+/// `REGION=TEMPLATE` (this account) or `ACCOUNT/REGION=TEMPLATE` (a target account) of LAUNCH_TEMPLATES: a
+/// launch template id (`lt-...`) or name, at a place the configuration has (as for KMS_KEY_IDS).
+pub(super) fn parse_template_entry(
+    entry: &str,
+    destinations: &[Region],
+    targets: &[AccountId],
+) -> Result<(Place, String), String> {
+    let (place, template) =
+        entry.split_once('=').ok_or_else(|| format!("{entry:?} is not REGION=TEMPLATE or ACCOUNT/REGION=TEMPLATE"))?;
+    let (account, region) = match place.trim().split_once('/') {
+        Some((account, region)) => (Some(AccountId::parse(account).map_err(|e| e.to_string())?), region),
+        None => (None, place.trim()),
+    };
+    let region = Region::parse(region).map_err(|e| e.to_string())?;
+    match &account {
+        None if !destinations.contains(&region) => {
+            return Err(format!("a launch template is configured for {region}, which is not in TARGET_REGIONS"))
+        }
+        Some(a) if !targets.contains(a) => {
+            return Err(format!("a launch template is configured for account {a}, which is not in TARGET_ACCOUNTS"))
+        }
+        _ => {}
+    }
+    let template = template.trim();
+    let name_like = (3..=128).contains(&template.len())
+        && template.bytes().all(|b| b.is_ascii_alphanumeric() || b"().-/_".contains(&b));
+    if !name_like {
+        return Err(format!(
+            "{template:?} is not a launch template id (lt-...) or name (3-128 of A-Z a-z 0-9 ( ) . - / _)"
+        ));
+    }
+    Ok((Place::new(account, region), template.to_string()))
+}

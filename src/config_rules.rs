@@ -1,7 +1,7 @@
 //! REPLICATION_RULES: the document of named rules, validated at start-up with every problem named by rule and
 //! field. The `rules check` command of the command-line tool runs the same code.
 
-use super::entries::{parse_extra_tag, parse_kms_entry, parse_target_account, placeholders};
+use super::entries::{parse_extra_tag, parse_kms_entry, parse_target_account, parse_template_entry, placeholders};
 use crate::core::ids::{AccountId, OrganizationArn, OuArn, Region};
 use crate::core::image::LaunchPermission;
 use crate::core::retention::Retention;
@@ -42,6 +42,10 @@ struct RawRule {
     retain_copies: Option<u32>,
     family_tag: Option<String>,
     retain_dry_run: Option<bool>,
+    /// LAUNCH_TEMPLATES: `REGION` or `ACCOUNT/REGION` -> template id or name.
+    #[serde(default)]
+    launch_templates: BTreeMap<String, String>,
+    launch_template_set_default: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -216,6 +220,21 @@ fn build(raw: RawRule, defaults: &Treatment, p: &mut impl FnMut(&str, String)) -
                 p("kms_keys", e.replace("TARGET_REGIONS", "its regions").replace("TARGET_ACCOUNTS", "its accounts"))
             }
         }
+    }
+    t.launch_templates.clear();
+    for (place, template) in &raw.launch_templates {
+        match parse_template_entry(&format!("{place}={template}"), &t.target_regions, &t.target_accounts) {
+            Ok((place, template)) => {
+                t.launch_templates.insert(place, template);
+            }
+            Err(e) => p(
+                "launch_templates",
+                e.replace("TARGET_REGIONS", "its regions").replace("TARGET_ACCOUNTS", "its accounts"),
+            ),
+        }
+    }
+    if let Some(set_default) = raw.launch_template_set_default {
+        t.launch_template_set_default = set_default;
     }
     if let Some(share) = raw.share {
         share_of(share, &mut t, p);

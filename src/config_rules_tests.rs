@@ -166,3 +166,34 @@ fn retention_from_the_variables_and_per_rule() {
     let err = parse(&[QUEUE, ("REPLICATION_RULES", doc)]).unwrap_err();
     assert!(err.to_string().contains("rule \"keep-5\" retain_copies: RETAIN_COPIES"), "{err}");
 }
+
+#[test]
+fn launch_templates_name_places_of_the_configuration() {
+    let c = parse(&[
+        QUEUE,
+        ("TARGET_REGIONS", "eu-west-1"),
+        ("TARGET_ACCOUNTS", "222222222222=arn:aws:iam::222222222222:role/r"),
+        ("LAUNCH_TEMPLATES", "eu-west-1=web, 222222222222/us-east-1=lt-0123456789abcdef0"),
+        ("LAUNCH_TEMPLATE_SET_DEFAULT", "true"),
+    ])
+    .unwrap();
+    assert_eq!(c.settings.launch_templates.len(), 2);
+    assert!(c.settings.launch_template_set_default);
+    let err =
+        parse(&[QUEUE, ("TARGET_REGIONS", "eu-west-1"), ("LAUNCH_TEMPLATES", "us-west-2=web,eu-west-1=bad name!")])
+            .unwrap_err()
+            .to_string();
+    assert!(
+        err.contains("us-west-2, which is not in TARGET_REGIONS")
+            && err.contains("\"bad name!\" is not a launch template"),
+        "{err}"
+    );
+    let doc = r#"{"rules": [{"name": "a", "match": {}, "regions": ["eu-west-1"], "launch_templates": {"eu-west-1": "web", "us-west-2": "x-1"}}]}"#;
+    let err = parse(&[QUEUE, ("REPLICATION_RULES", doc)]).unwrap_err().to_string();
+    assert!(
+        err.contains(
+            "rule \"a\" launch_templates: a launch template is configured for us-west-2, which is not in its regions"
+        ),
+        "{err}"
+    );
+}

@@ -53,6 +53,30 @@ pub trait Ec2: Send + Sync {
     /// Images owned by this account whose `ami-replicator:source-image` tag is one of `sources`, in one call.
     fn find_copies(&self, sources: &[ImageId]) -> impl Future<Output = Result<Vec<ImageInfo>, PortError>> + Send;
 
+    /// The versions of launch template `template` (an id `lt-...` or a name), each with its image id, in as few
+    /// calls as DescribeLaunchTemplateVersions' pages allow.
+    fn launch_template_versions(
+        &self,
+        template: &str,
+    ) -> impl Future<Output = Result<Vec<crate::core::launch_templates::Version>, PortError>> + Send;
+
+    /// A new version of `template` from version `from` with only the image id set to `image`; its number.
+    /// MUST be idempotent per `token` (CreateLaunchTemplateVersion's ClientToken).
+    fn create_launch_template_version(
+        &self,
+        template: &str,
+        from: i64,
+        image: &ImageId,
+        token: &str,
+    ) -> impl Future<Output = Result<i64, PortError>> + Send;
+
+    /// Makes `version` the default version of `template` (ModifyLaunchTemplate).
+    fn set_default_launch_template_version(
+        &self,
+        template: &str,
+        version: i64,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+
     /// Images owned by this account that carry this product's provenance tag and the tag `key` = `value` (a
     /// family, for retention), in one call.
     fn family_copies(&self, key: &str, value: &str) -> impl Future<Output = Result<Vec<ImageInfo>, PortError>> + Send;

@@ -40,3 +40,34 @@ async fn describe_images_reads_the_protection() {
     let image = AwsEc2::new(client).describe_image(&ImageId::parse("ami-11111111").unwrap()).await.unwrap().unwrap();
     assert_eq!(image.traits.protection, Protection::On { cooldown: true });
 }
+
+#[tokio::test]
+async fn a_launch_template_version_is_made_from_the_latest_with_only_the_image_and_a_token() {
+    let rule = mock!(aws_sdk_ec2::Client::create_launch_template_version)
+        .match_requests(|r| {
+            r.launch_template_id() == Some("lt-0123456789abcdef0")
+                && r.launch_template_name().is_none()
+                && r.source_version() == Some("7")
+                && r.client_token() == Some("token-of-template-and-copy")
+                && r.launch_template_data().and_then(|d| d.image_id()) == Some("ami-11111111")
+                && r.launch_template_data().and_then(|d| d.instance_type()).is_none()
+        })
+        .then_output(|| {
+            aws_sdk_ec2::operation::create_launch_template_version::CreateLaunchTemplateVersionOutput::builder()
+                .launch_template_version(aws_sdk_ec2::types::LaunchTemplateVersion::builder().version_number(8).build())
+                .build()
+        });
+    let by_name = mock!(aws_sdk_ec2::Client::modify_launch_template)
+        .match_requests(|r| r.launch_template_name() == Some("web") && r.default_version() == Some("8"))
+        .then_output(|| aws_sdk_ec2::operation::modify_launch_template::ModifyLaunchTemplateOutput::builder().build());
+    let client = mock_client!(aws_sdk_ec2, [&rule, &by_name]);
+    let ec2 = AwsEc2::new(client);
+    let image = ImageId::parse("ami-11111111").unwrap();
+    let version = ec2
+        .create_launch_template_version("lt-0123456789abcdef0", 7, &image, "token-of-template-and-copy")
+        .await
+        .unwrap();
+    assert_eq!(version, 8);
+    ec2.set_default_launch_template_version("web", 8).await.unwrap();
+    assert_eq!((rule.num_calls(), by_name.num_calls()), (1, 1));
+}

@@ -106,3 +106,55 @@ async fn retention_retires_a_familys_older_copies_and_their_snapshots_never_one_
     let kept = eu.describe_snapshots().snapshot_ids(&copies[0].2).send().await.unwrap();
     assert_eq!(kept.snapshots().len(), 1, "the kept copy's snapshot stays");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_copy_becomes_a_new_default_version_of_the_places_launch_template() {
+    use aws_sdk_ec2::types::RequestLaunchTemplateData;
+    let emulator = Emulator::start(0.5).unwrap();
+    let sdk = emulator.sdk_config().await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let (work, dlq) = create_queues(&sqs, "templates", 2).await.unwrap();
+    let eu = ec2_client(&sdk, "eu-west-1");
+    eu.create_launch_template()
+        .launch_template_name("web")
+        .launch_template_data(
+            RequestLaunchTemplateData::builder()
+                .image_id("ami-0000000000000b0e0")
+                .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let env: HashMap<&str, String> = HashMap::from([
+        ("TARGET_REGIONS", "eu-west-1".to_string()),
+        ("WORK_QUEUE_URL", work.clone()),
+        ("DEAD_LETTER_QUEUE_URL", dlq.clone()),
+        ("COPY_POLL_SECONDS", "1".to_string()),
+        ("LAUNCH_TEMPLATES", "eu-west-1=web".to_string()),
+        ("LAUNCH_TEMPLATE_SET_DEFAULT", "true".to_string()),
+    ]);
+    let config = Config::from_lookup(&|k| env.get(k).cloned()).unwrap();
+    let replicator = ami_replicator::aws::replicator(&sdk, config).await;
+    let home = AccountId::parse(A).unwrap();
+    let source = seed_source_image(&ec2_client(&sdk, "us-east-1"), "web-1", &[], &[]).await.unwrap();
+    let item = serde_json::json!({"image_id": source, "source_region": "us-east-1"});
+    entry::handle(&replicator, item, &home).await.unwrap();
+    drain_queue(&sqs, &work, &replicator, &home, Duration::from_secs(120)).await.unwrap();
+    assert!(dead_letter_reasons(&sqs, &dlq).await.unwrap().is_empty());
+    let copy = copies_of(&sdk, "eu-west-1", &source).await.unwrap()[0].image_id().unwrap().to_string();
+
+    let versions = eu.describe_launch_template_versions().launch_template_name("web").send().await.unwrap();
+    let mut found: Vec<(i64, Option<String>, bool)> = versions
+        .launch_template_versions()
+        .iter()
+        .map(|v| {
+            let image = v.launch_template_data().and_then(|d| d.image_id()).map(str::to_string);
+            (v.version_number().unwrap_or(0), image, v.default_version() == Some(true))
+        })
+        .collect();
+    found.sort();
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert_eq!(found[1], (2, Some(copy), true), "the copy's version, the default now");
+    assert!(!found[0].2);
+}

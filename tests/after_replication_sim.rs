@@ -213,3 +213,41 @@ mod retention {
         assert!(s[1..].iter().all(|source| eu_copy(&sim, source).is_some()));
     }
 }
+
+mod launch_templates {
+    use super::*;
+    use ami_replicator::core::ids::Place;
+    use ami_replicator::core::launch_templates::Version;
+
+    #[tokio::test]
+    async fn a_shared_copy_becomes_the_templates_default_and_an_older_source_never_replaces_it() {
+        let mut w = World::new(acct(ME), SimConfig::default());
+        let east = r("us-east-1");
+        let new = w.add_image(&east, &acct(ME), "web-new", vec![], vec![]);
+        let old = w.add_image(&east, &acct(ME), "web-old", vec![], vec![]);
+        for (id, created) in [(&new, "2026-02-01T00:00:00Z"), (&old, "2026-01-01T00:00:00Z")] {
+            w.images.get_mut(&east).unwrap().get_mut(id).unwrap().info.created = Some(created.into());
+        }
+        let base = ImageId::parse("ami-0000000000000b0e0").unwrap();
+        let key = (acct(ME), r("eu-west-1"), "web".to_string());
+        w.launch_templates.insert(key.clone(), vec![Version { number: 1, image: Some(base), is_default: true }]);
+        let settings = Settings {
+            target_regions: vec![r("eu-west-1")],
+            launch_templates: [(Place::home(r("eu-west-1")), "web".to_string())].into_iter().collect(),
+            launch_template_set_default: true,
+            ..Settings::default()
+        };
+        let mut sim = Simulation::new(w, settings);
+        for source in [&new, &old] {
+            sim.put_event(&ami_event_of(ME, source.as_str(), "us-east-1", "available"));
+            sim.run_until_idle(10, DAY).await;
+        }
+        let new_copy = copies(&sim, &new)[0].info.id.clone();
+        assert_eq!(copies(&sim, &old).len(), 1, "the older source is replicated too");
+        let w = sim.world.lock().unwrap();
+        let versions = &w.launch_templates[&key];
+        assert_eq!(versions.len(), 2, "one version for the newer copy, none for the older: {versions:?}");
+        assert_eq!(versions[1], Version { number: 2, image: Some(new_copy), is_default: true });
+        assert!(!versions[0].is_default);
+    }
+}

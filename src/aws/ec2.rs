@@ -31,8 +31,12 @@ impl AwsEc2 {
         Self { client, role: Some(role) }
     }
 
+    pub(super) fn client(&self) -> &Client {
+        &self.client
+    }
+
     /// Translates an SDK error; a refused AssumeRole behind it becomes `AssumeRoleDenied`, naming the role.
-    fn error<E, Raw>(&self, operation: &str, err: aws_sdk_ec2::error::SdkError<E, Raw>) -> PortError
+    pub(super) fn error<E, Raw>(&self, operation: &str, err: aws_sdk_ec2::error::SdkError<E, Raw>) -> PortError
     where
         E: aws_sdk_ec2::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
         Raw: std::fmt::Debug + Send + Sync + 'static,
@@ -244,6 +248,27 @@ impl Ec2 for AwsEc2 {
             .await
             .map_err(|e| self.error("EnableImageDeregistrationProtection", e))?;
         Ok(())
+    }
+
+    async fn launch_template_versions(
+        &self,
+        template: &str,
+    ) -> Result<Vec<crate::core::launch_templates::Version>, PortError> {
+        self.template_versions(template).await
+    }
+
+    async fn create_launch_template_version(
+        &self,
+        template: &str,
+        from: i64,
+        image: &ImageId,
+        token: &str,
+    ) -> Result<i64, PortError> {
+        self.create_template_version(template, from, image, token).await
+    }
+
+    async fn set_default_launch_template_version(&self, template: &str, version: i64) -> Result<(), PortError> {
+        self.set_default_template_version(template, version).await
     }
 
     async fn family_copies(&self, key: &str, value: &str) -> Result<Vec<ImageInfo>, PortError> {

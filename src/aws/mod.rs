@@ -4,6 +4,7 @@
 pub mod convert;
 pub mod ec2;
 pub mod imagebuilder;
+pub mod launch_templates;
 pub mod leases;
 pub mod outputs;
 pub mod places;

@@ -57,6 +57,10 @@ pub struct Treatment {
     pub share_snapshots: bool,
     /// RETAIN_COPIES, FAMILY_TAG, RETAIN_DRY_RUN; `None`: every copy is kept.
     pub retention: Option<super::retention::Retention>,
+    /// LAUNCH_TEMPLATES: per place, the launch template that gets a version with each shared copy.
+    pub launch_templates: std::collections::BTreeMap<super::ids::Place, String>,
+    /// LAUNCH_TEMPLATE_SET_DEFAULT: that version becomes the template's default.
+    pub launch_template_set_default: bool,
 }
 
 /// A named rule.

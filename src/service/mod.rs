@@ -8,6 +8,7 @@ mod admit;
 mod copy_events;
 mod durable;
 mod fan_out;
+mod launch_templates;
 mod lease;
 mod lifecycle;
 mod outputs;

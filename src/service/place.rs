@@ -153,7 +153,9 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         if job.failed_copies > 0 {
             tags.push(Tag::new(ATTEMPT_TAG, job.failed_copies.to_string()));
         }
-        if let (Some(created), Some(_)) = (&job.source_created, &settings.ssm_parameter_template) {
+        // Which source is newer decides an SSM parameter and a launch template's version: the copy says.
+        let outputs = settings.ssm_parameter_template.is_some() || !settings.launch_templates.is_empty();
+        if let (Some(created), true) = (&job.source_created, outputs) {
             tags.push(Tag::new(SOURCE_CREATED_TAG, created.clone()));
         }
         tags.extend(settings.extra_tags.iter().cloned());

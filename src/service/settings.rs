@@ -62,6 +62,10 @@ pub struct Settings {
     pub share_snapshots: bool,
     /// RETAIN_COPIES, FAMILY_TAG, RETAIN_DRY_RUN; `None`: every copy is kept.
     pub retention: Option<crate::core::retention::Retention>,
+    /// LAUNCH_TEMPLATES: per place, the launch template that gets a version with each shared copy.
+    pub launch_templates: std::collections::BTreeMap<crate::core::ids::Place, String>,
+    /// LAUNCH_TEMPLATE_SET_DEFAULT: that version becomes the template's default.
+    pub launch_template_set_default: bool,
 }
 
 impl Settings {
@@ -118,6 +122,8 @@ impl Settings {
             copy_completion_minutes: t.copy_completion_minutes,
             share_snapshots: t.share_snapshots,
             retention: t.retention.clone(),
+            launch_templates: t.launch_templates.clone(),
+            launch_template_set_default: t.launch_template_set_default,
             step: self.step.clone(),
             ..*self
         })
@@ -193,6 +199,8 @@ impl Settings {
             copy_completion_minutes: self.copy_completion_minutes,
             share_snapshots: false,
             retention: None,
+            launch_templates: Default::default(),
+            launch_template_set_default: false,
             step: self.step.clone(),
             ..*self
         }
@@ -223,6 +231,8 @@ impl Default for Settings {
             ssm_parameter_template: None,
             share_snapshots: false,
             retention: None,
+            launch_templates: Default::default(),
+            launch_template_set_default: false,
         }
     }
 }

@@ -173,6 +173,9 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         if let Some(template) = &settings.ssm_parameter_template {
             self.put_parameter(ec2, template, job, copy).await?;
         }
+        if let Some(template) = settings.launch_templates.get(&job.place()) {
+            self.update_launch_template(ec2, template, job, copy, settings.launch_template_set_default).await?;
+        }
         // Retention runs for this copy's family at its place at the end of the invocation (RETAIN_COPIES).
         if let Some(policy) = &settings.retention {
             let source = self.source_image(&job.source_image, &job.source_region, invocation).await.ok().flatten();

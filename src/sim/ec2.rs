@@ -6,6 +6,7 @@ use super::{lock, Shared};
 use crate::core::errors::PortError;
 use crate::core::ids::{AccountId, ImageId, Place, Region, SnapshotId};
 use crate::core::image::{ImageInfo, ImageState, LaunchPermission, Tag};
+use crate::core::launch_templates::Version;
 use crate::core::provenance::SOURCE_IMAGE_TAG;
 use crate::ports::{CopyRequest, Ec2, Ec2Regions};
 
@@ -176,6 +177,55 @@ impl Ec2 for SimEc2 {
         Ok(self.own_images(|i| i.tag(SOURCE_IMAGE_TAG).is_some_and(|s| sources.iter().any(|x| x.as_str() == s))))
     }
 
+    async fn launch_template_versions(&self, template: &str) -> Result<Vec<Version>, PortError> {
+        tokio::task::yield_now().await;
+        let mut w = lock(&self.world);
+        let w = self.call(&mut w, "DescribeLaunchTemplateVersions")?;
+        let key = (self.account.clone(), self.region.clone(), template.to_string());
+        w.launch_templates.get(&key).cloned().ok_or_else(|| no_template(template))
+    }
+
+    async fn create_launch_template_version(
+        &self,
+        template: &str,
+        from: i64,
+        image: &ImageId,
+        token: &str,
+    ) -> Result<i64, PortError> {
+        tokio::task::yield_now().await;
+        let mut w = lock(&self.world);
+        let w = self.call(&mut w, "CreateLaunchTemplateVersion")?;
+        let key = (self.account.clone(), self.region.clone(), template.to_string());
+        let token_key = (self.account.clone(), self.region.clone(), token.to_string());
+        if let Some(version) = w.launch_template_tokens.get(&token_key) {
+            return Ok(*version);
+        }
+        let versions = w.launch_templates.get_mut(&key).ok_or_else(|| no_template(template))?;
+        if !versions.iter().any(|v| v.number == from) {
+            return Err(PortError::from_code(
+                "InvalidLaunchTemplateId.VersionNotFound",
+                format!("{template} has no version {from}"),
+            ));
+        }
+        let number = versions.iter().map(|v| v.number).max().unwrap_or(0) + 1;
+        versions.push(Version { number, image: Some(image.clone()), is_default: false });
+        w.launch_template_tokens.insert(token_key, number);
+        self.record(w, "CreateLaunchTemplateVersion", image, format!("{template} v{number}"));
+        Ok(number)
+    }
+
+    async fn set_default_launch_template_version(&self, template: &str, version: i64) -> Result<(), PortError> {
+        tokio::task::yield_now().await;
+        let mut w = lock(&self.world);
+        let w = self.call(&mut w, "ModifyLaunchTemplate")?;
+        let key = (self.account.clone(), self.region.clone(), template.to_string());
+        let versions = w.launch_templates.get_mut(&key).ok_or_else(|| no_template(template))?;
+        for v in versions.iter_mut() {
+            v.is_default = v.number == version;
+        }
+        Ok(())
+    }
+
     async fn family_copies(&self, key: &str, value: &str) -> Result<Vec<ImageInfo>, PortError> {
         tokio::task::yield_now().await;
         self.call(&mut lock(&self.world), "DescribeImages")?;
@@ -330,4 +380,11 @@ impl Ec2 for SimEc2 {
         self.record(w, "DeleteSnapshot", snapshot, String::new());
         Ok(())
     }
+}
+
+fn no_template(template: &str) -> PortError {
+    PortError::from_code(
+        "InvalidLaunchTemplateName.NotFoundException",
+        format!("launch template {template} does not exist"),
+    )
 }

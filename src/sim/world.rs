@@ -115,6 +115,9 @@ pub struct World {
     pub effects: Vec<super::SimEffect>,
     /// What uses an image (DescribeImageReferences): "type arn" per image, set by the tests.
     pub references: BTreeMap<ImageId, Vec<String>>,
+    /// Launch templates per (owner, region, id or name), their versions; and the versions made per ClientToken.
+    pub launch_templates: BTreeMap<(AccountId, Region, String), Vec<crate::core::launch_templates::Version>>,
+    pub launch_template_tokens: BTreeMap<(AccountId, Region, String), i64>,
     /// Messages moved by SQS's redrive policy (received too often).
     pub redriven: Vec<String>,
     /// Snapshots of deregistered images (EC2 keeps them until DeleteSnapshot), with their region and owner.
@@ -159,6 +162,8 @@ impl World {
             redriven: Vec::new(),
             effects: Vec::new(),
             references: BTreeMap::new(),
+            launch_templates: BTreeMap::new(),
+            launch_template_tokens: BTreeMap::new(),
             orphan_snapshots: Vec::new(),
             image_builds: BTreeMap::new(),
             tokens: HashMap::new(),
