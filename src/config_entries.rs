@@ -15,21 +15,8 @@ pub(super) fn parse_kms_entry(
 ) -> Result<(Place, String), String> {
     let (place, key) =
         entry.split_once('=').ok_or_else(|| format!("{entry:?} is not REGION=KEY or ACCOUNT/REGION=KEY"))?;
-    let (account, region) = match place.trim().split_once('/') {
-        Some((account, region)) => (Some(AccountId::parse(account).map_err(|e| e.to_string())?), region),
-        None => (None, place.trim()),
-    };
-    let region = Region::parse(region).map_err(|e| e.to_string())?;
+    let Place { account, region } = configured_place(place, destinations, targets, "a key")?;
     let key = key.trim().to_string();
-    match &account {
-        None if !destinations.contains(&region) => {
-            return Err(format!("a key is configured for {region}, which is not in TARGET_REGIONS"))
-        }
-        Some(a) if !targets.contains(a) => {
-            return Err(format!("a key is configured for account {a}, which is not in TARGET_ACCOUNTS"))
-        }
-        _ => {}
-    }
     if let Some(rest) = key.strip_prefix("arn:") {
         let parts: Vec<&str> = rest.splitn(5, ':').collect();
         match parts.as_slice() {
@@ -125,20 +112,7 @@ pub(super) fn parse_template_entry(
 ) -> Result<(Place, String), String> {
     let (place, template) =
         entry.split_once('=').ok_or_else(|| format!("{entry:?} is not REGION=TEMPLATE or ACCOUNT/REGION=TEMPLATE"))?;
-    let (account, region) = match place.trim().split_once('/') {
-        Some((account, region)) => (Some(AccountId::parse(account).map_err(|e| e.to_string())?), region),
-        None => (None, place.trim()),
-    };
-    let region = Region::parse(region).map_err(|e| e.to_string())?;
-    match &account {
-        None if !destinations.contains(&region) => {
-            return Err(format!("a launch template is configured for {region}, which is not in TARGET_REGIONS"))
-        }
-        Some(a) if !targets.contains(a) => {
-            return Err(format!("a launch template is configured for account {a}, which is not in TARGET_ACCOUNTS"))
-        }
-        _ => {}
-    }
+    let place = configured_place(place, destinations, targets, "a launch template")?;
     let template = template.trim();
     let name_like = (3..=128).contains(&template.len())
         && template.bytes().all(|b| b.is_ascii_alphanumeric() || b"().-/_".contains(&b));
@@ -147,5 +121,24 @@ pub(super) fn parse_template_entry(
             "{template:?} is not a launch template id (lt-...) or name (3-128 of A-Z a-z 0-9 ( ) . - / _)"
         ));
     }
-    Ok((Place::new(account, region), template.to_string()))
+    Ok((place, template.to_string()))
+}
+
+/// `REGION` (this account: a destination) or `ACCOUNT/REGION` (a target account, any region: its copies include
+/// the source region) of a per-place entry; `what` names the entry in the error.
+fn configured_place(place: &str, destinations: &[Region], targets: &[AccountId], what: &str) -> Result<Place, String> {
+    let (account, region) = match place.trim().split_once('/') {
+        Some((account, region)) => (Some(AccountId::parse(account).map_err(|e| e.to_string())?), region),
+        None => (None, place.trim()),
+    };
+    let region = Region::parse(region).map_err(|e| e.to_string())?;
+    match &account {
+        None if !destinations.contains(&region) => {
+            Err(format!("{what} is configured for {region}, which is not in TARGET_REGIONS"))
+        }
+        Some(a) if !targets.contains(a) => {
+            Err(format!("{what} is configured for account {a}, which is not in TARGET_ACCOUNTS"))
+        }
+        _ => Ok(Place::new(account, region)),
+    }
 }
