@@ -13,6 +13,7 @@ moto 5.2.5 does not:
     - optionally, copies stay `pending` for --copy-pending-seconds before they become `available`;
   * DescribeImageReferences (moto has none): what uses an image, from references registered with
     POST /_emulator/references {"ami-...": ["ec2:Instance arn:..."]}; an image nobody registered is used by nothing;
+  * DisableImage takes every launch permission away, as in EC2 (moto keeps them);
   * STS AssumeRole of a role whose name ends in `-untrusted` is refused with AccessDenied (a role whose trust
     policy does not name the replicator);
   * EC2 Image Builder's GetImage (moto has no Image Builder), answered from builds registered with
@@ -250,6 +251,16 @@ def block_device_mappings(self):
 
 ORIGINAL_MAPPINGS = Ami.block_device_mappings
 Ami.block_device_mappings = property(block_device_mappings)
+
+
+def disable_image(self, ami_id):
+    """DisableImage as EC2 does it: a disabled AMI loses every launch permission (EnableImage gives none back)."""
+    ORIGINAL_DISABLE(self, ami_id)
+    self.amis[ami_id].launch_permissions = []
+
+
+ORIGINAL_DISABLE = AmiBackend.disable_image
+AmiBackend.disable_image = disable_image
 
 
 def main():

@@ -209,6 +209,7 @@ impl Config {
             retention: deployment::retention_from(&mut r),
             launch_templates,
             launch_template_set_default: r.flag("LAUNCH_TEMPLATE_SET_DEFAULT", false),
+            disable_copies_with_source: r.flag("DISABLE_COPIES_WITH_SOURCE", false),
         };
         let (rules, target_roles) = match rules_document.filter(|d| !d.starts_with("ssm:")) {
             None => (Vec::new(), target_roles),
@@ -258,6 +259,7 @@ impl Config {
             retention,
             launch_templates,
             launch_template_set_default,
+            disable_copies_with_source,
         } = defaults;
         Ok(Config {
             target_roles,
@@ -278,6 +280,7 @@ impl Config {
                 retention,
                 launch_templates,
                 launch_template_set_default,
+                disable_copies_with_source,
                 tag_filter,
                 max_copies_per_region,
                 step: StepPolicy { poll_seconds, capacity_max_seconds: poll_seconds.max(1), ..StepPolicy::default() },

@@ -46,6 +46,8 @@ struct RawRule {
     #[serde(default)]
     launch_templates: BTreeMap<String, String>,
     launch_template_set_default: Option<bool>,
+    /// DISABLE_COPIES_WITH_SOURCE for this rule's copies (only where the stack allows it).
+    disable_copies_with_source: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -235,6 +237,17 @@ fn build(raw: RawRule, defaults: &Treatment, p: &mut impl FnMut(&str, String)) -
     }
     if let Some(set_default) = raw.launch_template_set_default {
         t.launch_template_set_default = set_default;
+    }
+    if let Some(follow) = raw.disable_copies_with_source {
+        if follow && !t.disable_copies_with_source {
+            p(
+                "disable_copies_with_source",
+                "DISABLE_COPIES_WITH_SOURCE (the stack's DisableCopiesWithSource) is false, so the policy does not \
+                 allow DisableImage and EnableImage: set it to true (rules can then opt out with false)"
+                    .into(),
+            );
+        }
+        t.disable_copies_with_source = follow;
     }
     if let Some(share) = raw.share {
         share_of(share, &mut t, p);

@@ -166,6 +166,7 @@ fn decode_ami_state_change(event: EventBridgeEvent<Value>) -> Result<Message, St
             Ok(Message::Request(request))
         }
         "deregistered" => Ok(Message::SourceGone { image: image()?, region: region()? }),
+        "disabled" => Ok(Message::SourceDisabled { image: image()?, region: region()? }),
         // A failed image is either a build that failed (nothing to replicate) or a copy of ours (replace it):
         // the handler tells them apart by the provenance tags.
         "failed" => Ok(Message::CopyFailed {
@@ -176,7 +177,8 @@ fn decode_ami_state_change(event: EventBridgeEvent<Value>) -> Result<Message, St
         other => {
             let why = detail.error_message.as_ref().map(|m| format!(" ({m})")).unwrap_or_default();
             Ok(Message::Ignore(format!(
-                "AMI {} is {other}{why}; only available starts replication, deregistered stops it, failed replaces a copy",
+                "AMI {} is {other}{why}; only available starts replication, deregistered stops it, disabled disables \
+                 copies, failed replaces a copy",
                 detail.image_id
             )))
         }

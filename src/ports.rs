@@ -102,6 +102,13 @@ pub trait Ec2: Send + Sync {
         with_cooldown: bool,
     ) -> impl Future<Output = Result<(), PortError>> + Send;
 
+    /// Disables `id` (DisableImage), one of the product's own copies: it can no longer be launched and loses its
+    /// launch permissions. Disabling a disabled image succeeds.
+    fn disable_image(&self, id: &ImageId) -> impl Future<Output = Result<(), PortError>> + Send;
+
+    /// Enables a disabled copy again (EnableImage). Its launch permissions are not restored: share it again.
+    fn enable_image(&self, id: &ImageId) -> impl Future<Output = Result<(), PortError>> + Send;
+
     /// Adds launch permissions to `id`. Adding a permission that is already there is success.
     fn add_launch_permissions(
         &self,

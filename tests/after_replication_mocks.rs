@@ -71,3 +71,30 @@ async fn a_launch_template_version_is_made_from_the_latest_with_only_the_image_a
     ec2.set_default_launch_template_version("web", 8).await.unwrap();
     assert_eq!((rule.num_calls(), by_name.num_calls()), (1, 1));
 }
+
+#[tokio::test]
+async fn copies_are_disabled_and_enabled_by_id_and_found_when_disabled() {
+    let disable = mock!(aws_sdk_ec2::Client::disable_image)
+        .match_requests(|r| r.image_id() == Some("ami-11111111"))
+        .then_output(|| aws_sdk_ec2::operation::disable_image::DisableImageOutput::builder().r#return(true).build());
+    let enable = mock!(aws_sdk_ec2::Client::enable_image)
+        .match_requests(|r| r.image_id() == Some("ami-11111111"))
+        .then_error(|| {
+            aws_sdk_ec2::operation::enable_image::EnableImageError::generic(
+                aws_smithy_types::error::ErrorMetadata::builder().code("RequestLimitExceeded").build(),
+            )
+        });
+    // The provenance lookup includes disabled images: a disabled copy is still a copy, never made again.
+    let lookup = mock!(aws_sdk_ec2::Client::describe_images)
+        .match_requests(|r| r.include_disabled() == Some(true) && r.owners() == ["self"])
+        .then_output(|| aws_sdk_ec2::operation::describe_images::DescribeImagesOutput::builder().build());
+    let client = mock_client!(aws_sdk_ec2, [&disable, &enable, &lookup]);
+    let ec2 = AwsEc2::new(client);
+    let copy = ImageId::parse("ami-11111111").unwrap();
+    ec2.disable_image(&copy).await.unwrap();
+    let e = ec2.enable_image(&copy).await.unwrap_err();
+    assert_eq!(e.class, ami_replicator::core::errors::ErrorClass::Throttled, "{e}");
+    ec2.find_copies(std::slice::from_ref(&copy)).await.unwrap();
+    // Throttling is retried by the SDK (3 attempts) before the port's error class sends the job back with backoff.
+    assert_eq!((disable.num_calls(), enable.num_calls(), lookup.num_calls()), (1, 3, 1));
+}

@@ -158,3 +158,83 @@ async fn a_shared_copy_becomes_a_new_default_version_of_the_places_launch_templa
     assert_eq!(found[1], (2, Some(copy), true), "the copy's version, the default now");
     assert!(!found[0].2);
 }
+
+/// An "EC2 AMI State Change" event of the emulator's account.
+fn state_change(image: &str, state: &str) -> serde_json::Value {
+    serde_json::json!({
+        "version": "0", "id": format!("{image}-{state}"), "detail-type": "EC2 AMI State Change",
+        "source": "aws.ec2", "account": A, "time": "2026-11-29T10:00:00Z", "region": "us-east-1",
+        "resources": [format!("arn:aws:ec2:us-east-1::image/{image}")],
+        "detail": {"ImageId": image, "State": state}
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copies_are_disabled_with_their_source_and_enabled_and_shared_again_with_it() {
+    let emulator = Emulator::start(0.5).unwrap();
+    let sdk = emulator.sdk_config().await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let (work, dlq) = create_queues(&sqs, "follow", 2).await.unwrap();
+    let env: HashMap<&str, String> = HashMap::from([
+        ("TARGET_REGIONS", "eu-west-1,us-west-2".to_string()),
+        ("WORK_QUEUE_URL", work.clone()),
+        ("DEAD_LETTER_QUEUE_URL", dlq.clone()),
+        ("COPY_POLL_SECONDS", "1".to_string()),
+        ("SHARE_WITH_ACCOUNTS", PARTNER.to_string()),
+        ("DISABLE_COPIES_WITH_SOURCE", "true".to_string()),
+    ]);
+    let config = Config::from_lookup(&|k| env.get(k).cloned()).unwrap();
+    let replicator = ami_replicator::aws::replicator(&sdk, config).await;
+    let home = AccountId::parse(A).unwrap();
+    let east = ec2_client(&sdk, "us-east-1");
+    let source = seed_source_image(&east, "golden-follow", &[], &[]).await.unwrap();
+    let run = |event: serde_json::Value| {
+        let (replicator, sqs, work, home) = (&replicator, &sqs, &work, &home);
+        async move {
+            entry::handle(replicator, event, home).await.unwrap();
+            drain_queue(sqs, work, replicator, home, Duration::from_secs(120)).await.unwrap();
+        }
+    };
+    run(state_change(&source, "available")).await;
+    let copy_in = |region: &'static str| {
+        let (sdk, source) = (&sdk, &source);
+        async move {
+            let found = copies_of(sdk, region, source).await.unwrap();
+            assert_eq!(found.len(), 1, "one copy in {region}");
+            let copy = found[0].image_id().unwrap().to_string();
+            let state = found[0].state().unwrap().as_str().to_string();
+            let attribute = ec2_client(sdk, region)
+                .describe_image_attribute()
+                .image_id(&copy)
+                .attribute(aws_sdk_ec2::types::ImageAttributeName::LaunchPermission)
+                .send()
+                .await
+                .unwrap();
+            let users: Vec<String> =
+                attribute.launch_permissions().iter().filter_map(|p| p.user_id().map(String::from)).collect();
+            (copy, state, users)
+        }
+    };
+    let (eu_copy, _, users) = copy_in("eu-west-1").await;
+    assert_eq!(users, [PARTNER]);
+    // Something launches the us-west-2 copy: it stays enabled.
+    let (us_copy, _, _) = copy_in("us-west-2").await;
+    let arn = format!("arn:aws:ec2:us-west-2:{A}:launch-template/lt-0123456789abcdef0");
+    register_image_references(&emulator, &us_copy, &[&format!("ec2:LaunchTemplate {arn}")]).unwrap();
+
+    east.disable_image().image_id(&source).send().await.unwrap();
+    run(state_change(&source, "disabled")).await;
+    let (copy, state, users) = copy_in("eu-west-1").await;
+    assert_eq!((copy.as_str(), state.as_str()), (eu_copy.as_str(), "disabled"), "the copy follows its source");
+    assert!(users.is_empty(), "DisableImage took its launch permissions: {users:?}");
+    let (_, state, users) = copy_in("us-west-2").await;
+    assert_eq!((state.as_str(), users.len()), ("available", 1), "the copy in use stays enabled and shared");
+
+    east.enable_image().image_id(&source).send().await.unwrap();
+    run(state_change(&source, "available")).await;
+    let (copy, state, users) = copy_in("eu-west-1").await;
+    assert_eq!((copy.as_str(), state.as_str()), (eu_copy.as_str(), "available"), "enabled again, no new copy");
+    assert_eq!(users, [PARTNER], "its launch permissions applied again");
+    let reasons = dead_letter_reasons(&sqs, &dlq).await.unwrap();
+    assert!(reasons.is_empty(), "{reasons:?}");
+}

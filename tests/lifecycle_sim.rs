@@ -40,8 +40,9 @@ async fn a_disabled_source_keeps_its_copies_whatever_the_queue_says() {
     assert!(copy_in(&sim, "eu-west-1").is_some());
     sim.world.lock().unwrap().image_mut(&r("us-east-1"), &source).unwrap().info.state =
         ImageState::Other("disabled".into());
-    // EventBridge's disabled event is not routed; a deregistered event written by hand is checked with EC2.
-    assert!(!sim.put_event(&ami_event(source.as_str(), "us-east-1", "disabled")));
+    // The disabled event is routed, and copies stay (DISABLE_COPIES_WITH_SOURCE is off); a deregistered event
+    // written by hand is checked with EC2.
+    assert!(sim.put_event(&ami_event(source.as_str(), "us-east-1", "disabled")));
     sim.send(&ami_event(source.as_str(), "us-east-1", "deregistered"));
     sim.run_until_idle(10, 2 * DAY).await;
     for region in ["eu-west-1", "us-west-2"] {
@@ -49,7 +50,8 @@ async fn a_disabled_source_keeps_its_copies_whatever_the_queue_says() {
         assert_eq!(copy.info.state, ImageState::Available);
     }
     let w = sim.world.lock().unwrap();
-    assert!(w.effects.iter().all(|e| e.op != "DeregisterImage" && e.op != "DeleteSnapshot"), "{:?}", w.effects);
+    let changed = |op: &str| ["DeregisterImage", "DeleteSnapshot", "DisableImage"].contains(&op);
+    assert!(w.effects.iter().all(|e| !changed(e.op)), "{:?}", w.effects);
 }
 
 #[tokio::test]

@@ -96,7 +96,7 @@ async fn exactly_the_events_the_handler_acts_on_reach_the_work_queue() {
     let cases = [
         ("source available", ami("ami-00000000000000a01", HOME, "available"), false, true),
         ("source deregistered", ami("ami-00000000000000a02", HOME, "deregistered"), false, true),
-        ("source disabled", ami("ami-00000000000000a03", HOME, "disabled"), false, false),
+        ("source disabled", ami("ami-00000000000000a03", HOME, "disabled"), false, true),
         ("source pending", ami("ami-00000000000000a04", HOME, "pending"), false, false),
         ("build failed", ami("ami-00000000000000a05", HOME, "failed"), false, true),
         ("copy available, forwarded", ami("ami-00000000000000b01", DESTINATION, "available"), true, true),

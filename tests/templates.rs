@@ -61,11 +61,31 @@ fn least_privilege_is_written_in_the_policies() {
             assert!(without_public.contains(key), "{name}: {key} when AllowPublic is false");
         }
         assert!(!block(&template, "- Sid: ManageOnlyOwnCopies").contains("ModifyImageAttribute"), "{name}");
+        // DisableImage/EnableImage only with DisableCopiesWithSource, only on the product's copies.
+        let follow = block(&template, "- !If\n                - DisablesWithSource");
+        assert!(follow.contains("Action: [ec2:DisableImage, ec2:EnableImage]"), "{name}: {follow}");
+        assert!(follow.contains("aws:ResourceTag/ami-replicator:source-image: \"false\""), "{name}");
+        let used = block(&template, "- !If\n                - ChecksCopyReferences");
+        assert!(used.contains("ec2:DescribeImageReferences"), "{name}: what uses a copy is read before disabling");
+        for other in template.split("- Sid: ").skip(1).filter(|s| !s.starts_with("FollowSourceDisablingOwnCopiesOnly"))
+        {
+            let statement = other.split("- Sid: ").next().unwrap_or_default();
+            let allows = statement.contains("Effect: Allow");
+            assert!(!(allows && statement.contains("ec2:DisableImage")), "{name}: DisableImage allowed elsewhere");
+        }
     }
     let template = read("template.yaml");
     let regions = block(&template, "- Sid: WriteOnlyInConfiguredRegions");
     assert!(regions.contains("Effect: Deny") && regions.contains("aws:RequestedRegion"), "{regions}");
-    for action in ["CopyImage", "CreateTags", "ModifyImageAttribute", "ModifySnapshotAttribute", "DeregisterImage"] {
+    for action in [
+        "CopyImage",
+        "CreateTags",
+        "ModifyImageAttribute",
+        "ModifySnapshotAttribute",
+        "DeregisterImage",
+        "DisableImage",
+        "EnableImage",
+    ] {
         assert!(regions.contains(&format!("- ec2:{action}")), "{action} only in configured regions");
     }
     let bus = block(&template, "  ForwardedCopyEventsPolicy:");

@@ -64,7 +64,8 @@ const FILTER_VALUES_PER_CALL: usize = 200;
 const TAGGED_RESOURCES_PER_CALL: usize = 1000;
 
 impl AwsEc2 {
-    /// Images owned by this account whose `filter` matches one of `values` (deprecated ones included).
+    /// Images owned by this account whose `filter` matches one of `values` (deprecated and disabled ones
+    /// included: a disabled copy is still a copy, never to be made again).
     async fn describe_own(&self, filter: &str, values: Vec<String>) -> Result<Vec<ImageInfo>, PortError> {
         self.describe_filtered(Some("self"), filter, values).await
     }
@@ -85,7 +86,7 @@ impl AwsEc2 {
                 .set_owners(owner.map(|o| vec![o.to_string()]))
                 .filters(Filter::builder().name(filter).set_values(Some(chunk.to_vec())).build())
                 .include_deprecated(true)
-                .include_disabled(owner.is_none())
+                .include_disabled(true)
                 .send()
                 .await
                 .map_err(|e| self.error("DescribeImages", e))?;
@@ -247,6 +248,18 @@ impl Ec2 for AwsEc2 {
             .send()
             .await
             .map_err(|e| self.error("EnableImageDeregistrationProtection", e))?;
+        Ok(())
+    }
+
+    async fn disable_image(&self, id: &ImageId) -> Result<(), PortError> {
+        let call = self.client.disable_image().image_id(id.as_str()).send().await;
+        call.map_err(|e| self.error("DisableImage", e))?;
+        Ok(())
+    }
+
+    async fn enable_image(&self, id: &ImageId) -> Result<(), PortError> {
+        let call = self.client.enable_image().image_id(id.as_str()).send().await;
+        call.map_err(|e| self.error("EnableImage", e))?;
         Ok(())
     }
 

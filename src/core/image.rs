@@ -29,6 +29,11 @@ pub enum ImageState {
 }
 
 impl ImageState {
+    /// Disabled (DisableImage): it cannot be launched, and its launch permissions are gone, until EnableImage.
+    pub fn is_disabled(&self) -> bool {
+        matches!(self, Self::Other(s) if s == "disabled")
+    }
+
     pub fn parse(state: &str, reason: Option<String>) -> Self {
         match state {
             "pending" => Self::Pending,

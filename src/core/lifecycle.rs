@@ -1,6 +1,7 @@
-//! The source's lifecycle: what becomes of the copies when their source is deregistered. Pure.
+//! The source's lifecycle: what becomes of the copies when their source is deregistered, disabled or enabled
+//! again. Pure.
 
-use super::ids::{ImageId, Region, SnapshotId};
+use super::ids::{AccountId, ImageId, Region, SnapshotId};
 use super::image::{ImageInfo, ImageState};
 use super::provenance::is_copy_of;
 
@@ -46,14 +47,69 @@ pub fn keep_in_use(cleanups: Vec<Cleanup>, references: &[(ImageId, String)]) -> 
     let mut go = Vec::new();
     let mut kept = Vec::new();
     for cleanup in cleanups {
-        let users: Vec<&str> = references.iter().filter(|(i, _)| *i == cleanup.copy).map(|(_, r)| r.as_str()).collect();
-        if users.is_empty() || cleanup.stops_pending_copy {
-            go.push(cleanup);
-        } else {
-            kept.push((cleanup.copy, format!("in use by {}", users.join(", "))));
+        match in_use(&cleanup.copy, references) {
+            Some(why) if !cleanup.stops_pending_copy => kept.push((cleanup.copy, why)),
+            _ => go.push(cleanup),
         }
     }
     (go, kept)
+}
+
+/// The copies nothing uses, and those something uses (`references`: DescribeImageReferences of them) with what.
+pub fn split_in_use(copies: Vec<ImageId>, references: &[(ImageId, String)]) -> (Vec<ImageId>, Vec<(ImageId, String)>) {
+    let mut go = Vec::new();
+    let mut kept = Vec::new();
+    for copy in copies {
+        match in_use(&copy, references) {
+            Some(why) => kept.push((copy, why)),
+            None => go.push(copy),
+        }
+    }
+    (go, kept)
+}
+
+/// "in use by ..." when `references` name `copy`.
+fn in_use(copy: &ImageId, references: &[(ImageId, String)]) -> Option<String> {
+    let users: Vec<&str> = references.iter().filter(|(i, _)| i == copy).map(|(_, r)| r.as_str()).collect();
+    (!users.is_empty()).then(|| format!("in use by {}", users.join(", ")))
+}
+
+/// What a copy of ours does when its source is disabled or enabled again (DISABLE_COPIES_WITH_SOURCE).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Follow {
+    /// The source is disabled and the copy available: disable the copy (DisableImage) unless something uses it.
+    Disable,
+    /// The source is available again and the copy disabled: enable it (EnableImage), then share it again, since
+    /// enabling does not restore launch permissions.
+    Enable,
+    /// Nothing to follow: the setting is off, the states agree, or a state (pending, failed, unknown) that neither
+    /// call applies to.
+    Stay,
+}
+
+/// What `copy` (a copy of ours) does, its source being in `source` (`None`: EC2 does not know it), with
+/// DISABLE_COPIES_WITH_SOURCE `follows`. Only positive evidence moves a copy: a source EC2 shows disabled disables
+/// an available copy; a source EC2 shows available enables a disabled one. A source that is gone changes nothing
+/// here (deregistration has its own rules: [`cleanup`]).
+pub fn follow(copy: &ImageState, source: Option<&ImageState>, follows: bool) -> Follow {
+    match (copy, source) {
+        _ if !follows => Follow::Stay,
+        (ImageState::Available, Some(s)) if s.is_disabled() => Follow::Disable,
+        (c, Some(ImageState::Available)) if c.is_disabled() => Follow::Enable,
+        _ => Follow::Stay,
+    }
+}
+
+/// The copies of `source` (from `source_region`) among `found`, owned by `owner`, that follow a source shown
+/// disabled: the available ones. Pending copies are left to their jobs, which disable them once available.
+pub fn to_disable(found: &[ImageInfo], source: &ImageId, source_region: &Region, owner: &AccountId) -> Vec<ImageId> {
+    let disabled = ImageState::Other("disabled".into());
+    found
+        .iter()
+        .filter(|img| is_copy_of(img, source, source_region) && img.owner.as_ref() == Some(owner))
+        .filter(|img| follow(&img.state, Some(&disabled), true) == Follow::Disable)
+        .map(|img| img.id.clone())
+        .collect()
 }
 
 #[cfg(test)]

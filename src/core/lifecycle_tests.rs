@@ -38,3 +38,41 @@ fn pending_copies_always_stop_available_ones_only_when_asked() {
     assert_eq!(all.len(), 2, "only this source's copies from that region");
     assert_eq!(all[1].delete_snapshots.len(), 1);
 }
+
+#[test]
+fn copies_follow_a_source_disabled_or_enabled_only_when_asked_and_only_on_evidence() {
+    let available = ImageState::Available;
+    let disabled = ImageState::Other("disabled".into());
+    assert_eq!(follow(&available, Some(&disabled), true), Follow::Disable);
+    assert_eq!(follow(&disabled, Some(&available), true), Follow::Enable);
+    assert_eq!(follow(&available, Some(&disabled), false), Follow::Stay, "the setting is off");
+    assert_eq!(follow(&disabled, Some(&available), false), Follow::Stay);
+    assert_eq!(follow(&disabled, None, true), Follow::Stay, "a source EC2 does not know enables nothing");
+    assert_eq!(follow(&disabled, Some(&ImageState::Other("deregistered".into())), true), Follow::Stay);
+    assert_eq!(follow(&ImageState::Pending, Some(&disabled), true), Follow::Stay, "a pending copy waits for its job");
+    assert_eq!(follow(&ImageState::Failed(None), Some(&disabled), true), Follow::Stay);
+    assert_eq!(follow(&available, Some(&available), true), Follow::Stay);
+    assert_eq!(follow(&disabled, Some(&disabled), true), Follow::Stay);
+}
+
+#[test]
+fn only_available_copies_of_this_source_owned_here_are_disabled() {
+    let source = ImageId::parse("ami-0000000a").unwrap();
+    let region = Region::parse("us-east-1").unwrap();
+    let me = AccountId::parse("111111111111").unwrap();
+    let tags = provenance_tags(&source, &region);
+    let mut foreign = img(5, ImageState::Available, tags.clone());
+    foreign.owner = Some(AccountId::parse("222222222222").unwrap());
+    let mut found = vec![
+        img(1, ImageState::Pending, tags.clone()),
+        img(2, ImageState::Available, tags.clone()),
+        img(3, ImageState::Other("disabled".into()), tags.clone()),
+        img(4, ImageState::Available, provenance_tags(&source, &Region::parse("eu-west-1").unwrap())),
+        img(6, ImageState::Available, vec![]),
+    ];
+    for i in &mut found {
+        i.owner = Some(me.clone());
+    }
+    found.push(foreign);
+    assert_eq!(to_disable(&found, &source, &region, &me), vec![ImageId::parse("ami-00000002").unwrap()]);
+}

@@ -293,6 +293,11 @@ pub fn decide<T>(
                 let d = step::on_copy_observed(&job, &copy.id, Some(&copy.state), policy);
                 plan.decided.push((tag, job, d));
             }
+            // A disabled copy is still this source's copy here: a new one would duplicate it.
+            None if mine.iter().any(|i| i.state.is_disabled()) => {
+                let copy = mine.iter().find(|i| i.state.is_disabled()).map(|i| i.id.clone());
+                plan.decided.extend(copy.map(|copy| (tag, job, Decision::Disabled { copy })));
+            }
             None if job.failed_copies >= policy.max_failed_copies => {
                 let reason = format!("{} copies failed in {}, giving up", job.failed_copies, job.place());
                 let failed_copy = job.replaces.clone();

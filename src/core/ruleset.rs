@@ -61,6 +61,8 @@ pub struct Treatment {
     pub launch_templates: std::collections::BTreeMap<super::ids::Place, String>,
     /// LAUNCH_TEMPLATE_SET_DEFAULT: that version becomes the template's default.
     pub launch_template_set_default: bool,
+    /// DISABLE_COPIES_WITH_SOURCE: copies are disabled with their source and enabled (and shared) again with it.
+    pub disable_copies_with_source: bool,
 }
 
 /// A named rule.

@@ -61,6 +61,10 @@ pub enum Decision {
     Vanished { copy: ImageId },
     /// Nothing failed, but there is nothing left to do (e.g. the source was deregistered): log and end.
     Stop { reason: String },
+    /// The copy exists but is disabled (DisableImage): never copied again, never counted failed. The shell
+    /// enables and shares it when the source is available and its rule has DISABLE_COPIES_WITH_SOURCE
+    /// ([`super::lifecycle::follow`]); otherwise the job stops and says so.
+    Disabled { copy: ImageId },
 }
 
 /// Backoff for the `n`-th retry (1-based): exponential, capped, with deterministic "equal jitter" so that
@@ -110,6 +114,7 @@ pub fn on_copy_observed(job: &Job, copy: &ImageId, state: Option<&ImageState>, p
         // Just after CopyImage, DescribeImages may not list the copy yet (eventual consistency).
         None if job.polls == 0 => waiting(job.clone()),
         None => Decision::Vanished { copy: copy.clone() },
+        Some(s) if s.is_disabled() => Decision::Disabled { copy: copy.clone() },
         Some(bad) => {
             let why = match bad {
                 ImageState::Failed(Some(m)) => format!("failed: {m}"),

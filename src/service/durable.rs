@@ -47,7 +47,11 @@ pub(super) fn decision_effect(decision: Decision, job: &Job) -> Effect {
             }
         }
         Decision::Replace { job, .. } => Effect::enqueue(job, 0),
-        Decision::Share { .. } | Decision::Done { .. } | Decision::Vanished { .. } | Decision::Stop { .. } => {
+        Decision::Share { .. }
+        | Decision::Done { .. }
+        | Decision::Vanished { .. }
+        | Decision::Stop { .. }
+        | Decision::Disabled { .. } => {
             Effect::Retry("internal: a decision that needs a call reached decision_effect".into())
         }
     }

@@ -8,6 +8,7 @@ mod admit;
 mod copy_events;
 mod durable;
 mod fan_out;
+mod follow;
 mod launch_templates;
 mod lease;
 mod lifecycle;
@@ -44,6 +45,8 @@ pub enum Message {
     Jobs(Vec<Job>),
     /// A source image was deregistered: stop its pending copies (and more, with DEREGISTER_COPIES_WITH_SOURCE).
     SourceGone { image: ImageId, region: Region },
+    /// A source image was disabled: its copies follow it (DISABLE_COPIES_WITH_SOURCE).
+    SourceDisabled { image: ImageId, region: Region },
     /// An EC2 Image Builder image build version became available: replicate the AMIs it made.
     ImageBuilt { arn: String },
     /// The scheduled sweep, as of `time` (RFC 3339): find what events missed.
@@ -201,6 +204,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         let mut requests = Vec::new();
         let mut jobs: Vec<(usize, Job)> = Vec::new();
         let mut gone = Vec::new();
+        let mut disabled = Vec::new();
         let mut builds = Vec::new();
         let mut sweeps = Vec::new();
         let mut failed = Vec::new();
@@ -218,6 +222,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                 Ok(Message::Request(r)) => requests.push((i, r.clone())),
                 Ok(Message::Jobs(list)) => jobs.extend(list.iter().map(|job| (i, job.clone()))),
                 Ok(Message::SourceGone { image, region }) => gone.push((i, image.clone(), region.clone())),
+                Ok(Message::SourceDisabled { image, region }) => disabled.push((i, image.clone(), region.clone())),
                 Ok(Message::ImageBuilt { arn }) => builds.push((i, arn.clone(), item.body.clone())),
                 Ok(Message::Sweep { time }) => sweeps.push((i, time.clone())),
                 Ok(Message::Watch(list)) => watches.extend(list.iter().map(|w| (i, w.clone()))),
@@ -274,14 +279,16 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                 .map(move |e| (*i, e))
                 .collect::<Vec<_>>()
         }));
-        let (fanned, advanced, cleaned, swept, replaced, watched) = tokio::join!(
+        let (fanned, advanced, cleaned, swept, replaced, watched, followed) = tokio::join!(
             fan_outs,
             places,
             self.sources_gone(gone, home),
             swept,
             replaced,
-            self.check_watches(watches, home)
+            self.check_watches(watches, home),
+            self.sources_disabled(disabled, home, invocation)
         );
+        effects.extend(followed);
         effects.extend(watched);
         effects.extend(replaced.into_iter().flatten());
         effects.extend(fanned.into_iter().flatten());

@@ -190,6 +190,8 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         invocation: &Invocation,
     ) -> Option<Effect> {
         let policy = &self.settings.step;
+        // A copy whose source is disabled, or that is disabled itself, follows its source first.
+        let decision = self.follow_source(ec2, &job, decision, invocation).await;
         match decision {
             Decision::Share { copy } => match self.share(ec2, &job, &copy, home, invocation).await {
                 Ok(()) => {

@@ -66,6 +66,9 @@ pub struct Settings {
     pub launch_templates: std::collections::BTreeMap<crate::core::ids::Place, String>,
     /// LAUNCH_TEMPLATE_SET_DEFAULT: that version becomes the template's default.
     pub launch_template_set_default: bool,
+    /// DISABLE_COPIES_WITH_SOURCE: a source disabled disables its available copies (those nothing uses); enabled
+    /// again, its disabled copies are enabled and shared again (enabling restores no launch permission).
+    pub disable_copies_with_source: bool,
 }
 
 impl Settings {
@@ -124,6 +127,7 @@ impl Settings {
             retention: t.retention.clone(),
             launch_templates: t.launch_templates.clone(),
             launch_template_set_default: t.launch_template_set_default,
+            disable_copies_with_source: t.disable_copies_with_source,
             step: self.step.clone(),
             ..*self
         })
@@ -201,6 +205,7 @@ impl Settings {
             retention: None,
             launch_templates: Default::default(),
             launch_template_set_default: false,
+            disable_copies_with_source: false,
             step: self.step.clone(),
             ..*self
         }
@@ -233,6 +238,7 @@ impl Default for Settings {
             retention: None,
             launch_templates: Default::default(),
             launch_template_set_default: false,
+            disable_copies_with_source: false,
         }
     }
 }

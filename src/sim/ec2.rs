@@ -100,6 +100,35 @@ impl SimEc2 {
         Ok(w)
     }
 
+    /// DisableImage / EnableImage: only the account's own images; as in EC2, disabling takes away every launch
+    /// permission (and enabling gives none back).
+    async fn set_disabled(&self, id: &ImageId, disabled: bool, op: &'static str) -> Result<(), PortError> {
+        tokio::task::yield_now().await;
+        let mut w = lock(&self.world);
+        let w = self.call(&mut w, op)?;
+        let account = self.account.clone();
+        let image = w.image_mut(&self.region, id).ok_or_else(|| not_found(id))?;
+        if image.info.owner.as_ref() != Some(&account) {
+            return Err(PortError::from_code("AuthFailure", format!("{id} is not owned by {account}")));
+        }
+        let state = &mut image.info.state;
+        match (disabled, state.clone()) {
+            (true, ImageState::Available) => {
+                *state = ImageState::Other("disabled".into());
+                image.launch_permissions.clear();
+            }
+            (false, s) if s.is_disabled() => *state = ImageState::Available,
+            // Asking again for the state the image is in changes nothing.
+            (true, s) if s.is_disabled() => {}
+            (false, ImageState::Available) => {}
+            (_, s) => {
+                return Err(PortError::from_code("InvalidAMIID.Unavailable", format!("{op}: {id} is {s}")));
+            }
+        }
+        self.record(w, op, id, String::new());
+        Ok(())
+    }
+
     fn own_images(&self, keep: impl Fn(&ImageInfo) -> bool) -> Vec<ImageInfo> {
         let mut w = lock(&self.world);
         w.settle(&self.region);
@@ -181,8 +210,7 @@ impl Ec2 for SimEc2 {
         tokio::task::yield_now().await;
         let mut w = lock(&self.world);
         let w = self.call(&mut w, "DescribeLaunchTemplateVersions")?;
-        let key = (self.account.clone(), self.region.clone(), template.to_string());
-        w.launch_templates.get(&key).cloned().ok_or_else(|| no_template(template))
+        w.template_versions(&self.account, &self.region, template)
     }
 
     async fn create_launch_template_version(
@@ -195,22 +223,10 @@ impl Ec2 for SimEc2 {
         tokio::task::yield_now().await;
         let mut w = lock(&self.world);
         let w = self.call(&mut w, "CreateLaunchTemplateVersion")?;
-        let key = (self.account.clone(), self.region.clone(), template.to_string());
-        let token_key = (self.account.clone(), self.region.clone(), token.to_string());
-        if let Some(version) = w.launch_template_tokens.get(&token_key) {
-            return Ok(*version);
+        let (number, new) = w.new_template_version(&self.account, &self.region, template, from, image, token)?;
+        if new {
+            self.record(w, "CreateLaunchTemplateVersion", image, format!("{template} v{number}"));
         }
-        let versions = w.launch_templates.get_mut(&key).ok_or_else(|| no_template(template))?;
-        if !versions.iter().any(|v| v.number == from) {
-            return Err(PortError::from_code(
-                "InvalidLaunchTemplateId.VersionNotFound",
-                format!("{template} has no version {from}"),
-            ));
-        }
-        let number = versions.iter().map(|v| v.number).max().unwrap_or(0) + 1;
-        versions.push(Version { number, image: Some(image.clone()), is_default: false });
-        w.launch_template_tokens.insert(token_key, number);
-        self.record(w, "CreateLaunchTemplateVersion", image, format!("{template} v{number}"));
         Ok(number)
     }
 
@@ -218,12 +234,15 @@ impl Ec2 for SimEc2 {
         tokio::task::yield_now().await;
         let mut w = lock(&self.world);
         let w = self.call(&mut w, "ModifyLaunchTemplate")?;
-        let key = (self.account.clone(), self.region.clone(), template.to_string());
-        let versions = w.launch_templates.get_mut(&key).ok_or_else(|| no_template(template))?;
-        for v in versions.iter_mut() {
-            v.is_default = v.number == version;
-        }
-        Ok(())
+        w.set_default_template_version(&self.account, &self.region, template, version)
+    }
+
+    async fn disable_image(&self, id: &ImageId) -> Result<(), PortError> {
+        self.set_disabled(id, true, "DisableImage").await
+    }
+
+    async fn enable_image(&self, id: &ImageId) -> Result<(), PortError> {
+        self.set_disabled(id, false, "EnableImage").await
     }
 
     async fn family_copies(&self, key: &str, value: &str) -> Result<Vec<ImageInfo>, PortError> {
@@ -380,11 +399,4 @@ impl Ec2 for SimEc2 {
         self.record(w, "DeleteSnapshot", snapshot, String::new());
         Ok(())
     }
-}
-
-fn no_template(template: &str) -> PortError {
-    PortError::from_code(
-        "InvalidLaunchTemplateName.NotFoundException",
-        format!("launch template {template} does not exist"),
-    )
 }

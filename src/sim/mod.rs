@@ -11,6 +11,7 @@ mod ec2;
 mod lease;
 mod queue;
 pub mod routing;
+mod templates;
 pub mod throttle;
 mod world;
 

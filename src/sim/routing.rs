@@ -127,7 +127,7 @@ mod tests {
         assert_eq!(
             event_pattern(TEMPLATE, "AmiStateChangeRule").unwrap(),
             serde_json::json!({"source": ["aws.ec2"], "detail-type": ["EC2 AMI State Change"],
-                "detail": {"State": ["available", "deregistered", "failed"]}})
+                "detail": {"State": ["available", "deregistered", "disabled", "failed"]}})
         );
         assert_eq!(rules().forwarder["detail"]["State"], serde_json::json!(["available", "failed"]));
         let event = |state: &str| {
@@ -135,7 +135,8 @@ mod tests {
             "detail": {"ImageId": "ami-1", "State": state}})
         };
         assert!(routed_from_forwarder(&event("failed")));
-        assert!(!routed_at_home(&event("disabled")));
+        assert!(routed_at_home(&event("disabled")));
+        assert!(!routed_at_home(&event("pending")));
         assert!(!routed_from_forwarder(&event("deregistered")), "the forwarders carry copy events only");
     }
 }

@@ -1,0 +1,205 @@
+//! Copies follow their source's disabling (DISABLE_COPIES_WITH_SOURCE): a source disabled disables its available
+//! copies that nothing uses; a source enabled again enables its disabled copies and shares them again (EnableImage
+//! restores no launch permission). Observe (the source and the copies from EC2), decide in
+//! `core::lifecycle::follow`, act.
+//!
+//! Three ways in: the source's `disabled` event ([`Replicator::sources_disabled`]); a job whose copy becomes
+//! available while its source is disabled, or finds its copy disabled ([`Replicator::follow_source`], in the place
+//! step); the source's `available` event when it is enabled again, whose jobs find the disabled copies.
+
+use super::{Effect, Invocation, Replicator};
+use crate::core::errors::{ErrorClass, PortError};
+use crate::core::ids::{AccountId, ImageId, Place, Region};
+use crate::core::image::{ImageInfo, ImageState, Tag};
+use crate::core::job::{Job, Phase};
+use crate::core::lifecycle::{self, Follow};
+use crate::core::plan;
+use crate::core::provenance::KEPT_TAG;
+use crate::core::step::{self, Decision};
+use crate::ports::{Ec2, Ec2Regions, ImageBuilder, Queue};
+use futures::future::join_all;
+use tracing::{info, warn, Instrument};
+
+impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
+    /// Handles the `disabled` events of a batch. The event is a hint: the source is read from EC2 and must be
+    /// disabled there, a source of this configuration (not one of our copies), under a rule (or deployment)
+    /// with DISABLE_COPIES_WITH_SOURCE. A place that cannot be handled now makes its item retry (idempotent).
+    pub(super) async fn sources_disabled(
+        &self,
+        disabled: Vec<(usize, ImageId, Region)>,
+        home: &AccountId,
+        invocation: &Invocation,
+    ) -> Vec<(usize, Effect)> {
+        let handled = join_all(disabled.into_iter().map(|(i, image, region)| {
+            let span = tracing::info_span!("lifecycle", image = %image, region = %region, phase = "source_disabled");
+            async move {
+                let retry = |e: PortError| vec![(i, Effect::Retry(format!("copies of disabled {image}: {e}")))];
+                let source = match self.source_image(&image, &region, invocation).await {
+                    Ok(Some(source)) if source.state.is_disabled() => source,
+                    Ok(found) => {
+                        let state = found.map_or("gone".to_string(), |s| s.state.to_string());
+                        warn!(state = %state, "disabled event for a source EC2 does not show disabled: ignored");
+                        return vec![];
+                    }
+                    Err(e) if e.class == ErrorClass::Permanent => {
+                        warn!(error = %e, "cannot read the disabled source");
+                        return vec![];
+                    }
+                    Err(e) => return retry(e),
+                };
+                let Some(places) = self.follower_places(&source, &region, home) else { return vec![] };
+                let results = join_all(places.iter().map(|place| self.disable_copies(place, &source, &region, home)));
+                match results.await.into_iter().find_map(Result::err) {
+                    Some(e) => retry(e),
+                    None => vec![],
+                }
+            }
+            .instrument(span)
+        }))
+        .await;
+        handled.into_iter().flatten().collect()
+    }
+
+    /// The places whose copies follow `source`: those of its rule when the rule (or the deployment) has
+    /// DISABLE_COPIES_WITH_SOURCE; `None` (logged) when its copies do not follow it.
+    fn follower_places(&self, source: &ImageInfo, region: &Region, home: &AccountId) -> Option<Vec<Place>> {
+        let settings = &self.settings;
+        let skip = plan::skip_reason(source, home, &settings.trusted_source_accounts, settings.tag_filter.as_ref());
+        if let Some(skip) = skip {
+            info!(reason = %skip, "disabled image is not a source here: nothing follows it");
+            return None;
+        }
+        match settings.for_source(source, region, home) {
+            Err(skip) => {
+                info!(reason = %skip, "disabled image is not a source here: nothing follows it");
+                None
+            }
+            Ok((s, rule)) if !s.disable_copies_with_source => {
+                info!(
+                    rule = rule.unwrap_or(""),
+                    "source disabled; its copies stay enabled (DISABLE_COPIES_WITH_SOURCE is off)"
+                );
+                None
+            }
+            Ok((s, _)) => Some(plan::configured_places(region, &s.target_regions, &s.target_accounts, home)),
+        }
+    }
+
+    /// Disables the available copies of `source` at `place` (one provenance lookup, one DescribeImageReferences
+    /// for them all): those something uses are kept, logged and tagged with why. A place that can never be
+    /// reached (a role that refuses) has nothing of ours to disable: logged, not retried.
+    async fn disable_copies(
+        &self,
+        place: &Place,
+        source: &ImageInfo,
+        region: &Region,
+        home: &AccountId,
+    ) -> Result<(), PortError> {
+        let span = tracing::info_span!("place", region = %place.region,
+            account = place.account.as_ref().map_or("", |a| a.as_str()));
+        let done = async {
+            let ec2 = self.ec2.at(place)?;
+            let found = ec2.find_copies(std::slice::from_ref(&source.id)).await?;
+            let copies = lifecycle::to_disable(&found, &source.id, region, place.owner(home));
+            disable_unless_in_use(&ec2, &source.id, copies).await.map(|_| ())
+        };
+        match done.instrument(span.clone()).await {
+            Err(e) if e.class == ErrorClass::Permanent => {
+                let _entered = span.enter();
+                warn!(error = %e, "cannot disable the copies of the disabled source here");
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    /// In the place step, before a decision about an existing copy is carried out: a copy about to be shared
+    /// whose source EC2 shows disabled is disabled instead (the job stops); a disabled copy is enabled and then
+    /// shared when its source is available again, or the job stops saying why it is left alone. Under the job's
+    /// rule; the source was read by admission (no call here).
+    pub(super) async fn follow_source(
+        &self,
+        ec2: &R::Ec2,
+        job: &Job,
+        decision: Decision,
+        invocation: &Invocation,
+    ) -> Decision {
+        let (copy, state) = match &decision {
+            Decision::Share { copy } => (copy.clone(), ImageState::Available),
+            Decision::Disabled { copy } => (copy.clone(), ImageState::Other("disabled".into())),
+            _ => return decision,
+        };
+        let source = self.source_image(&job.source_image, &job.source_region, invocation).await.ok().flatten();
+        let source_state = source.as_ref().map(|s| &s.state);
+        let follows = self.settings.for_job(job).disable_copies_with_source;
+        let on_error = |e: &PortError| {
+            let mut waiting = job.clone();
+            waiting.phase = Phase::Wait { copy_image: copy.clone() };
+            step::on_error(&waiting, e, &self.settings.step)
+        };
+        match lifecycle::follow(&state, source_state, follows) {
+            Follow::Disable => match disable_unless_in_use(ec2, &job.source_image, vec![copy.clone()]).await {
+                // In use: kept enabled, and shared as any copy.
+                Ok(disabled) if disabled.is_empty() => decision,
+                Ok(_) => Decision::Stop {
+                    reason: format!(
+                        "source {} is disabled: its copy {copy} in {} follows it (DISABLE_COPIES_WITH_SOURCE); \
+                         enabling the source enables and shares the copy",
+                        job.source_image,
+                        job.place()
+                    ),
+                },
+                Err(e) => on_error(&e),
+            },
+            Follow::Enable => match ec2.enable_image(&copy).await {
+                Ok(()) => {
+                    info!(copy = %copy, "source enabled again: copy enabled; sharing it again");
+                    Decision::Share { copy }
+                }
+                Err(e) => {
+                    warn!(copy = %copy, error = %e, "could not enable the copy");
+                    on_error(&e)
+                }
+            },
+            Follow::Stay if matches!(decision, Decision::Disabled { .. }) => Decision::Stop {
+                reason: format!(
+                    "copy {copy} in {} is disabled and left so ({}): enable it, or deregister it for a new copy",
+                    job.place(),
+                    match source_state {
+                        Some(s) if s.is_disabled() => "its source is disabled too",
+                        _ if !follows => "DISABLE_COPIES_WITH_SOURCE is off",
+                        _ => "its source is not available",
+                    }
+                ),
+            },
+            Follow::Stay => decision,
+        }
+    }
+}
+
+/// Disables `copies` of `source` (already checked to be ours and available), except those DescribeImageReferences
+/// shows in use: a disabled AMI cannot be launched, so an instance's, a launch template's or a parameter's
+/// image stays enabled, tagged with why. Answers the copies disabled.
+async fn disable_unless_in_use<E: Ec2>(
+    ec2: &E,
+    source: &ImageId,
+    copies: Vec<ImageId>,
+) -> Result<Vec<ImageId>, PortError> {
+    if copies.is_empty() {
+        return Ok(vec![]);
+    }
+    let references = ec2.image_references(&copies).await?;
+    let (go, kept) = lifecycle::split_in_use(copies, &references);
+    for (copy, why) in kept {
+        warn!(image = %source, copy = %copy, reason = %why, "source disabled, but its copy is in use: kept enabled");
+        let reason: String = format!("not disabled with its source: {why}").chars().take(250).collect();
+        if let Err(e) = ec2.add_tags(std::slice::from_ref(&copy), &[Tag::new(KEPT_TAG, reason)]).await {
+            warn!(copy = %copy, error = %e, "could not mark the kept copy");
+        }
+    }
+    for copy in &go {
+        ec2.disable_image(copy).await?;
+        info!(image = %source, copy = %copy, "source disabled: copy disabled too (DISABLE_COPIES_WITH_SOURCE)");
+    }
+    Ok(go)
+}
