@@ -100,31 +100,12 @@ impl SimEc2 {
         Ok(w)
     }
 
-    /// DisableImage / EnableImage: only the account's own images; as in EC2, disabling takes away every launch
-    /// permission (and enabling gives none back).
+    /// DisableImage / EnableImage: [`World::set_disabled`].
     async fn set_disabled(&self, id: &ImageId, disabled: bool, op: &'static str) -> Result<(), PortError> {
         tokio::task::yield_now().await;
         let mut w = lock(&self.world);
         let w = self.call(&mut w, op)?;
-        let account = self.account.clone();
-        let image = w.image_mut(&self.region, id).ok_or_else(|| not_found(id))?;
-        if image.info.owner.as_ref() != Some(&account) {
-            return Err(PortError::from_code("AuthFailure", format!("{id} is not owned by {account}")));
-        }
-        let state = &mut image.info.state;
-        match (disabled, state.clone()) {
-            (true, ImageState::Available) => {
-                *state = ImageState::Other("disabled".into());
-                image.launch_permissions.clear();
-            }
-            (false, s) if s.is_disabled() => *state = ImageState::Available,
-            // Asking again for the state the image is in changes nothing.
-            (true, s) if s.is_disabled() => {}
-            (false, ImageState::Available) => {}
-            (_, s) => {
-                return Err(PortError::from_code("InvalidAMIID.Unavailable", format!("{op}: {id} is {s}")));
-            }
-        }
+        w.set_disabled(&self.region, &self.account, id, disabled)?;
         self.record(w, op, id, String::new());
         Ok(())
     }

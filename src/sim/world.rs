@@ -346,6 +346,33 @@ impl World {
         Ok(())
     }
 
+    /// DisableImage (`disabled`) or EnableImage by `account`: only its own images; as in EC2, disabling takes away
+    /// every launch permission (and enabling gives none back); asking for the state an image is in changes nothing.
+    pub(super) fn set_disabled(
+        &mut self,
+        region: &Region,
+        account: &AccountId,
+        id: &ImageId,
+        disabled: bool,
+    ) -> Result<(), PortError> {
+        let missing = || PortError::from_code("InvalidAMIID.NotFound", format!("The image id '[{id}]' does not exist"));
+        let image = self.image_mut(region, id).ok_or_else(missing)?;
+        if image.info.owner.as_ref() != Some(account) {
+            return Err(PortError::from_code("AuthFailure", format!("{id} is not owned by {account}")));
+        }
+        match (disabled, image.info.state.clone()) {
+            (true, ImageState::Available) => {
+                image.info.state = ImageState::Other("disabled".into());
+                image.launch_permissions.clear();
+            }
+            (false, s) if s.is_disabled() => image.info.state = ImageState::Available,
+            (true, s) if s.is_disabled() => {}
+            (false, ImageState::Available) => {}
+            (_, s) => return Err(PortError::from_code("InvalidAMIID.Unavailable", format!("{id} is {s}"))),
+        }
+        Ok(())
+    }
+
     /// Total API calls (EC2 and SQS).
     pub fn total_calls(&self) -> u64 {
         self.calls.values().sum()
