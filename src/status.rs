@@ -1,8 +1,9 @@
 //! The status command's observation (`ami-replicator-ctl status`): what EC2 and the dead-letter queue show of one
 //! source's replication, gathered over the ports (so the simulator and the emulator answer it as AWS does),
 //! then judged by `core::status`. One DescribeImages for the source, one DescribeImageAttribute for its
-//! permissions, per place one provenance lookup and one DescribeImageAttribute of the available copy, and the
-//! dead-letter queue read without consuming it.
+//! permissions, per place one provenance lookup and one DescribeImageAttribute of the available copy (with
+//! RETAIN_COPIES one DescribeImages of the source's family, with LAUNCH_TEMPLATES one
+//! DescribeLaunchTemplateVersions), and the dead-letter queue read without consuming it.
 
 use crate::core::ids::{AccountId, ImageId, Region};
 use crate::core::plan;
@@ -39,14 +40,22 @@ pub async fn status<R: Ec2Regions, Q: Queue>(
     };
     let settings = settings.as_ref();
     let places = plan::configured_places(source_region, &settings.target_regions, &settings.target_accounts, home);
+    // The source's family (RETAIN_COPIES): the value of its family tag, as EC2 shows the source.
+    let family = settings.retention.as_ref().and_then(|policy| {
+        let value = image.as_ref()?.tag(&policy.family_tag)?;
+        Some((policy.clone(), value.to_string()))
+    });
     let observed = join_all(places.into_iter().map(|place| {
-        let source_permissions = &source_permissions;
+        let (source_permissions, family) = (&source_permissions, &family);
         async move {
             let owner = place.owner(home).clone();
             let wanted = share::decide(source_permissions, &settings.share, &owner, &settings.target_accounts).grants;
             let ec2 = match ec2.at(&place) {
                 Ok(ec2) => ec2,
-                Err(e) => return PlaceObservation { place, copies: Err(e.to_string()), permissions: None, wanted },
+                Err(e) => {
+                    let copies = Err(e.to_string());
+                    return PlaceObservation { place, copies, permissions: None, wanted, family: None, template: None };
+                }
             };
             let copies = ec2.find_copies(std::slice::from_ref(source)).await.map_err(|e| e.to_string());
             let available = copies.as_ref().ok().and_then(|c| {
@@ -56,7 +65,18 @@ pub async fn status<R: Ec2Regions, Q: Queue>(
                 Some(copy) => Some(ec2.launch_permissions(&copy).await.map_err(|e| e.to_string())),
                 None => None,
             };
-            PlaceObservation { place, copies, permissions, wanted }
+            let family = match family {
+                Some((policy, value)) => {
+                    let copies = ec2.family_copies(&policy.family_tag, value).await.map_err(|e| e.to_string());
+                    Some((policy.clone(), value.clone(), copies))
+                }
+                None => None,
+            };
+            let template = match settings.launch_templates.get(&place) {
+                Some(name) => Some((name.clone(), ec2.launch_template_versions(name).await.map_err(|e| e.to_string()))),
+                None => None,
+            };
+            PlaceObservation { place, copies, permissions, wanted, family, template }
         }
     }))
     .await;

@@ -33,6 +33,16 @@ fn volume_users(copy: &SimImage) -> Vec<Vec<String>> {
     copy.snapshots.iter().map(|s| s.create_volume.iter().map(ToString::to_string).collect()).collect()
 }
 
+/// `ami-replicator-ctl status` of `source` (in us-east-1), as a table.
+async fn status(sim: &Simulation, settings: &Settings, source: &ImageId) -> String {
+    let regions = ami_replicator::sim::SimRegions::new(sim.world.clone());
+    let queue = ami_replicator::sim::SimQueue::new(sim.world.clone());
+    let now = sim.replicator.now() as i64;
+    let report =
+        ami_replicator::status::status(&regions, &queue, settings, &acct(ME), source, &r("us-east-1"), now).await;
+    ami_replicator::core::status::table(&report)
+}
+
 fn world(tags: Vec<Tag>) -> (World, ImageId) {
     let mut w = World::new(acct(ME), SimConfig::default());
     let permissions = vec![LaunchPermission::Account(acct(CONSUMER)), LaunchPermission::Public];
@@ -197,6 +207,12 @@ mod retention {
         replicate_builds(&mut sim, &s).await;
         assert!(s.iter().all(|source| eu_copy(&sim, source).is_some()), "RETAIN_DRY_RUN retires nothing");
         assert!(!sim.world.lock().unwrap().published.iter().any(|(_, e)| e.detail_type == "AMI Copy Retired"));
+        // The status command shows the family at each place: the two newest kept, the oldest to be retired.
+        let text = status(&sim, &settings(true), &s[3]).await;
+        let id = |i: usize| eu_copy(&sim, &s[i]).unwrap().info.id.to_string();
+        let kept = format!("retention Family=web: kept {} (newest 2), {} (newest 2)", id(3), id(1));
+        assert!(text.contains(&kept), "{text}");
+        assert!(text.contains(&format!("would retire (dry run): {}", id(0))), "{text}");
     }
 
     #[tokio::test]
@@ -244,6 +260,10 @@ mod launch_templates {
         }
         let new_copy = copies(&sim, &new)[0].info.id.clone();
         assert_eq!(copies(&sim, &old).len(), 1, "the older source is replicated too");
+        let text = status(&sim, &sim.replicator.settings().clone(), &new).await;
+        assert!(text.contains(&format!("launch template web: default v2 {new_copy} (this copy), latest v2")), "{text}");
+        let text = status(&sim, &sim.replicator.settings().clone(), &old).await;
+        assert!(text.contains(&format!("launch template web: default v2 {new_copy}, latest v2")), "{text}");
         let w = sim.world.lock().unwrap();
         let versions = &w.launch_templates[&key];
         assert_eq!(versions.len(), 2, "one version for the newer copy, none for the older: {versions:?}");

@@ -96,6 +96,17 @@ async fn copies_are_disabled_with_their_source_and_enabled_and_shared_again_with
         }
     }
     assert_eq!(ops(&sim, "DisableImage"), 4);
+    let text = {
+        let regions = ami_replicator::sim::SimRegions::new(sim.world.clone());
+        let queue = ami_replicator::sim::SimQueue::new(sim.world.clone());
+        let now = sim.replicator.now() as i64;
+        let settings = sim.replicator.settings().clone();
+        let report =
+            ami_replicator::status::status(&regions, &queue, &settings, &acct(ME), &src, &r("us-east-1"), now).await;
+        ami_replicator::core::status::table(&report)
+    };
+    assert_eq!(text.matches("disabled with its source").count(), 4, "{text}");
+    assert!(text.contains("kept enabled (source disabled): in use by ec2:instance"), "{text}");
 
     // Enabled again: the available event (EnableImage makes the source available) enables and shares them.
     set_source(&sim, &src, ImageState::Available);

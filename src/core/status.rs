@@ -3,7 +3,10 @@
 
 use super::ids::{AccountId, ImageId, Place, Region};
 use super::image::{ImageInfo, ImageState, LaunchPermission};
+use super::launch_templates::Version;
+use super::protection::Protection;
 use super::provenance::{gave_up, is_copy_of, GAVE_UP_TAG, KEPT_TAG, SHARE_FAILED_TAG};
+use super::retention::{self, Fate, Kept, Observed, Retention};
 use super::time::parse_rfc3339;
 use serde::Serialize;
 
@@ -17,6 +20,11 @@ pub struct PlaceObservation {
     pub permissions: Option<Result<Vec<LaunchPermission>, String>>,
     /// What the configuration wants the copy shared with there.
     pub wanted: Vec<LaunchPermission>,
+    /// With RETAIN_COPIES and a source carrying the family tag: the retention policy, the family's name, and the
+    /// product's copies of that family there (or why they could not be read).
+    pub family: Option<(Retention, String, Result<Vec<ImageInfo>, String>)>,
+    /// With LAUNCH_TEMPLATES for the place: the template and its versions (or why they could not be read).
+    pub template: Option<(String, Result<Vec<Version>, String>)>,
 }
 
 /// The verdict of one place.
@@ -31,6 +39,8 @@ pub enum Verdict {
     Incomplete,
     /// Given up (tombstone) or failed.
     Failed,
+    /// The copy is disabled (with its source, DISABLE_COPIES_WITH_SOURCE, or by hand).
+    Disabled,
     /// No copy.
     Missing,
     /// The place could not be read.
@@ -50,6 +60,41 @@ pub struct Row {
     pub verdict: Verdict,
     /// Why, when not complete.
     pub note: Option<String>,
+    /// RETAIN_COPIES at this place: the family's copies kept and those the next run retires.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention: Option<FamilyRow>,
+    /// LAUNCH_TEMPLATES at this place: which versions launch what.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub launch_template: Option<TemplateRow>,
+}
+
+/// The source's family at one place, as retention sees it now.
+#[derive(Debug, Clone, Serialize)]
+pub struct FamilyRow {
+    /// `KEY=VALUE` of the family tag.
+    pub family: String,
+    /// Copies kept, newest first, each with why (`newest 2`, `protected`).
+    pub kept: Vec<String>,
+    /// Copies the next run retires (in dry run: would retire), unless something uses them then.
+    pub to_retire: Vec<String>,
+    pub dry_run: bool,
+    /// Why the family could not be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The place's launch template: its default and latest versions and the images they launch.
+#[derive(Debug, Clone, Serialize)]
+pub struct TemplateRow {
+    pub template: String,
+    pub default_version: Option<i64>,
+    pub default_image: Option<String>,
+    pub latest_version: Option<i64>,
+    pub latest_image: Option<String>,
+    /// The default version launches the copy reported.
+    pub launches_copy: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -78,7 +123,7 @@ pub fn assess(
     home: &AccountId,
     now: i64,
 ) -> Report {
-    let places: Vec<Row> = observed.iter().map(|o| row(source, source_region, o, home, now)).collect();
+    let places: Vec<Row> = observed.iter().map(|o| row(source, source_region, source_state, o, home, now)).collect();
     let complete = dead_letter_reasons.is_empty() && places.iter().all(|r| r.verdict == Verdict::Complete);
     Report {
         source_image: source.to_string(),
@@ -91,7 +136,14 @@ pub fn assess(
     }
 }
 
-fn row(source: &ImageId, source_region: &Region, o: &PlaceObservation, home: &AccountId, now: i64) -> Row {
+fn row(
+    source: &ImageId,
+    source_region: &Region,
+    source_state: Option<&ImageState>,
+    o: &PlaceObservation,
+    home: &AccountId,
+    now: i64,
+) -> Row {
     let mut r = Row {
         account: o.place.owner(home).to_string(),
         region: o.place.region.to_string(),
@@ -103,6 +155,8 @@ fn row(source: &ImageId, source_region: &Region, o: &PlaceObservation, home: &Ac
         unexpected_permissions: vec![],
         verdict: Verdict::Missing,
         note: None,
+        retention: o.family.as_ref().map(|(policy, family, copies)| family_row(policy, family, copies)),
+        launch_template: None,
     };
     let copies = match &o.copies {
         Ok(c) => c,
@@ -117,12 +171,14 @@ fn row(source: &ImageId, source_region: &Region, o: &PlaceObservation, home: &Ac
         .iter()
         .find(|i| i.state == ImageState::Available)
         .or_else(|| mine.iter().find(|i| i.state == ImageState::Pending))
+        .or_else(|| mine.iter().find(|i| i.state.is_disabled()))
         .or_else(|| mine.iter().find(|i| gave_up(i)))
         .or_else(|| mine.first());
     let Some(copy) = best else {
         r.note = Some("no copy".into());
         return r;
     };
+    r.launch_template = o.template.as_ref().map(|(name, versions)| template_row(name, versions, &copy.id));
     r.copy = Some(copy.id.to_string());
     r.state = Some(copy.state.to_string());
     r.age_seconds = copy.created.as_deref().and_then(parse_rfc3339).map(|c| (now - c).max(0));
@@ -147,6 +203,13 @@ fn row(source: &ImageId, source_region: &Region, o: &PlaceObservation, home: &Ac
             None => Verdict::Unknown,
         },
         ImageState::Pending => Verdict::Pending,
+        s if s.is_disabled() => {
+            r.note = Some(match source_state {
+                Some(s) if s.is_disabled() => "disabled with its source (enabled again with it)".to_string(),
+                _ => "disabled while its source is not: enable it, or deregister it for a new copy".to_string(),
+            });
+            Verdict::Disabled
+        }
         _ => {
             r.note = copy.tag(GAVE_UP_TAG).map(str::to_string).or_else(|| Some(format!("copy is {}", copy.state)));
             Verdict::Failed
@@ -158,9 +221,80 @@ fn row(source: &ImageId, source_region: &Region, o: &PlaceObservation, home: &Ac
         r.note = Some(format!("share failed: {why}"));
     }
     if let Some(why) = copy.tag(KEPT_TAG) {
-        r.note = Some(format!("kept (source deregistered): {why}"));
+        r.note = Some(match why.strip_prefix("not disabled with its source: ") {
+            Some(why) => format!("kept enabled (source disabled): {why}"),
+            None => format!("kept (source deregistered): {why}"),
+        });
     }
     r
+}
+
+/// What retention makes of the family at one place now (what uses a copy is not read here: a copy listed to
+/// retire is kept if something uses it when retention runs).
+fn family_row(policy: &Retention, family: &str, copies: &Result<Vec<ImageInfo>, String>) -> FamilyRow {
+    let mut out = FamilyRow {
+        family: format!("{}={family}", policy.family_tag),
+        kept: vec![],
+        to_retire: vec![],
+        dry_run: policy.dry_run,
+        error: None,
+    };
+    let copies = match copies {
+        Ok(c) => c,
+        Err(e) => {
+            out.error = Some(e.clone());
+            return out;
+        }
+    };
+    let observed: Vec<Observed> = copies
+        .iter()
+        .map(|image| Observed { image, protected: image.traits.protection != Protection::Off, used_by: vec![] })
+        .collect();
+    for (id, fate) in retention::decide(&observed, &policy.family_tag, policy.copies) {
+        match fate {
+            Fate::Keep(Kept::Retained) => out.kept.push(format!("{id} (newest {})", policy.copies.max(1))),
+            Fate::Keep(Kept::Protected) => out.kept.push(format!("{id} (protected)")),
+            Fate::Keep(Kept::InUse(by)) => out.kept.push(format!("{id} (in use by {by})")),
+            Fate::Retire { .. } => out.to_retire.push(id.to_string()),
+        }
+    }
+    out
+}
+
+/// The place's launch template as its versions show it, and whether its default launches `copy`.
+fn template_row(name: &str, versions: &Result<Vec<Version>, String>, copy: &ImageId) -> TemplateRow {
+    let mut out = TemplateRow {
+        template: name.to_string(),
+        default_version: None,
+        default_image: None,
+        latest_version: None,
+        latest_image: None,
+        launches_copy: false,
+        error: None,
+    };
+    match versions {
+        Err(e) => out.error = Some(e.clone()),
+        Ok(versions) => {
+            if let Some(d) = versions.iter().find(|v| v.is_default) {
+                out.default_version = Some(d.number);
+                out.default_image = d.image.as_ref().map(ToString::to_string);
+                out.launches_copy = d.image.as_ref() == Some(copy);
+            }
+            if let Some(l) = versions.iter().max_by_key(|v| v.number) {
+                out.latest_version = Some(l.number);
+                out.latest_image = l.image.as_ref().map(ToString::to_string);
+            }
+        }
+    }
+    out
+}
+
+fn list(items: &[String]) -> String {
+    if items.is_empty() {
+        "none".into()
+    } else {
+        items.join(", ")
+    }
 }
 
 /// The report as a table for people.
@@ -201,6 +335,26 @@ pub fn table(report: &Report) -> String {
         );
         out.push_str(line.trim_end());
         out.push('\n');
+        if let Some(f) = &r.retention {
+            out.push_str(&format!("  retention {}: kept {}", f.family, list(&f.kept)));
+            let retire = if f.dry_run { "would retire (dry run)" } else { "retired next" };
+            out.push_str(&format!("; {retire}: {}", list(&f.to_retire)));
+            out.push_str(&f.error.as_ref().map(|e| format!(" (unreadable: {e})")).unwrap_or_default());
+            out.push('\n');
+        }
+        if let Some(t) = &r.launch_template {
+            let version = |n: Option<i64>, image: &Option<String>| {
+                n.map_or("-".to_string(), |n| format!("v{n} {}", image.as_deref().unwrap_or("(no image)")))
+            };
+            out.push_str(&format!(
+                "  launch template {}: default {}{}, latest {}{}\n",
+                t.template,
+                version(t.default_version, &t.default_image),
+                if t.launches_copy { " (this copy)" } else { "" },
+                version(t.latest_version, &t.latest_image),
+                t.error.as_ref().map(|e| format!(" (unreadable: {e})")).unwrap_or_default()
+            ));
+        }
     }
     for reason in &report.dead_letters {
         out.push_str(&format!("dead letter: {reason}\n"));

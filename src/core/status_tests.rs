@@ -38,6 +38,8 @@ fn at(
         copies,
         permissions: permissions.map(Ok),
         wanted: vec![partner()],
+        family: None,
+        template: None,
     }
 }
 
@@ -104,6 +106,8 @@ fn a_failed_share_and_a_kept_copy_say_so() {
         copies: Ok(vec![copy]),
         permissions: Some(Ok(vec![])),
         wanted: vec![],
+        family: None,
+        template: None,
     };
     let report = assess(&source, &east, None, &[observed(copy.clone())], vec![], &home, 0);
     assert_eq!(report.places[0].verdict, Verdict::Incomplete, "permissions as wanted, but the share failed");
@@ -113,4 +117,71 @@ fn a_failed_share_and_a_kept_copy_say_so() {
     let report = assess(&source, &east, None, &[observed(copy)], vec![], &home, 0);
     assert_eq!(report.places[0].verdict, Verdict::Complete);
     assert!(table(&report).contains("kept (source deregistered): in use by ec2:Instance i-1"));
+}
+
+#[test]
+fn a_disabled_copy_says_whether_it_follows_its_source() {
+    let disabled = ImageState::Other("disabled".into());
+    let observed = [at("eu-west-1", Ok(vec![copy(2, disabled.clone(), vec![])]), None)];
+    let with_source = assess(&id(1), &us_east(), Some(&disabled), &observed, vec![], &home(), 0);
+    assert_eq!(with_source.places[0].verdict, Verdict::Disabled);
+    assert!(with_source.places[0].note.as_deref().unwrap().contains("disabled with its source"));
+    assert!(table(&with_source).contains("disabled with its source"), "{}", table(&with_source));
+    let by_hand = assess(&id(1), &us_east(), Some(&ImageState::Available), &observed, vec![], &home(), 0);
+    assert!(by_hand.places[0].note.as_deref().unwrap().contains("deregister it for a new copy"));
+    assert!(!by_hand.complete);
+    let kept = copy(3, ImageState::Available, vec![Tag::new(KEPT_TAG, "not disabled with its source: in use by x")]);
+    let report = assess(
+        &id(1),
+        &us_east(),
+        Some(&disabled),
+        &[at("eu-west-1", Ok(vec![kept]), Some(vec![partner()]))],
+        vec![],
+        &home(),
+        0,
+    );
+    assert_eq!(report.places[0].note.as_deref(), Some("kept enabled (source disabled): in use by x"));
+}
+
+#[test]
+fn retained_and_next_retired_copies_and_the_launch_template_are_shown_per_place() {
+    use crate::core::launch_templates::Version;
+    use crate::core::retention::Retention;
+    let family = |n: u32, created: &str| {
+        let mut c = copy(n, ImageState::Available, vec![Tag::new("Family", "web")]);
+        c.tags.retain(|t| t.key != crate::core::provenance::SOURCE_IMAGE_TAG);
+        c.tags.extend(provenance_tags(&id(n + 100), &us_east()));
+        c.created = Some(created.into());
+        c
+    };
+    let mut protected = family(4, "2026-11-01T00:00:00Z");
+    protected.traits.protection = crate::core::protection::Protection::On { cooldown: false };
+    let members = vec![
+        family(2, "2026-11-29T00:00:00Z"),
+        family(3, "2026-11-20T00:00:00Z"),
+        protected,
+        family(5, "2026-11-10T00:00:00Z"),
+    ];
+    let policy = Retention { copies: 1, family_tag: "Family".into(), dry_run: false };
+    let mut o = at("eu-west-1", Ok(vec![copy(2, ImageState::Available, vec![])]), Some(vec![partner()]));
+    o.family = Some((policy.clone(), "web".into(), Ok(members)));
+    let versions = vec![
+        Version { number: 1, image: None, is_default: false },
+        Version { number: 2, image: Some(id(2)), is_default: true },
+    ];
+    o.template = Some(("web-lt".into(), Ok(versions)));
+    let report = assess(&id(1), &us_east(), Some(&ImageState::Available), &[o], vec![], &home(), 0);
+    let f = report.places[0].retention.as_ref().unwrap();
+    assert_eq!(f.family, "Family=web");
+    assert_eq!(f.kept, [format!("{} (newest 1)", id(2)), format!("{} (protected)", id(4))]);
+    assert_eq!(f.to_retire, [id(3).to_string(), id(5).to_string()]);
+    let t = report.places[0].launch_template.as_ref().unwrap();
+    assert_eq!((t.default_version, t.latest_version, t.launches_copy), (Some(2), Some(2), true));
+    let text = table(&report);
+    assert!(text.contains(&format!("retention Family=web: kept {} (newest 1)", id(2))), "{text}");
+    assert!(text.contains(&format!("retired next: {}, {}", id(3), id(5))), "{text}");
+    assert!(text.contains(&format!("launch template web-lt: default v2 {} (this copy), latest v2", id(2))), "{text}");
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["places"][0]["retention"]["to_retire"][0], id(3).to_string());
+    assert_eq!(json["places"][0]["launch_template"]["launches_copy"], true);
 }
