@@ -43,12 +43,10 @@ pub trait Ec2: Send + Sync {
     /// the concurrent-copy limit), with their tags, in one call.
     fn pending_images(&self) -> impl Future<Output = Result<Vec<ImageInfo>, PortError>> + Send;
 
-    /// The available images of `owners` (this account's own among them) that this account can see, i.e. its own
-    /// and those shared with it, in as few calls as DescribeImages' pages allow (the sweep's listing).
-    fn available_images_of(
-        &self,
-        owners: &[AccountId],
-    ) -> impl Future<Output = Result<Vec<ImageInfo>, PortError>> + Send;
+    /// The available and disabled images of `owners` (this account's own among them) that this account can see,
+    /// i.e. its own and those shared with it, in as few calls as DescribeImages' pages allow (the sweep's listing:
+    /// available ones may lack copies, disabled ones may have copies to disable).
+    fn source_images_of(&self, owners: &[AccountId]) -> impl Future<Output = Result<Vec<ImageInfo>, PortError>> + Send;
 
     /// Images owned by this account whose `ami-replicator:source-image` tag is one of `sources`, in one call.
     fn find_copies(&self, sources: &[ImageId]) -> impl Future<Output = Result<Vec<ImageInfo>, PortError>> + Send;

@@ -98,3 +98,17 @@ async fn copies_are_disabled_and_enabled_by_id_and_found_when_disabled() {
     // Throttling is retried by the SDK (3 attempts) before the port's error class sends the job back with backoff.
     assert_eq!((disable.num_calls(), enable.num_calls(), lookup.num_calls()), (1, 3, 1));
 }
+
+#[tokio::test]
+async fn the_sweep_lists_available_and_disabled_sources_in_one_listing() {
+    let rule = mock!(aws_sdk_ec2::Client::describe_images)
+        .match_requests(|r| {
+            let state = r.filters().iter().find(|f| f.name() == Some("state"));
+            state.is_some_and(|f| f.values() == ["available", "disabled"]) && r.include_disabled() == Some(true)
+        })
+        .then_output(|| aws_sdk_ec2::operation::describe_images::DescribeImagesOutput::builder().build());
+    let client = mock_client!(aws_sdk_ec2, [&rule]);
+    let owner = ami_replicator::core::ids::AccountId::parse("123456789012").unwrap();
+    AwsEc2::new(client).source_images_of(&[owner]).await.unwrap();
+    assert_eq!(rule.num_calls(), 1);
+}

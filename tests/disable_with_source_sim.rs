@@ -68,6 +68,7 @@ fn following() -> Settings {
     Settings {
         target_regions: vec![r("eu-west-1"), r("us-west-2")],
         target_accounts: vec![acct(TARGET)],
+        source_regions: vec![r("us-east-1")],
         disable_copies_with_source: true,
         ..Settings::default()
     }
@@ -231,4 +232,36 @@ async fn following_the_source_is_a_rules_choice() {
     ]);
     let err = Config::from_lookup(&|k| refused.get(k).map(|v| v.to_string())).unwrap_err().to_string();
     assert!(err.contains("disable_copies_with_source") && err.contains("DisableCopiesWithSource"), "{err}");
+}
+
+#[tokio::test]
+async fn the_sweep_catches_missed_disabled_and_enabled_events() {
+    let (mut sim, src) = replicated(following(), vec![]).await;
+    // Disabled, and its event lost (AMI events are best effort): the sweep disables the copies.
+    set_source(&sim, &src, disabled());
+    sim.send(&sim.scheduled_event());
+    sim.run_until_idle(10, DAY).await;
+    assert!(copies(&sim, &src).iter().all(|c| c.info.state.is_disabled()), "the sweep disabled them");
+    sim.send(&sim.scheduled_event());
+    sim.run_until_idle(10, DAY).await;
+    assert_eq!(ops(&sim, "DisableImage"), 5, "once each: a second sweep finds nothing more to do");
+
+    // Enabled again, event lost: the sweep's jobs enable and share them again; no new copy.
+    set_source(&sim, &src, ImageState::Available);
+    let copy_calls = sim.world.lock().unwrap().calls.get("CopyImage").copied();
+    sim.send(&sim.scheduled_event());
+    sim.run_until_idle(10, DAY).await;
+    for copy in copies(&sim, &src) {
+        assert_eq!(copy.info.state, ImageState::Available);
+        assert!(copy.launch_permissions.contains(&LaunchPermission::Account(acct(CONSUMER))), "shared again");
+    }
+    assert_eq!(copies(&sim, &src).len(), 5);
+    assert_eq!(sim.world.lock().unwrap().calls.get("CopyImage").copied(), copy_calls);
+
+    // Without the setting, the sweep leaves a disabled source's copies alone.
+    let (mut sim, src) = replicated(Settings { disable_copies_with_source: false, ..following() }, vec![]).await;
+    set_source(&sim, &src, disabled());
+    sim.send(&sim.scheduled_event());
+    sim.run_until_idle(10, DAY).await;
+    assert_eq!(ops(&sim, "DisableImage"), 0);
 }

@@ -119,12 +119,13 @@ impl Ec2 for AwsEc2 {
         }
     }
 
-    async fn available_images_of(&self, owners: &[AccountId]) -> Result<Vec<ImageInfo>, PortError> {
+    async fn source_images_of(&self, owners: &[AccountId]) -> Result<Vec<ImageInfo>, PortError> {
         let mut pages = self
             .client
             .describe_images()
             .set_owners(Some(owners.iter().map(ToString::to_string).collect()))
-            .filters(Filter::builder().name("state").values("available").build())
+            .filters(Filter::builder().name("state").values("available").values("disabled").build())
+            .include_disabled(true)
             .max_results(1000)
             .into_paginator()
             .send();

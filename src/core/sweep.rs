@@ -32,6 +32,32 @@ pub fn candidates(listed: Vec<ImageInfo>, home: &AccountId, policy: &SweepPolicy
         .collect()
 }
 
+/// The disabled images of `listed` created within the look-back that pass the skip rules: sources whose copies
+/// follow them (DISABLE_COPIES_WITH_SOURCE) when their `disabled` event was missed.
+pub fn disabled_sources(listed: &[ImageInfo], home: &AccountId, policy: &SweepPolicy) -> Vec<ImageInfo> {
+    listed
+        .iter()
+        .filter(|img| img.state.is_disabled())
+        .filter(|img| img.created.as_deref().and_then(parse_rfc3339).is_some_and(|t| t >= policy.since))
+        .filter(|img| plan::skip_reason(img, home, policy.trusted, policy.tag_filter).is_none())
+        .cloned()
+        .collect()
+}
+
+/// The jobs for the candidates of `place` (available sources whose copies follow them) whose copies there are all
+/// disabled: a missed enable. Their jobs find the disabled copy, enable it and share it again.
+pub fn to_enable(place: &Place, wanted: &[(Region, ImageInfo)], found: &[ImageInfo]) -> Vec<Job> {
+    let mut jobs = Vec::new();
+    for (region, image) in wanted {
+        let copies: Vec<&ImageInfo> = found.iter().filter(|f| is_copy_of(f, &image.id, region)).collect();
+        let live = copies.iter().any(|c| matches!(c.state, ImageState::Available | ImageState::Pending));
+        if !live && copies.iter().any(|c| c.state.is_disabled()) {
+            jobs.extend(plan::fan_out(image, region, std::slice::from_ref(place)));
+        }
+    }
+    jobs
+}
+
 /// Per place, the candidates (with their source region) that must have a copy there.
 pub fn by_place(
     candidates: &[(Region, ImageInfo)],

@@ -55,3 +55,37 @@ fn only_recent_images_the_event_path_would_replicate_and_only_where_a_copy_is_mi
     assert_eq!(jobs[0].source_image.as_str(), "ami-00000003");
     assert_eq!(ids(&places[&eu]).len(), 2);
 }
+
+#[test]
+fn disabled_sources_and_copies_to_enable_are_found_as_events_would_have_told() {
+    let home = AccountId::parse("111111111111").unwrap();
+    let since = parse_rfc3339("2026-11-27T10:00:00Z").unwrap();
+    let targets = [r("eu-west-1")];
+    let policy = SweepPolicy { target_regions: &targets, target_accounts: &[], trusted: &[], tag_filter: None, since };
+    let disabled = ImageState::Other("disabled".into());
+    let mut recent = image(1, "111111111111", "2026-11-29T09:00:00.000Z", vec![]);
+    recent.state = disabled.clone();
+    let mut old = image(2, "111111111111", "2026-11-01T09:00:00.000Z", vec![]);
+    old.state = disabled.clone();
+    let mut copy_of_ours =
+        image(3, "111111111111", "2026-11-29T09:00:00.000Z", provenance_tags(&old.id, &r("us-east-1")));
+    copy_of_ours.state = disabled.clone();
+    let available = image(4, "111111111111", "2026-11-29T09:00:00.000Z", vec![]);
+    let listed = vec![recent.clone(), old, copy_of_ours, available.clone()];
+    assert_eq!(disabled_sources(&listed, &home, &policy), vec![recent], "recent, disabled, a source");
+    assert_eq!(candidates(listed, &home, &policy), vec![available.clone()], "disabled ones are never copied");
+
+    let place = Place::home(r("eu-west-1"));
+    let east = r("us-east-1");
+    let copy = |n: u32, state: ImageState| {
+        let mut c = image(n, "111111111111", "2026-11-29T09:00:00.000Z", provenance_tags(&available.id, &east));
+        c.state = state;
+        c
+    };
+    let wanted = vec![(east.clone(), available.clone())];
+    let jobs = to_enable(&place, &wanted, &[copy(10, disabled.clone())]);
+    assert_eq!(jobs.len(), 1, "its only copy is disabled: a job enables it");
+    assert!(missing(&place, &wanted, &[copy(10, disabled.clone())]).is_empty(), "and no new copy is made");
+    assert!(to_enable(&place, &wanted, &[copy(10, disabled.clone()), copy(11, ImageState::Available)]).is_empty());
+    assert!(to_enable(&place, &wanted, &[]).is_empty(), "no copy: the missing path makes one");
+}

@@ -60,6 +60,22 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         handled.into_iter().flatten().collect()
     }
 
+    /// The sweep's part: the copies of recent disabled sources (their `disabled` event may have been missed) are
+    /// disabled as the event would have; answers the errors that should make the sweep run again.
+    pub(super) async fn sweep_disabled(&self, disabled: Vec<(Region, ImageInfo)>, home: &AccountId) -> Vec<PortError> {
+        let results = join_all(disabled.iter().map(|(region, source)| {
+            let span = tracing::info_span!("lifecycle", image = %source.id, region = %region, phase = "sweep");
+            async move {
+                let places = self.follower_places(source, region, home).unwrap_or_default();
+                let done = join_all(places.iter().map(|place| self.disable_copies(place, source, region, home)));
+                done.await.into_iter().filter_map(Result::err).collect::<Vec<_>>()
+            }
+            .instrument(span)
+        }))
+        .await;
+        results.into_iter().flatten().collect()
+    }
+
     /// The places whose copies follow `source`: those of its rule when the rule (or the deployment) has
     /// DISABLE_COPIES_WITH_SOURCE; `None` (logged) when its copies do not follow it.
     fn follower_places(&self, source: &ImageInfo, region: &Region, home: &AccountId) -> Option<Vec<Place>> {

@@ -5,7 +5,8 @@
 //! Calls per run: for each source region, one DescribeImages per page of 1,000 images; for each place (this
 //! account in each destination region, each target account in each destination region and the source region),
 //! one DescribeImages per 200 candidate images; then one SendMessageBatch per 10 continuation messages of up to
-//! 100 jobs each.
+//! 100 jobs each. With DISABLE_COPIES_WITH_SOURCE, the listing includes disabled sources: one DescribeImages per
+//! such source and place finds the copies to disable (`follow`).
 
 use super::{push, Effect, Invocation, Replicator};
 use crate::core::errors::ErrorClass;
@@ -43,15 +44,23 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
             owners.extend(settings.trusted_source_accounts.iter().cloned());
             let listed = join_all(settings.source_regions.iter().map(|region| {
                 let owners = &owners;
-                async move { (region.clone(), self.ec2.region(region).available_images_of(owners).await) }
+                async move { (region.clone(), self.ec2.region(region).source_images_of(owners).await) }
             }))
             .await;
             let mut candidates: Vec<(Region, ImageInfo)> = Vec::new();
+            let mut disabled: Vec<(Region, ImageInfo)> = Vec::new();
             let mut incomplete = Vec::new();
             for (region, result) in listed {
                 match result {
-                    Ok(images) => candidates
-                        .extend(sweep::candidates(images, home, &policy).into_iter().map(|i| (region.clone(), i))),
+                    Ok(images) => {
+                        // A disabled source whose event was missed: its copies follow it (DISABLE_COPIES_WITH_SOURCE).
+                        if settings.disable_copies_with_source {
+                            let found = sweep::disabled_sources(&images, home, &policy);
+                            disabled.extend(found.into_iter().map(|i| (region.clone(), i)));
+                        }
+                        candidates
+                            .extend(sweep::candidates(images, home, &policy).into_iter().map(|i| (region.clone(), i)))
+                    }
                     Err(e) => {
                         warn!(region = %region, error = %e, "could not list the images of a source region");
                         incomplete.push(e);
@@ -81,13 +90,23 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                     }
                 }
             }
+            let follows = |region: &Region, image: &ImageInfo| {
+                settings.for_source(image, region, home).is_ok_and(|(s, _)| s.disable_copies_with_source)
+            };
             let jobs = join_all(places.iter().map(|(place, wanted)| async move {
                 let found = match self.ec2.at(place) {
                     Ok(ec2) => ec2.find_copies(&sweep::ids(wanted)).await,
                     Err(e) => Err(e),
                 };
                 match found {
-                    Ok(found) => Ok(sweep::missing(place, wanted, &found)),
+                    Ok(found) => {
+                        // A source enabled again whose event was missed: its disabled copies are enabled and shared.
+                        let following: Vec<(Region, ImageInfo)> =
+                            wanted.iter().filter(|(r, i)| follows(r, i)).cloned().collect();
+                        let mut jobs = sweep::missing(place, wanted, &found);
+                        jobs.extend(sweep::to_enable(place, &following, &found));
+                        Ok(jobs)
+                    }
                     Err(e) => {
                         warn!(region = %place.region, place = %place, error = %e, "could not look for copies here");
                         Err(e)
@@ -95,6 +114,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                 }
             }))
             .await;
+            incomplete.extend(self.sweep_disabled(disabled, home).await);
             let mut found_jobs = Vec::new();
             for result in jobs {
                 match result {

@@ -134,7 +134,7 @@ impl Ec2 for SimEc2 {
         Ok(w.image(&self.region, id).filter(|i| World::can_launch(i, &self.account)).map(|i| i.info.clone()))
     }
 
-    async fn available_images_of(&self, owners: &[AccountId]) -> Result<Vec<ImageInfo>, PortError> {
+    async fn source_images_of(&self, owners: &[AccountId]) -> Result<Vec<ImageInfo>, PortError> {
         tokio::task::yield_now().await;
         let mut w = lock(&self.world);
         let w = self.call(&mut w, "DescribeImages")?;
@@ -144,7 +144,8 @@ impl Ec2 for SimEc2 {
             .map(|m| {
                 m.values()
                     .filter(|i| i.info.owner.as_ref().is_some_and(|o| owners.contains(o)))
-                    .filter(|i| i.info.state == ImageState::Available && World::can_launch(i, &self.account))
+                    .filter(|i| i.info.state == ImageState::Available || i.info.state.is_disabled())
+                    .filter(|i| World::can_launch(i, &self.account))
                     .map(|i| i.info.clone())
                     .collect()
             })
