@@ -6,8 +6,15 @@ use crate::core::ids::ImageId;
 use crate::core::launch_templates::Version;
 use aws_sdk_ec2::types::RequestLaunchTemplateData;
 
-fn is_id(template: &str) -> bool {
-    template.starts_with("lt-")
+/// The call for `template`: by id when it is one (`lt-...`), else by name (each call's builder has both setters).
+macro_rules! for_template {
+    ($call:expr, $template:expr) => {
+        if $template.starts_with("lt-") {
+            $call.launch_template_id($template)
+        } else {
+            $call.launch_template_name($template)
+        }
+    };
 }
 
 impl AwsEc2 {
@@ -15,9 +22,7 @@ impl AwsEc2 {
         let mut out = Vec::new();
         let mut token = None;
         loop {
-            let call = self.client().describe_launch_template_versions().set_next_token(token);
-            let call =
-                if is_id(template) { call.launch_template_id(template) } else { call.launch_template_name(template) };
+            let call = for_template!(self.client().describe_launch_template_versions().set_next_token(token), template);
             let page = call.send().await.map_err(|e| self.error("DescribeLaunchTemplateVersions", e))?;
             for v in page.launch_template_versions() {
                 let Some(number) = v.version_number() else { continue };
@@ -45,9 +50,8 @@ impl AwsEc2 {
             .launch_template_data(RequestLaunchTemplateData::builder().image_id(image.as_str()).build())
             .version_description(format!("ami-replicator: {image}"))
             .client_token(token);
-        let call =
-            if is_id(template) { call.launch_template_id(template) } else { call.launch_template_name(template) };
-        let out = call.send().await.map_err(|e| self.error("CreateLaunchTemplateVersion", e))?;
+        let out =
+            for_template!(call, template).send().await.map_err(|e| self.error("CreateLaunchTemplateVersion", e))?;
         out.launch_template_version().and_then(|v| v.version_number()).ok_or_else(|| {
             PortError::transient("NoVersion", format!("CreateLaunchTemplateVersion on {template} returned no version"))
         })
@@ -55,9 +59,7 @@ impl AwsEc2 {
 
     pub(super) async fn set_default_template_version(&self, template: &str, version: i64) -> Result<(), PortError> {
         let call = self.client().modify_launch_template().default_version(version.to_string());
-        let call =
-            if is_id(template) { call.launch_template_id(template) } else { call.launch_template_name(template) };
-        call.send().await.map_err(|e| self.error("ModifyLaunchTemplate", e))?;
+        for_template!(call, template).send().await.map_err(|e| self.error("ModifyLaunchTemplate", e))?;
         Ok(())
     }
 }

@@ -29,6 +29,14 @@ pub struct Observed<'a> {
     pub used_by: Vec<String>,
 }
 
+impl<'a> Observed<'a> {
+    /// A copy as DescribeImages shows it: protected when its protection blocks deregistration (on, or cooling
+    /// down); what uses it not read yet.
+    pub fn of(image: &'a ImageInfo) -> Self {
+        Self { image, protected: image.traits.protection.blocks_deregistration(), used_by: vec![] }
+    }
+}
+
 /// Why a copy is kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Kept {

@@ -4,7 +4,6 @@
 use super::ids::{AccountId, ImageId, Place, Region};
 use super::image::{ImageInfo, ImageState, LaunchPermission};
 use super::launch_templates::Version;
-use super::protection::Protection;
 use super::provenance::{gave_up, is_copy_of, GAVE_UP_TAG, KEPT_TAG, SHARE_FAILED_TAG};
 use super::retention::{self, Fate, Kept, Observed, Retention};
 use super::time::parse_rfc3339;
@@ -246,10 +245,7 @@ fn family_row(policy: &Retention, family: &str, copies: &Result<Vec<ImageInfo>, 
             return out;
         }
     };
-    let observed: Vec<Observed> = copies
-        .iter()
-        .map(|image| Observed { image, protected: image.traits.protection != Protection::Off, used_by: vec![] })
-        .collect();
+    let observed: Vec<Observed> = copies.iter().map(Observed::of).collect();
     for (id, fate) in retention::decide(&observed, &policy.family_tag, policy.copies) {
         match fate {
             Fate::Keep(Kept::Retained) => out.kept.push(format!("{id} (newest {})", policy.copies.max(1))),

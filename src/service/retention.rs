@@ -45,11 +45,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
     ) -> Result<(), PortError> {
         let ec2 = self.ec2.at(place)?;
         let copies = ec2.family_copies(&policy.family_tag, family).await?;
-        let observed = |image| Observed { image, protected: false, used_by: vec![] };
-        let mut seen: Vec<Observed> = copies.iter().map(observed).collect();
-        for o in &mut seen {
-            o.protected = o.image.traits.protection.blocks_deregistration();
-        }
+        let mut seen: Vec<Observed> = copies.iter().map(Observed::of).collect();
         // Only the copies that would go are looked up: one DescribeImageReferences for all of them.
         let candidates: Vec<_> = retention::decide(&seen, &policy.family_tag, policy.copies)
             .into_iter()
