@@ -30,7 +30,7 @@ fn every_sample_decodes_with_the_handlers_input_type() {
         .filter(|n| n.ends_with(".json"))
         .collect();
     names.sort();
-    assert_eq!(names.len(), 7, "{names:?}");
+    assert_eq!(names.len(), 8, "{names:?}");
     for name in names {
         match decode_input(sample(&name, SAMPLE_IMAGE)) {
             Ok(Input::Direct(item)) => assert!(item.message.is_ok(), "{name}: {:?}", item.message),
@@ -60,6 +60,7 @@ async fn every_sample_runs_against_the_emulator() {
             .collect(),
         step: StepPolicy { poll_seconds: 1, capacity_max_seconds: 1, ..StepPolicy::default() },
         source_regions: vec![Region::parse("us-east-1").unwrap()],
+        disable_copies_with_source: true,
         ..Settings::default()
     };
     let replicator = Replicator::new(
@@ -80,6 +81,12 @@ async fn every_sample_runs_against_the_emulator() {
     entry::handle(&replicator, sample("ami-available.json", &image), &account).await.unwrap();
     drain().await.unwrap();
     assert_eq!((copies(&sdk, "eu-west-1", &image).await, copies(&sdk, "us-west-2", &image).await), (1, 1));
+
+    // AMI disabled (DISABLE_COPIES_WITH_SOURCE): its copies are disabled with it.
+    east.disable_image().image_id(&image).send().await.unwrap();
+    entry::handle(&replicator, sample("ami-disabled.json", &image), &account).await.unwrap();
+    let eu = ami_replicator::local::copies_of(&sdk, "eu-west-1", &image).await.unwrap();
+    assert_eq!(eu[0].state().map(|s| s.as_str()), Some("disabled"));
 
     // AMI deregistered: its copies are looked for (none is pending), nothing copied or enqueued.
     let image = new_image("deregistered").await;
