@@ -2,11 +2,13 @@
 //! are exactly what the product publishes: each event is built by the code that publishes it from inputs written
 //! here, and compared with the file (not rebuilt from the sample's own values).
 
-use ami_replicator::core::facts::{Completion, Failure};
+use ami_replicator::core::facts::{Completion, Failure, Retired};
 use ami_replicator::core::finish::{Outcome, Watch};
 use ami_replicator::core::ids::{AccountId, ImageId, Place, Region};
 use ami_replicator::ports::EVENT_SOURCE;
-use ami_replicator::service::{completed_event, failed_event, finished_event, COMPLETED, FAILED, FINISHED};
+use ami_replicator::service::{
+    completed_event, failed_event, finished_event, retired_event, COMPLETED, FAILED, FINISHED, RETIRED,
+};
 use serde_json::Value;
 
 fn sample(name: &str) -> Value {
@@ -53,6 +55,19 @@ fn the_completed_sample_is_what_is_published() {
         rule: None,
     });
     check(&sample("completed.json"), COMPLETED, built);
+}
+
+#[test]
+fn the_retired_sample_is_what_is_published() {
+    let built = retired_event(&Retired {
+        copy: image(COPY),
+        account: account(HOME),
+        region: region("eu-west-1"),
+        family_tag: "Family".into(),
+        family: "web".into(),
+        reason: format!("{COPY} of family Family=web is older than the 2 newest kept (RETAIN_COPIES)"),
+    });
+    check(&sample("retired.json"), RETIRED, built);
 }
 
 #[test]
