@@ -103,11 +103,10 @@ pub fn follow(copy: &ImageState, source: Option<&ImageState>, follows: bool) -> 
 /// The copies of `source` (from `source_region`) among `found`, owned by `owner`, that follow a source shown
 /// disabled: the available ones. Pending copies are left to their jobs, which disable them once available.
 pub fn to_disable(found: &[ImageInfo], source: &ImageId, source_region: &Region, owner: &AccountId) -> Vec<ImageId> {
-    let disabled = ImageState::Other("disabled".into());
     found
         .iter()
         .filter(|img| is_copy_of(img, source, source_region) && img.owner.as_ref() == Some(owner))
-        .filter(|img| follow(&img.state, Some(&disabled), true) == Follow::Disable)
+        .filter(|img| img.state == ImageState::Available)
         .map(|img| img.id.clone())
         .collect()
 }

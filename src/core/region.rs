@@ -285,6 +285,7 @@ pub fn decide<T>(
         let last_failed = mine.iter().filter(|i| matches!(i.state, ImageState::Failed(_))).max_by_key(|i| attempt(i));
         job.failed_copies = last_failed.map_or(0, |i| attempt(i) + 1);
         job.replaces = last_failed.map(|i| i.id.clone());
+        let disabled = mine.iter().find(|i| i.state.is_disabled()).map(|i| i.id.clone());
         match best_existing_copy(images, &job) {
             Some(copy) if copy.state == ImageState::Available && is_shared(copy) => {
                 plan.decided.push((tag, job, Decision::Done { copy: copy.id.clone() }));
@@ -294,9 +295,8 @@ pub fn decide<T>(
                 plan.decided.push((tag, job, d));
             }
             // A disabled copy is still this source's copy here: a new one would duplicate it.
-            None if mine.iter().any(|i| i.state.is_disabled()) => {
-                let copy = mine.iter().find(|i| i.state.is_disabled()).map(|i| i.id.clone());
-                plan.decided.extend(copy.map(|copy| (tag, job, Decision::Disabled { copy })));
+            None if disabled.is_some() => {
+                plan.decided.extend(disabled.map(|copy| (tag, job, Decision::Disabled { copy })));
             }
             None if job.failed_copies >= policy.max_failed_copies => {
                 let reason = format!("{} copies failed in {}, giving up", job.failed_copies, job.place());
