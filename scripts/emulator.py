@@ -5,7 +5,10 @@ moto 5.2.5 does not:
   * CopyImage, in the caller's account (moto maps credentials from STS AssumeRole to the role's account):
     - ClientToken idempotency: the same token in the same account and region answers with the same image;
     - TagSpecifications: tags put on the new image and its snapshot at creation;
-    - CopyImageTags: the source's user-defined tags are copied (never `aws:` ones);
+    - CopyImageTags: the tags the copying account attached to the source are copied (never `aws:` ones, never
+      another account's: a copy made by a target account gets none);
+    - SourceImageId and SourceImageRegion on the copy (DescribeImages), as EC2 records them on every copy; an
+      image registered or tagged by hand carries none;
     - a source of another account: copied only when it is shared with the caller (launch permission) and so
       are its snapshots (createVolumePermission); otherwise EC2's errors (moto looks in the caller's account only);
     - Encrypted / KmsKeyId: the copy's snapshot is encrypted with the given key (or the account's default EBS
@@ -69,6 +72,9 @@ def moto_copy_image(self, source_image_id, source_region, name=None, description
 
 
 AmiBackend.copy_image = moto_copy_image
+# EC2's record of the image an AMI was made from: none unless CopyImage set it (Layer.finish_copy).
+Ami.source_image_id = None
+Ami.source_image_region = None
 
 
 def caller_account(environ):
@@ -214,15 +220,14 @@ class Layer:
         backend = ec2_backends[account][region]
         image = backend.amis[image_id]
         specs = tag_specifications(params)
+        image.source_image_id = params["SourceImageId"]
+        image.source_image_region = params["SourceRegion"]
         image_tags = dict(specs.get("image", {}))
         if params.get("CopyImageTags", "").lower() == "true":
-            # Only the owner's user-defined tags are copied: those the source's account put on it.
-            source_tags = {}
-            for owner in list(ec2_backends.keys()):
-                source = ec2_backends[owner][params["SourceRegion"]]
-                if params["SourceImageId"] in source.amis:
-                    source_tags = source.tags.get(params["SourceImageId"], {})
-                    break
+            # Only the tags the copying account attached: moto keeps tags per account, so a target account's
+            # copy of another account's source gets none, as in EC2.
+            source = ec2_backends[account][params["SourceRegion"]]
+            source_tags = source.tags.get(params["SourceImageId"], {})
             image_tags = {**{k: v for k, v in source_tags.items() if not k.startswith("aws:")}, **image_tags}
         if image_tags:
             backend.create_tags([image_id], image_tags)

@@ -225,6 +225,15 @@ impl Config {
         let allowed = r.list("ALLOWED_REGIONS", Region::parse);
         r.problems.extend(deployment::outside_allowed_regions(&rules, &allowed));
         r.problems.extend(deployment::outside_source_regions(&rules, &source_regions));
+        // Target accounts copy into the source's own region too, where only the function's record of its copies
+        // (kept in the admission table) tells its copy from an image made there from an instance of the source.
+        if !target_roles.is_empty() && admission_table.is_none() {
+            r.problems.push(
+                "TARGET_ACCOUNTS: ADMISSION_TABLE is required with target accounts (their copies in the source region \
+                 are known by the function's record of them, kept in that table)"
+                    .into(),
+            );
+        }
         // SSM_PARAMETER_PREFIX: where the policy lets the function write parameters; every template within it.
         if let Some(prefix) = r.get("SSM_PARAMETER_PREFIX") {
             let named = rules.iter().map(|rule| {

@@ -10,6 +10,8 @@ fn parse(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
 }
 
 const QUEUE: (&str, &str) = ("WORK_QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/123456789012/work");
+/// Target accounts (a rule's `accounts`) need the admission table: the function's record of its copies.
+const ADMISSION: (&str, &str) = ("ADMISSION_TABLE", "admission");
 
 fn r(s: &str) -> Region {
     Region::parse(s).unwrap()
@@ -31,7 +33,7 @@ pub(crate) const THREE_RULES: &str = r#"{"rules": [
 
 #[test]
 fn three_rules_each_with_its_regions_accounts_and_keys() {
-    let c = parse(&[QUEUE, ("REPLICATION_RULES", THREE_RULES), ("AWS_REGION", "us-east-1")]).unwrap();
+    let c = parse(&[QUEUE, ("REPLICATION_RULES", THREE_RULES), ("AWS_REGION", "us-east-1"), ADMISSION]).unwrap();
     let s = &c.settings;
     let names: Vec<&str> = s.rules.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(names, ["windows", "golden", "team-a"]);
@@ -173,6 +175,7 @@ fn launch_templates_name_places_of_the_configuration() {
         QUEUE,
         ("TARGET_REGIONS", "eu-west-1"),
         ("TARGET_ACCOUNTS", "222222222222=arn:aws:iam::222222222222:role/r"),
+        ADMISSION,
         ("LAUNCH_TEMPLATES", "eu-west-1=web, 222222222222/us-east-1=lt-0123456789abcdef0"),
         ("LAUNCH_TEMPLATE_SET_DEFAULT", "true"),
     ])

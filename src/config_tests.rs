@@ -131,6 +131,7 @@ fn target_accounts_name_their_roles_and_keys_of_their_own() {
         ("TARGET_REGIONS", "eu-west-1"),
         QUEUE,
         ("TARGET_ACCOUNTS", &format!("222222222222={role}, arn:aws:iam::333333333333:role/path/other")),
+        ("ADMISSION_TABLE", "admission"),
         (
             "KMS_KEY_IDS",
             "eu-west-1=alias/home, 222222222222/us-east-1=arn:aws:kms:us-east-1:222222222222:key/abcd, 333333333333/eu-west-1=alias/c",
@@ -174,6 +175,11 @@ fn target_account_mistakes_are_named() {
     .unwrap_err()
     .to_string();
     assert!(wrong_owner.contains("a key of its own"), "{wrong_owner}");
+    // Target accounts copy into the source region, where only the function's record (in the admission table)
+    // tells its copy from an image built there from an instance of the source.
+    let no_table =
+        parse(&[base[0], base[1], ("TARGET_ACCOUNTS", "arn:aws:iam::222222222222:role/x")]).unwrap_err().to_string();
+    assert!(no_table.contains("ADMISSION_TABLE is required with target accounts"), "{no_table}");
 }
 
 #[test]

@@ -208,6 +208,14 @@ pub async fn create_admission_table(ddb: &aws_sdk_dynamodb::Client, name: &str) 
     Ok(name.to_string())
 }
 
+/// The function's record of its copies (target accounts' copies in the source region), in an admission table
+/// made as template.yaml makes it, named `name`.
+pub async fn copy_records(sdk: &aws_config::SdkConfig, name: &str) -> std::sync::Arc<dyn crate::ports::CopyRecords> {
+    let ddb = aws_sdk_dynamodb::Client::new(sdk);
+    let table = create_admission_table(&ddb, name).await.unwrap_or_else(|e| panic!("admission table: {e}"));
+    std::sync::Arc::new(crate::aws::leases::AwsLeases::new(ddb, table))
+}
+
 /// The account moto answers for with any credentials.
 pub const EMULATOR_ACCOUNT: &str = "123456789012";
 

@@ -16,10 +16,10 @@ pub struct CopyRequest {
     pub description: Option<String>,
     /// Deterministic; the same token MUST yield the same copy, however often the request is sent.
     pub client_token: String,
-    /// Put on the new image and its snapshots at creation (TagSpecifications).
+    /// Put on the new image and its snapshots at creation (TagSpecifications): the product's own and the source's
+    /// user tags as read from EC2. CopyImageTags is never asked for: it copies only the tags the copying account
+    /// attached (none in a target account), and any tag under the product's prefix.
     pub tags: Vec<Tag>,
-    /// Ask EC2 to copy the source's user-defined tags (CopyImageTags).
-    pub copy_image_tags: bool,
     /// `Encrypted` and `KmsKeyId`.
     pub encryption: CopyEncryption,
     /// `SnapshotCopyCompletionDurationMinutes` (a time-based copy); `None`: best effort.
@@ -296,5 +296,38 @@ impl Leases for NoLeases {
 
     fn release<'a>(&'a self, _key: &'a str, _holder: &'a str, _now: f64) -> PortFuture<'a, ()> {
         Box::pin(async { Ok(()) })
+    }
+}
+
+/// The function's own record of the copies CopyImage returned it, kept where only the function writes (the
+/// stack's admission table in production). EC2's record of a copy's source (`SourceImageId`,
+/// `SourceImageRegion`) cannot tell a copy from an image made with CreateImage from an instance of the source in
+/// the source's own region; there (a target account's copy in the source region) this record decides.
+pub trait CopyRecords: Send + Sync {
+    /// Records that CopyImage returned `copy` at the place `place_key` (`ACCOUNT/REGION`). Recording what is
+    /// recorded is success.
+    fn record<'a>(&'a self, place_key: &'a str, copy: &'a ImageId) -> PortFuture<'a, ()>;
+
+    /// Which of `ids` at the place `place_key` are recorded, in as few reads as the store allows.
+    fn recorded<'a>(&'a self, place_key: &'a str, ids: &'a [ImageId]) -> PortFuture<'a, Vec<ImageId>>;
+}
+
+/// No record store (ADMISSION_TABLE unset): nothing is recorded, so no image in its source's own region is ever
+/// taken for the product's copy. A deployment that copies there (TARGET_ACCOUNTS) needs the table; the
+/// configuration refuses it otherwise.
+pub struct NoRecords;
+
+impl CopyRecords for NoRecords {
+    fn record<'a>(&'a self, _place_key: &'a str, _copy: &'a ImageId) -> PortFuture<'a, ()> {
+        Box::pin(async {
+            Err(PortError::permanent(
+                "NotConfigured",
+                "no record store (ADMISSION_TABLE) for copies in the source region",
+            ))
+        })
+    }
+
+    fn recorded<'a>(&'a self, _place_key: &'a str, _ids: &'a [ImageId]) -> PortFuture<'a, Vec<ImageId>> {
+        Box::pin(async { Ok(vec![]) })
     }
 }

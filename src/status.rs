@@ -7,16 +7,21 @@
 
 use crate::core::ids::{AccountId, ImageId, Region};
 use crate::core::plan;
+use crate::core::provenance::is_our_copy_at;
 use crate::core::share;
 use crate::core::status::{self, PlaceObservation, Report};
-use crate::ports::{Ec2, Ec2Regions, Queue};
-use crate::service::Settings;
+use crate::ports::{CopyRecords, Ec2, Ec2Regions, Queue};
+use crate::service::{PlaceEc2, Settings};
 use futures::future::join_all;
+use std::sync::Arc;
 
-/// The status of `source` (in `source_region`) as the configuration `settings` wants it, at `now`.
+/// The status of `source` (in `source_region`) as the configuration `settings` wants it, at `now`. `records`: the
+/// function's record of its copies (the admission table), which tells its copies in the source's own region.
+#[allow(clippy::too_many_arguments)]
 pub async fn status<R: Ec2Regions, Q: Queue>(
     ec2: &R,
     queue: &Q,
+    records: &Arc<dyn CopyRecords>,
     settings: &Settings,
     home: &AccountId,
     source: &ImageId,
@@ -51,7 +56,7 @@ pub async fn status<R: Ec2Regions, Q: Queue>(
             let owner = place.owner(home).clone();
             let wanted = share::decide(source_permissions, &settings.share, &owner, &settings.target_accounts).grants;
             let ec2 = match ec2.at(&place) {
-                Ok(ec2) => ec2,
+                Ok(ec2) => PlaceEc2::new(ec2, place.clone(), Some(home), records.clone()),
                 Err(e) => {
                     let copies = Err(e.to_string());
                     return PlaceObservation { place, copies, permissions: None, wanted, family: None, template: None };
@@ -59,7 +64,10 @@ pub async fn status<R: Ec2Regions, Q: Queue>(
             };
             let copies = ec2.find_copies(std::slice::from_ref(source)).await.map_err(|e| e.to_string());
             let available = copies.as_ref().ok().and_then(|c| {
-                c.iter().find(|i| i.state == crate::core::image::ImageState::Available).map(|i| i.id.clone())
+                c.iter()
+                    .filter(|i| i.state == crate::core::image::ImageState::Available)
+                    .find(|i| is_our_copy_at(i, source, source_region, &place, home))
+                    .map(|i| i.id.clone())
             });
             let permissions = match available {
                 Some(copy) => Some(ec2.launch_permissions(&copy).await.map_err(|e| e.to_string())),

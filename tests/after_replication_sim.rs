@@ -37,9 +37,12 @@ fn volume_users(copy: &SimImage) -> Vec<Vec<String>> {
 async fn status(sim: &Simulation, settings: &Settings, source: &ImageId) -> String {
     let regions = ami_replicator::sim::SimRegions::new(sim.world.clone());
     let queue = ami_replicator::sim::SimQueue::new(sim.world.clone());
+    let records: std::sync::Arc<dyn ami_replicator::ports::CopyRecords> =
+        std::sync::Arc::new(ami_replicator::sim::SimRecords::new(sim.world.clone()));
     let now = sim.replicator.now() as i64;
     let report =
-        ami_replicator::status::status(&regions, &queue, settings, &acct(ME), source, &r("us-east-1"), now).await;
+        ami_replicator::status::status(&regions, &queue, &records, settings, &acct(ME), source, &r("us-east-1"), now)
+            .await;
     ami_replicator::core::status::table(&report)
 }
 

@@ -11,8 +11,8 @@ use ami_replicator::core::share::SharePolicy;
 use ami_replicator::core::step::StepPolicy;
 use ami_replicator::entry;
 use ami_replicator::local::{
-    assumed_sdk_config, copies_of, create_queues, dead_letter_reasons, drain_queue, ec2_client, register_image_build,
-    seed_source_image, Emulator, EMULATOR_ACCOUNT as A,
+    assumed_sdk_config, copies_of, copy_records, create_queues, dead_letter_reasons, drain_queue, ec2_client,
+    register_image_build, seed_source_image, Emulator, EMULATOR_ACCOUNT as A,
 };
 use ami_replicator::service::{Replicator, Settings};
 use aws_sdk_ec2::types::{ImageAttributeName, SnapshotAttributeName};
@@ -81,7 +81,8 @@ async fn a_source_in_one_account_reaches_regions_of_both_accounts_owned_by_each(
         Arc::new(settings(&[B])),
         AwsEc2Regions::with_target_roles(sdk.clone(), &roles(&[(B, B_ROLE)])).await,
         AwsQueue::new(sqs.clone(), work.clone(), Some(dlq.clone())),
-    );
+    )
+    .with_records(copy_records(&sdk, "records").await);
     let home = acct(A);
     entry::handle(&replicator, event(&source, "available"), &home).await.unwrap();
     drain_queue(&sqs, &work, &replicator, &home, Duration::from_secs(120)).await.unwrap();
@@ -160,7 +161,8 @@ async fn a_refused_role_fails_its_account_alone_and_deregistering_the_source_sto
         Arc::new(settings(&[B, C])),
         AwsEc2Regions::with_target_roles(sdk.clone(), &roles(&[(B, B_ROLE), (C, C_ROLE)])).await,
         AwsQueue::new(sqs.clone(), work.clone(), Some(dlq.clone())),
-    );
+    )
+    .with_records(copy_records(&sdk, "records").await);
     let home = acct(A);
     entry::handle(&replicator, event(&source, "available"), &home).await.unwrap();
     // One batch starts the copies (the continuations wait in the queue, delayed).

@@ -185,7 +185,6 @@ async fn the_copy_limit_is_per_account_and_region() {
             description: None,
             client_token: format!("filler-{n}"),
             tags: vec![],
-            copy_image_tags: false,
             encryption: Default::default(),
             completion_minutes: None,
         };

@@ -100,10 +100,21 @@ async fn copies_are_disabled_with_their_source_and_enabled_and_shared_again_with
     let text = {
         let regions = ami_replicator::sim::SimRegions::new(sim.world.clone());
         let queue = ami_replicator::sim::SimQueue::new(sim.world.clone());
+        let records: std::sync::Arc<dyn ami_replicator::ports::CopyRecords> =
+            std::sync::Arc::new(ami_replicator::sim::SimRecords::new(sim.world.clone()));
         let now = sim.replicator.now() as i64;
         let settings = sim.replicator.settings().clone();
-        let report =
-            ami_replicator::status::status(&regions, &queue, &settings, &acct(ME), &src, &r("us-east-1"), now).await;
+        let report = ami_replicator::status::status(
+            &regions,
+            &queue,
+            &records,
+            &settings,
+            &acct(ME),
+            &src,
+            &r("us-east-1"),
+            now,
+        )
+        .await;
         ami_replicator::core::status::table(&report)
     };
     assert_eq!(text.matches("disabled with its source").count(), 4, "{text}");

@@ -31,7 +31,6 @@ fn request() -> CopyRequest {
         description: Some("built by CI".into()),
         client_token: "a".repeat(64),
         tags: vec![Tag::new(SOURCE_IMAGE_TAG, "ami-0123456789abcdef0")],
-        copy_image_tags: true,
         encryption: CopyEncryption { encrypted: true, kms_key_id: Some("alias/ami-copies".into()) },
         completion_minutes: None,
     }
@@ -139,7 +138,7 @@ async fn every_code_is_classified_as_written_in_the_test() {
 }
 
 #[tokio::test]
-async fn copy_image_sends_token_tags_and_copy_image_tags() {
+async fn copy_image_sends_token_and_its_own_tags_never_copy_image_tags() {
     let rule = mock!(aws_sdk_ec2::Client::copy_image)
         .match_requests(|r| {
             let specs = r.tag_specifications();
@@ -149,7 +148,7 @@ async fn copy_image_sends_token_tags_and_copy_image_tags() {
                 && r.name() == Some("golden")
                 && r.description() == Some("built by CI")
                 && r.client_token().map(str::len) == Some(64)
-                && r.copy_image_tags() == Some(true)
+                && r.copy_image_tags() == Some(false)
                 && r.encrypted() == Some(true)
                 && r.kms_key_id() == Some("alias/ami-copies")
                 && kinds == vec![ResourceType::Image, ResourceType::Snapshot]

@@ -74,7 +74,10 @@ async fn a_copy_in_use_is_kept_and_the_status_says_why() {
         let regions = ami_replicator::sim::SimRegions::new(sim.world.clone());
         let queue = ami_replicator::sim::SimQueue::new(sim.world.clone());
         let now = sim.replicator.now() as i64;
-        ami_replicator::status::status(&regions, &queue, &settings, &acct(ME), &source, &r("us-east-1"), now).await
+        let records: std::sync::Arc<dyn ami_replicator::ports::CopyRecords> =
+            std::sync::Arc::new(ami_replicator::sim::SimRecords::new(sim.world.clone()));
+        ami_replicator::status::status(&regions, &queue, &records, &settings, &acct(ME), &source, &r("us-east-1"), now)
+            .await
     };
     let text = table(&report);
     assert!(text.contains("kept (source deregistered): in use by ec2:instance"), "{text}");

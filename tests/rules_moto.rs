@@ -2,15 +2,15 @@
 //! by the function's configuration code, images matched by their tags and names as EC2 shows them, an image no
 //! rule matches left alone, and a work item that tries to widen its rule dead-lettered.
 
-use ami_replicator::aws::{ec2::AwsEc2Regions, sqs::AwsQueue};
+use ami_replicator::aws::{ec2::AwsEc2Regions, leases::AwsLeases, sqs::AwsQueue};
 use ami_replicator::config::Config;
 use ami_replicator::core::ids::{AccountId, ImageId, Region};
 use ami_replicator::core::ruleset::RULE_TAG;
 use ami_replicator::core::status::table;
 use ami_replicator::entry;
 use ami_replicator::local::{
-    assumed_sdk_config, copies_of, create_queues, dead_letter_reasons, drain_queue, ec2_client, seed_source_image,
-    Emulator, EMULATOR_ACCOUNT as A,
+    assumed_sdk_config, copies_of, create_admission_table, create_queues, dead_letter_reasons, drain_queue, ec2_client,
+    seed_source_image, Emulator, EMULATOR_ACCOUNT as A,
 };
 use ami_replicator::service::Replicator;
 use ami_replicator::status::status;
@@ -57,8 +57,11 @@ async fn three_rules_send_each_image_where_its_rule_says() {
     let sdk = emulator.sdk_config().await;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let (work, dlq) = create_queues(&sqs, "rules", 2).await.unwrap();
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+    let admission = create_admission_table(&ddb, "rules-admission").await.unwrap();
     let vars: HashMap<&str, String> = HashMap::from([
         ("WORK_QUEUE_URL", work.clone()),
+        ("ADMISSION_TABLE", admission.clone()),
         ("REPLICATION_RULES", RULES.to_string()),
         ("SOURCE_REGIONS", "us-east-1".to_string()),
         ("COPY_POLL_SECONDS", "1".to_string()),
@@ -70,11 +73,13 @@ async fn three_rules_send_each_image_where_its_rule_says() {
     let team = seed_source_image(&east, "team-a-svc", &[("Team", "a")], &[]).await.unwrap();
     let unmatched = seed_source_image(&east, "scratch", &[("Team", "b")], &[]).await.unwrap();
     let settings = config.settings.clone();
+    let records: Arc<dyn ami_replicator::ports::CopyRecords> = Arc::new(AwsLeases::new(ddb.clone(), admission));
     let replicator = Replicator::new(
         Arc::new(config.settings),
         AwsEc2Regions::with_target_roles(sdk.clone(), &config.target_roles).await,
         AwsQueue::new(sqs.clone(), work.clone(), Some(dlq.clone())),
-    );
+    )
+    .with_records(records.clone());
     let home = AccountId::parse(A).unwrap();
     for image in [&windows, &golden, &team, &unmatched] {
         entry::handle(&replicator, event(image), &home).await.unwrap();
@@ -128,12 +133,13 @@ async fn three_rules_send_each_image_where_its_rule_says() {
     let queue = AwsQueue::new(sqs.clone(), work.clone(), Some(dlq.clone()));
     let east = Region::parse("us-east-1").unwrap();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
-    let report = status(&ec2, &queue, &settings, &home, &ImageId::parse(&golden).unwrap(), &east, now).await;
+    let report = status(&ec2, &queue, &records, &settings, &home, &ImageId::parse(&golden).unwrap(), &east, now).await;
     assert_eq!(report.rule.as_deref(), Some("golden"));
     assert_eq!(report.places.len(), 3, "{}", table(&report));
     assert!(report.complete, "{}", table(&report));
     assert!(table(&report).contains("rule: golden"));
-    let report = status(&ec2, &queue, &settings, &home, &ImageId::parse(&unmatched).unwrap(), &east, now).await;
+    let report =
+        status(&ec2, &queue, &records, &settings, &home, &ImageId::parse(&unmatched).unwrap(), &east, now).await;
     assert!(
         report.rule.as_deref().is_some_and(|r| r.starts_with("none (no replication rule matches")),
         "{:?}",

@@ -38,7 +38,10 @@ async fn the_status_names_each_places_state_permissions_and_dead_letters() {
         let regions = ami_replicator::sim::SimRegions::new(sim.world.clone());
         let queue = ami_replicator::sim::SimQueue::new(sim.world.clone());
         let now = sim.replicator.now() as i64;
-        ami_replicator::status::status(&regions, &queue, &settings, &acct(ME), &source, &r("us-east-1"), now).await
+        let records: std::sync::Arc<dyn ami_replicator::ports::CopyRecords> =
+            std::sync::Arc::new(ami_replicator::sim::SimRecords::new(sim.world.clone()));
+        ami_replicator::status::status(&regions, &queue, &records, &settings, &acct(ME), &source, &r("us-east-1"), now)
+            .await
     };
     let verdict = |region: &str| report.places.iter().find(|p| p.region == region).unwrap().verdict;
     assert_eq!(verdict("eu-west-1"), Verdict::Complete, "{}", table(&report));

@@ -1,7 +1,7 @@
 //! Translations between the SDK's EC2 types and the core's: images, tags, launch permissions.
 
-use crate::core::ids::{AccountId, ImageId, OrganizationArn, OuArn, SnapshotId};
-use crate::core::image::{ImageInfo, ImageState, ImageTraits, LaunchPermission, Tag};
+use crate::core::ids::{AccountId, ImageId, OrganizationArn, OuArn, Region, SnapshotId};
+use crate::core::image::{ImageInfo, ImageState, ImageTraits, LaunchPermission, Origin, Tag};
 use aws_sdk_ec2::types::{
     DeviceType, Image, LaunchPermission as SdkPermission, PermissionGroup, ProductCodeValues, Tag as SdkTag,
     VirtualizationType,
@@ -54,7 +54,16 @@ pub(crate) fn image_info(image: &Image) -> Option<ImageInfo> {
             .filter_map(|s| SnapshotId::parse(s).ok())
             .collect(),
         created: image.creation_date().map(str::to_string),
+        origin: origin(image),
     })
+}
+
+/// EC2's record of the image this one was made from (SourceImageId, SourceImageRegion), when it has one that
+/// this product can parse.
+fn origin(image: &Image) -> Option<Origin> {
+    let source = ImageId::parse(image.source_image_id()?).ok()?;
+    let region = Region::parse(image.source_image_region()?).ok()?;
+    Some(Origin { image: source, region, recorded: false })
 }
 
 pub(crate) fn sdk_tags(tags: &[Tag]) -> Vec<SdkTag> {

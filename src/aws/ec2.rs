@@ -189,7 +189,7 @@ impl Ec2 for AwsEc2 {
             .name(&request.name)
             .set_description(request.description.clone())
             .client_token(&request.client_token)
-            .copy_image_tags(request.copy_image_tags)
+            .copy_image_tags(false)
             .set_encrypted(request.encryption.encrypted.then_some(true))
             .set_kms_key_id(request.encryption.kms_key_id.clone())
             .set_snapshot_copy_completion_duration_minutes(request.completion_minutes.map(i64::from))

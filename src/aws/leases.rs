@@ -98,3 +98,69 @@ impl Leases for AwsLeases {
         })
     }
 }
+
+/// Keys one BatchGetItem reads (DynamoDB's limit).
+const KEYS_PER_BATCH: usize = 100;
+
+/// The item of a recorded copy: `place` = `copy/ACCOUNT/REGION/ami-...`, no expiry (a copy lives for years).
+fn record_key(place_key: &str, copy: &crate::core::ids::ImageId) -> String {
+    format!("{place_key}/{copy}")
+}
+
+/// The function's record of its copies in the source's own region, in the same table: one item per copy, written
+/// only by the function (its role is the only writer the template allows).
+impl crate::ports::CopyRecords for AwsLeases {
+    fn record<'a>(&'a self, place_key: &'a str, copy: &'a crate::core::ids::ImageId) -> PortFuture<'a, ()> {
+        Box::pin(async move {
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .item("place", AttributeValue::S(record_key(place_key, copy)))
+                .item("copy", AttributeValue::S(copy.to_string()))
+                .send()
+                .await
+                .map_err(|e| port_error("PutItem", e))?;
+            Ok(())
+        })
+    }
+
+    fn recorded<'a>(
+        &'a self,
+        place_key: &'a str,
+        ids: &'a [crate::core::ids::ImageId],
+    ) -> PortFuture<'a, Vec<crate::core::ids::ImageId>> {
+        Box::pin(async move {
+            let mut found = Vec::new();
+            for chunk in ids.chunks(KEYS_PER_BATCH) {
+                let keys: Vec<HashMap<String, AttributeValue>> = chunk
+                    .iter()
+                    .map(|id| HashMap::from([("place".to_string(), AttributeValue::S(record_key(place_key, id)))]))
+                    .collect();
+                let request = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
+                    .set_keys(Some(keys))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| crate::core::errors::PortError::permanent("BatchGetItem", e.to_string()))?;
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(|e| port_error("BatchGetItem", e))?;
+                if out.unprocessed_keys().is_some_and(|u| u.values().any(|k| !k.keys().is_empty())) {
+                    return Err(crate::core::errors::PortError::transient(
+                        "ProvisionedThroughputExceededException",
+                        "BatchGetItem left keys unread: read again",
+                    ));
+                }
+                let items = out.responses().and_then(|r| r.get(&self.table)).map(Vec::as_slice).unwrap_or_default();
+                found.extend(chunk.iter().filter(|id| {
+                    let key = record_key(place_key, id);
+                    items.iter().any(|i| i.get("place").and_then(|p| p.as_s().ok()) == Some(&key))
+                }));
+            }
+            Ok(found.into_iter().cloned().collect())
+        })
+    }
+}

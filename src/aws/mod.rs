@@ -83,8 +83,10 @@ pub async fn replicator(
         .with_image_builder(image_builder)
         .with_outputs(std::sync::Arc::new(outputs));
     match config.admission_table {
-        Some(table) => replicator
-            .with_leases(std::sync::Arc::new(leases::AwsLeases::new(aws_sdk_dynamodb::Client::new(sdk), table))),
+        Some(table) => {
+            let table = std::sync::Arc::new(leases::AwsLeases::new(aws_sdk_dynamodb::Client::new(sdk), table));
+            replicator.with_leases(table.clone()).with_records(table)
+        }
         None => {
             tracing::warn!(
                 "ADMISSION_TABLE is not set: concurrent invocations may admit copies at one place at once (AWS's copy \

@@ -111,8 +111,17 @@ async fn status(args: StatusArgs) -> Result<bool, String> {
     let home = AccountId::parse(identity.account().unwrap_or_default()).map_err(|e| e.to_string())?;
     let ec2 = AwsEc2Regions::with_target_roles(sdk.clone(), &config.target_roles).await;
     let queue = AwsQueue::new(aws_sdk_sqs::Client::new(&sdk), config.work_queue_url, config.dead_letter_queue_url);
+    // The function's record of its copies in the source region (target accounts), in its admission table.
+    let records: std::sync::Arc<dyn ami_replicator::ports::CopyRecords> = match &config.admission_table {
+        Some(table) => std::sync::Arc::new(ami_replicator::aws::leases::AwsLeases::new(
+            aws_sdk_dynamodb::Client::new(&sdk),
+            table.clone(),
+        )),
+        None => std::sync::Arc::new(ami_replicator::ports::NoRecords),
+    };
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
-    let report = ami_replicator::status::status(&ec2, &queue, &config.settings, &home, &image, &region, now).await;
+    let report =
+        ami_replicator::status::status(&ec2, &queue, &records, &config.settings, &home, &image, &region, now).await;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
     } else {
@@ -172,6 +181,7 @@ fn rules_check(args: CheckArgs) -> Result<bool, String> {
         traits: Default::default(),
         snapshots: vec![],
         created: None,
+        origin: None,
     };
     match settings.for_source(&image, &region, &home) {
         Ok((rule_settings, rule)) => {

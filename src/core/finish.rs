@@ -6,7 +6,7 @@
 
 use super::ids::{ImageId, Place, Region};
 use super::image::{ImageInfo, ImageState};
-use super::provenance::{gave_up, is_copy_of, is_shared, GAVE_UP_TAG};
+use super::provenance::{gave_up, is_our_copy_at, is_shared, GAVE_UP_TAG};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -50,6 +50,7 @@ impl Outcome {
 pub fn assess(
     watch: &Watch,
     found: &BTreeMap<Place, Vec<ImageInfo>>,
+    home: &super::ids::AccountId,
     now: i64,
     deadline_seconds: i64,
 ) -> Option<Vec<(Place, Outcome)>> {
@@ -58,7 +59,11 @@ pub fn assess(
     for place in &watch.places {
         let copies: Vec<&ImageInfo> = found
             .get(place)
-            .map(|list| list.iter().filter(|i| is_copy_of(i, &watch.source_image, &watch.source_region)).collect())
+            .map(|list| {
+                list.iter()
+                    .filter(|i| is_our_copy_at(i, &watch.source_image, &watch.source_region, place, home))
+                    .collect()
+            })
             .unwrap_or_default();
         let done = copies.iter().find(|i| i.state == ImageState::Available && is_shared(i));
         let tombstone = copies.iter().find(|i| gave_up(i));

@@ -1,5 +1,6 @@
 use super::*;
 
+use crate::core::ids::AccountId;
 use crate::core::image::Tag;
 use crate::core::provenance::{provenance_tags, SHARED_TAG};
 
@@ -17,6 +18,10 @@ fn copy(n: u32, state: ImageState, extra: &[(&str, &str)]) -> ImageInfo {
     ImageInfo::fixture(id(n), state, tags)
 }
 
+fn home() -> AccountId {
+    AccountId::parse("123456789012").unwrap()
+}
+
 fn watch() -> Watch {
     Watch {
         source_image: id(1),
@@ -32,7 +37,7 @@ fn finished_when_every_place_is_completed_or_given_up() {
     let mut found = BTreeMap::new();
     found.insert(place("eu-west-1"), vec![copy(10, ImageState::Available, &[(SHARED_TAG, "true")])]);
     found.insert(place("us-west-2"), vec![copy(20, ImageState::Failed(None), &[(GAVE_UP_TAG, "3 copies failed")])]);
-    let outcomes = assess(&watch(), &found, 2000, 3600).unwrap();
+    let outcomes = assess(&watch(), &found, &home(), 2000, 3600).unwrap();
     assert_eq!(outcomes[0].1, Outcome::Completed { copy: id(10) });
     assert_eq!(outcomes[1].1, Outcome::Failed { reason: "3 copies failed".into() });
 }
@@ -42,13 +47,13 @@ fn open_while_a_copy_is_pending_or_not_yet_shared_then_missing_after_the_deadlin
     let mut found = BTreeMap::new();
     found.insert(place("eu-west-1"), vec![copy(10, ImageState::Available, &[(SHARED_TAG, "true")])]);
     found.insert(place("us-west-2"), vec![copy(20, ImageState::Available, &[])]);
-    assert_eq!(assess(&watch(), &found, 2000, 3600), None, "available but not yet shared");
+    assert_eq!(assess(&watch(), &found, &home(), 2000, 3600), None, "available but not yet shared");
     found.insert(place("us-west-2"), vec![copy(20, ImageState::Pending, &[])]);
-    assert_eq!(assess(&watch(), &found, 2000, 3600), None);
-    let outcomes = assess(&watch(), &found, 1000 + 3600, 3600).unwrap();
+    assert_eq!(assess(&watch(), &found, &home(), 2000, 3600), None);
+    let outcomes = assess(&watch(), &found, &home(), 1000 + 3600, 3600).unwrap();
     assert_eq!(outcomes[1].1, Outcome::Missing);
     found.remove(&place("us-west-2"));
-    assert_eq!(assess(&watch(), &found, 2000, 3600), None, "no copy yet");
+    assert_eq!(assess(&watch(), &found, &home(), 2000, 3600), None, "no copy yet");
 }
 
 #[test]

@@ -74,6 +74,21 @@ pub struct ImageInfo {
     pub snapshots: Vec<SnapshotId>,
     /// CreationDate (RFC 3339), when EC2 gave one.
     pub created: Option<String>,
+    /// Where EC2 records the image was made from (`SourceImageId`, `SourceImageRegion`); `None` when EC2 records
+    /// nothing (a registered image, or an older AMI).
+    pub origin: Option<Origin>,
+}
+
+/// The image an image was made from, as EC2 records it: CopyImage (and CreateImage, from an instance of it) set
+/// `SourceImageId` and `SourceImageRegion`, and nobody can write them. Only `recorded` is the product's own: the
+/// shell sets it where the function's record of the ids CopyImage returned it confirms this image (see
+/// `provenance::is_our_copy`: needed in the source's own region, where CreateImage records the same origin).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub image: ImageId,
+    pub region: super::ids::Region,
+    /// The function's record says CopyImage returned this image to it at its place.
+    pub recorded: bool,
 }
 
 /// Properties of an image that decide whether and how it can be copied.
@@ -93,14 +108,25 @@ pub struct ImageTraits {
     pub protection: super::protection::Protection,
 }
 
+impl Origin {
+    /// For the core's unit tests: the origin a genuine copy with these provenance tags has (EC2's record and the
+    /// function's agree with them); `None` for an image whose tags name no source.
+    #[cfg(test)]
+    pub(crate) fn as_tagged(tags: &[Tag]) -> Option<Self> {
+        super::provenance::claimed_source(tags).map(|(image, region)| Origin { image, region, recorded: true })
+    }
+}
+
 impl ImageInfo {
     pub fn tag(&self, key: &str) -> Option<&str> {
         self.tags.iter().find(|t| t.key == key).map(|t| t.value.as_str())
     }
 
-    /// An 8 GiB image of account 123456789012 for the core's unit tests.
+    /// An 8 GiB image of account 123456789012 for the core's unit tests; when its tags name a source, EC2's
+    /// record (and the function's) agree with them, as on a genuine copy.
     #[cfg(test)]
     pub(crate) fn fixture(id: ImageId, state: ImageState, tags: Vec<Tag>) -> Self {
+        let origin = Origin::as_tagged(&tags);
         Self {
             id,
             owner: Some(AccountId::parse("123456789012").unwrap_or_else(|e| panic!("{e}"))),
@@ -112,6 +138,7 @@ impl ImageInfo {
             traits: ImageTraits::default(),
             snapshots: vec![],
             created: None,
+            origin,
         }
     }
 }

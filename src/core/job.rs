@@ -122,6 +122,10 @@ pub struct Job {
     /// it from the rule that matches the source as EC2 shows it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rule: Option<String>,
+    /// The source's tags as EC2 shows them now, set at admission (`policy::refresh_from_source`) and never carried
+    /// by a message: the copy is created with its user tags (`provenance::copy_tags`).
+    #[serde(skip)]
+    pub source_tags: Vec<super::image::Tag>,
 }
 
 impl Job {
@@ -155,6 +159,7 @@ impl Job {
             copy_started: None,
             source_created: None,
             rule: None,
+            source_tags: Vec::new(),
         }
     }
 

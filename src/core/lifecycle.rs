@@ -1,9 +1,9 @@
 //! The source's lifecycle: what becomes of the copies when their source is deregistered, disabled or enabled
 //! again. Pure.
 
-use super::ids::{AccountId, ImageId, Region, SnapshotId};
+use super::ids::{AccountId, ImageId, Place, Region, SnapshotId};
 use super::image::{ImageInfo, ImageState};
-use super::provenance::is_copy_of;
+use super::provenance::is_our_copy_at;
 
 /// What to do with one copy of a deregistered source.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,11 +18,19 @@ pub struct Cleanup {
 /// The copies of `source` (from `source_region`) among `found` to deregister: those still `pending` (a copy of an
 /// image that no longer exists is not wanted) and failed ones always, the others only when `with_source` is set
 /// (DEREGISTER_COPIES_WITH_SOURCE; copies are independent AMIs by default, as AWS documents), with their
-/// snapshots. Images that are not this product's copies of that source are never touched.
-pub fn cleanup(found: &[ImageInfo], source: &ImageId, source_region: &Region, with_source: bool) -> Vec<Cleanup> {
+/// snapshots. Images that are not this product's copies of that source at `place` (`provenance::is_our_copy`)
+/// are never touched, whatever their tags claim.
+pub fn cleanup(
+    found: &[ImageInfo],
+    source: &ImageId,
+    source_region: &Region,
+    place: &Place,
+    home: &AccountId,
+    with_source: bool,
+) -> Vec<Cleanup> {
     found
         .iter()
-        .filter(|img| is_copy_of(img, source, source_region))
+        .filter(|img| is_our_copy_at(img, source, source_region, place, home))
         .filter_map(|img| match img.state {
             ImageState::Pending => {
                 Some(Cleanup { copy: img.id.clone(), stops_pending_copy: true, delete_snapshots: vec![] })
@@ -100,12 +108,19 @@ pub fn follow(copy: &ImageState, source: Option<&ImageState>, follows: bool) -> 
     }
 }
 
-/// The copies of `source` (from `source_region`) among `found`, owned by `owner`, that follow a source shown
-/// disabled: the available ones. Pending copies are left to their jobs, which disable them once available.
-pub fn to_disable(found: &[ImageInfo], source: &ImageId, source_region: &Region, owner: &AccountId) -> Vec<ImageId> {
+/// The copies of `source` (from `source_region`) among `found` that are this product's copies at `place` and
+/// follow a source shown disabled: the available ones. Pending copies are left to their jobs, which disable them
+/// once available.
+pub fn to_disable(
+    found: &[ImageInfo],
+    source: &ImageId,
+    source_region: &Region,
+    place: &Place,
+    home: &AccountId,
+) -> Vec<ImageId> {
     found
         .iter()
-        .filter(|img| is_copy_of(img, source, source_region) && img.owner.as_ref() == Some(owner))
+        .filter(|img| is_our_copy_at(img, source, source_region, place, home))
         .filter(|img| img.state == ImageState::Available)
         .map(|img| img.id.clone())
         .collect()

@@ -4,18 +4,27 @@ use super::*;
 use crate::core::image::{ImageTraits, Tag};
 use crate::core::provenance::provenance_tags;
 
+fn me() -> AccountId {
+    AccountId::parse("111111111111").unwrap()
+}
+
+fn here() -> Place {
+    Place::home(Region::parse("eu-west-1").unwrap())
+}
+
 fn img(n: u32, state: ImageState, tags: Vec<Tag>) -> ImageInfo {
     ImageInfo {
         id: ImageId::parse(&format!("ami-{n:08x}")).unwrap(),
-        owner: None,
+        owner: Some(me()),
         name: None,
         description: None,
         state,
-        tags,
+        tags: tags.clone(),
         size_gib: 1,
         traits: ImageTraits::default(),
         snapshots: vec![SnapshotId::parse(&format!("snap-{n:08x}")).unwrap()],
         created: None,
+        origin: crate::core::image::Origin::as_tagged(&tags),
     }
 }
 
@@ -31,11 +40,23 @@ fn pending_copies_always_stop_available_ones_only_when_asked() {
         img(3, ImageState::Pending, other),
         img(4, ImageState::Pending, vec![]),
     ];
-    let kept = cleanup(&found, &source, &region, false);
+    let kept = cleanup(&found, &source, &region, &here(), &me(), false);
     assert_eq!(kept.len(), 1);
     assert!(kept[0].stops_pending_copy && kept[0].delete_snapshots.is_empty());
-    let all = cleanup(&found, &source, &region, true);
+    let all = cleanup(&found, &source, &region, &here(), &me(), true);
     assert_eq!(all.len(), 2, "only this source's copies from that region");
+    // Tags that claim it while EC2 records no source, another one, or another owner: never touched.
+    let mut forged = vec![img(5, ImageState::Available, tags.clone()), img(6, ImageState::Pending, tags.clone())];
+    forged[0].origin = None;
+    forged[1].origin = Some(crate::core::image::Origin {
+        image: ImageId::parse("ami-0000000b").unwrap(),
+        region: region.clone(),
+        recorded: true,
+    });
+    let mut foreign = img(7, ImageState::Pending, tags.clone());
+    foreign.owner = Some(AccountId::parse("222222222222").unwrap());
+    forged.push(foreign);
+    assert!(cleanup(&forged, &source, &region, &here(), &me(), true).is_empty(), "forged provenance");
     assert_eq!(all[1].delete_snapshots.len(), 1);
 }
 
@@ -74,5 +95,5 @@ fn only_available_copies_of_this_source_owned_here_are_disabled() {
         i.owner = Some(me.clone());
     }
     found.push(foreign);
-    assert_eq!(to_disable(&found, &source, &region, &me), vec![ImageId::parse("ami-00000002").unwrap()]);
+    assert_eq!(to_disable(&found, &source, &region, &here(), &me), vec![ImageId::parse("ami-00000002").unwrap()]);
 }

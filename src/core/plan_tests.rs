@@ -15,11 +15,12 @@ fn image(owner: &str, tags: Vec<Tag>) -> ImageInfo {
         name: Some("golden".into()),
         description: Some("built by CI".into()),
         state: ImageState::Available,
-        tags,
+        tags: tags.clone(),
         size_gib: 30,
         traits: Default::default(),
         snapshots: vec![],
         created: None,
+        origin: crate::core::image::Origin::as_tagged(&tags),
     }
 }
 

@@ -9,7 +9,7 @@ use super::ids::{AccountId, Place, Region};
 use super::image::{ImageInfo, Tag};
 use super::job::{Job, Phase};
 use super::plan::{self, Readiness, Skip};
-use super::provenance::is_copy_of;
+use super::provenance::is_our_copy;
 use super::rules::{self, EncryptionPolicy};
 
 /// The configuration a message is checked against.
@@ -183,10 +183,11 @@ impl Policy<'_> {
         JobVerdict::Proceed(Box::new(next))
     }
 
-    /// Whether `image`, read from EC2 at `place` with that place's credentials, is this product's copy of `job`'s
-    /// source there: its provenance tags name the source, and the place's account owns it.
+    /// Whether `image`, read from EC2 at `job`'s place with that place's credentials (`owner`: its account), is
+    /// this product's copy of `job`'s source there (`provenance::verified_source`: EC2's record, the owner, the
+    /// provenance tag, and in the source's own region the function's record).
     pub fn is_our_copy(image: &ImageInfo, job: &Job, owner: &AccountId) -> bool {
-        is_copy_of(image, &job.source_image, &job.source_region) && image.owner.as_ref() == Some(owner)
+        is_our_copy(image, &job.source_image, &job.source_region, owner, &job.destination)
     }
 }
 
@@ -199,6 +200,7 @@ pub fn refresh_from_source(job: &mut Job, source: &ImageInfo) {
     job.paravirtual = source.traits.paravirtual;
     job.deprecation_time = source.traits.deprecation_time.clone();
     job.source_created = source.created.clone();
+    job.source_tags = source.tags.clone();
 }
 
 fn join(regions: &[Region]) -> String {

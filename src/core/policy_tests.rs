@@ -93,6 +93,8 @@ fn every_rule_applies_to_every_job_against_the_source_ec2_shows() {
     assert!(refused(&image(3, "123456789012", vec![])), "IMAGE_TAG_FILTER");
     let mut ours = image(4, "123456789012", vec![filter.clone()]);
     ours.tags.extend(crate::core::provenance::provenance_tags(&good.id, &r("us-east-1")));
+    assert!(!refused(&ours), "tags alone (EC2 records no source) are no copy: replicated like any source");
+    ours.origin = crate::core::image::Origin::as_tagged(&ours.tags);
     assert!(refused(&ours), "the loop guard");
     let mut market = image(5, "555555555555", vec![filter.clone()]);
     market.traits.marketplace = true;

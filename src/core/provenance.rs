@@ -1,7 +1,7 @@
 //! Provenance: how a copy says where it came from, and the deterministic ClientToken that makes
 //! CopyImage idempotent.
 
-use super::ids::{AccountId, ImageId, Region};
+use super::ids::{AccountId, ImageId, Place, Region};
 use super::image::{ImageInfo, Tag};
 use sha2::{Digest, Sha256};
 
@@ -51,32 +51,133 @@ pub const SOURCE_CREATED_TAG: &str = "ami-replicator:source-created";
 /// `failed` copy event tells from it which ClientToken the successor takes.
 pub const ATTEMPT_TAG: &str = "ami-replicator:attempt";
 
-/// The attempt of a copy (0 when untagged: the first).
+/// The highest attempt read from a copy's tag: the product makes at most MAX_FAILED_COPIES (3) copies per place, so
+/// a larger number was not written by it. A tag is a hint: a number read from one is bounded.
+pub const MAX_ATTEMPT: u32 = 100;
+
+/// The attempt of a copy (0 when untagged: the first), at most [`MAX_ATTEMPT`].
 pub fn attempt(image: &ImageInfo) -> u32 {
-    image.tag(ATTEMPT_TAG).and_then(|a| a.parse().ok()).unwrap_or(0)
+    image.tag(ATTEMPT_TAG).and_then(|a| a.parse::<u32>().ok()).unwrap_or(0).min(MAX_ATTEMPT)
 }
+
+/// The product's own tag prefix: tags under it are state the product writes on its copies. On a source they are
+/// never copied and never read as state.
+pub const TAG_PREFIX: &str = "ami-replicator:";
+
+/// The most tags EC2 allows on one resource.
+pub const MAX_TAGS: usize = 50;
 
 /// The provenance tags of a copy of `source` made from `source_region`.
 pub fn provenance_tags(source: &ImageId, source_region: &Region) -> Vec<Tag> {
     vec![Tag::new(SOURCE_IMAGE_TAG, source.as_str()), Tag::new(SOURCE_REGION_TAG, source_region.as_str())]
 }
 
-/// True when the image is itself a copy made by this product (the loop guard).
-pub fn is_replica(image: &ImageInfo) -> bool {
-    image.tag(SOURCE_IMAGE_TAG).is_some()
+/// The tags a copy is created with (TagSpecifications on the image and its snapshots, in every account): `own`
+/// (provenance and the product's other tags) and the source's user tags as read from EC2, never `aws:` ones and
+/// never the product's own (a source carrying `ami-replicator:shared` does not make its copies look shared). At
+/// most [`MAX_TAGS`]: the product's own first, then the source's in their order; the count left out is returned.
+pub fn copy_tags(own: Vec<Tag>, source_tags: &[Tag]) -> (Vec<Tag>, usize) {
+    let mut tags = own;
+    let inherited: Vec<&Tag> = source_tags
+        .iter()
+        .filter(|t| !t.key.starts_with("aws:") && !t.key.starts_with(TAG_PREFIX))
+        .filter(|t| !tags.iter().any(|o| o.key == t.key))
+        .collect();
+    let room = MAX_TAGS.saturating_sub(tags.len());
+    let left_out = inherited.len().saturating_sub(room);
+    tags.extend(inherited.into_iter().take(room).cloned());
+    (tags, left_out)
 }
 
-/// The source (image and region) a copy of this product was made from, read from its provenance tags; `None`
-/// when they are missing or unreadable.
-pub fn source_of(image: &ImageInfo) -> Option<(ImageId, Region)> {
-    let source = ImageId::parse(image.tag(SOURCE_IMAGE_TAG)?).ok()?;
-    let region = Region::parse(image.tag(SOURCE_REGION_TAG)?).ok()?;
+/// The source an image's provenance tags name (they claim it is a copy of it); `None` when they are missing or
+/// unreadable. A claim only: anyone allowed CreateTags can write these tags.
+pub fn claimed_source(tags: &[Tag]) -> Option<(ImageId, Region)> {
+    let get = |key: &str| tags.iter().find(|t| t.key == key).map(|t| t.value.as_str());
+    let source = ImageId::parse(get(SOURCE_IMAGE_TAG)?).ok()?;
+    let region = Region::parse(get(SOURCE_REGION_TAG)?).ok()?;
     Some((source, region))
 }
 
-/// True when `image` is this product's copy of `source` from `source_region`.
-pub fn is_copy_of(image: &ImageInfo, source: &ImageId, source_region: &Region) -> bool {
-    image.tag(SOURCE_IMAGE_TAG) == Some(source.as_str()) && image.tag(SOURCE_REGION_TAG) == Some(source_region.as_str())
+/// True when the image is itself a copy made by this product (the loop guard: it is never replicated): its
+/// provenance tags name the source EC2 records it was made from. A source whose tags merely claim to be a copy
+/// (EC2 records another origin, or none) is replicated like any other.
+pub fn is_replica(image: &ImageInfo) -> bool {
+    match (claimed_source(&image.tags), &image.origin) {
+        (Some((source, region)), Some(origin)) => origin.image == source && origin.region == region,
+        _ => false,
+    }
+}
+
+/// The source this product's copy `image` was copied from, as EC2 records it, when `image` was read at the place
+/// of account `owner` (the place's: the target account, or the function's own) and `region`; `None` when it is
+/// not this product's copy there. The one definition of "our copy":
+/// - EC2 records its origin (`SourceImageId`, `SourceImageRegion`), which nobody can write: that, never a tag's
+///   value, says which source it is a copy of;
+/// - the place's account owns it;
+/// - it carries the product's provenance tag (the product puts it on at creation: an image EC2 records as a copy
+///   of the source that the product did not tag is somebody else's copy);
+/// - in the source's own region (a target account's copy there), where an image made with CreateImage from an
+///   instance of the source records the same origin, the function's own record of the ids CopyImage returned it
+///   confirms it (`Origin::recorded`, kept where only the function writes).
+pub fn verified_source<'a>(
+    image: &'a ImageInfo,
+    owner: &AccountId,
+    region: &Region,
+) -> Option<(&'a ImageId, &'a Region)> {
+    let origin = image.origin.as_ref()?;
+    let owned = image.owner.as_ref() == Some(owner);
+    let tagged = image.tag(SOURCE_IMAGE_TAG).is_some();
+    let confirmed = origin.region != *region || origin.recorded;
+    (owned && tagged && confirmed).then_some((&origin.image, &origin.region))
+}
+
+/// True when `image`, read at the place of `owner` in `region`, is this product's copy of `source` from
+/// `source_region` ([`verified_source`]).
+pub fn is_our_copy(
+    image: &ImageInfo,
+    source: &ImageId,
+    source_region: &Region,
+    owner: &AccountId,
+    region: &Region,
+) -> bool {
+    verified_source(image, owner, region).is_some_and(|(s, r)| s == source && r == source_region)
+}
+
+/// [`is_our_copy`] at `place` (`home`: the function's own account).
+pub fn is_our_copy_at(
+    image: &ImageInfo,
+    source: &ImageId,
+    source_region: &Region,
+    place: &Place,
+    home: &AccountId,
+) -> bool {
+    is_our_copy(image, source, source_region, place.owner(home), &place.region)
+}
+
+/// When `image`'s provenance tags claim it is a copy made by this product of a source it is not this product's
+/// copy of, at the place of `owner` in `region`: what it claims and why it is not believed (for the log and the
+/// status command). `None` for a genuine copy whose tags agree with EC2, and for an image that claims nothing.
+pub fn false_claim(image: &ImageInfo, owner: &AccountId, region: &Region) -> Option<String> {
+    let raw = image.tag(SOURCE_IMAGE_TAG)?;
+    let Some((source, claim_region)) = claimed_source(&image.tags) else {
+        return Some(format!("{} carries an unreadable provenance tag ({SOURCE_IMAGE_TAG}={raw})", image.id));
+    };
+    let why = match (&image.origin, verified_source(image, owner, region)) {
+        (_, Some((s, r))) if *s == source && *r == claim_region => return None,
+        (_, Some((s, r))) => format!("it is this product's copy of {s} from {r}, as EC2 records"),
+        (None, None) => "EC2 records no source for it".to_string(),
+        (Some(o), None) if o.image != source || o.region != claim_region => {
+            format!("EC2 records it was made from {} in {}", o.image, o.region)
+        }
+        (Some(_), None) if image.owner.as_ref() != Some(owner) => {
+            format!("it is owned by {}, not {owner}", image.owner.as_ref().map_or("an unknown account", |o| o.as_str()))
+        }
+        (Some(_), None) => "in its source's own region, the function has no record that CopyImage made it".to_string(),
+    };
+    Some(format!(
+        "{} claims to be a copy of {source} from {claim_region} (account {owner}, {region}), but {why}",
+        image.id
+    ))
 }
 
 /// The ClientToken of one copy attempt: the SHA-256 of (source image, source region, destination region,

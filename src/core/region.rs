@@ -9,7 +9,7 @@ use super::ids::{AccountId, ImageId};
 use super::image::{ImageInfo, ImageState};
 use super::job::{Job, Phase};
 use super::policy::Policy;
-use super::provenance::{attempt, gave_up, is_copy_of, is_shared};
+use super::provenance::{attempt, gave_up, is_shared};
 use super::rules;
 use super::step::{self, Decision, StepPolicy};
 use std::collections::{BTreeMap, BTreeSet};
@@ -164,8 +164,8 @@ impl<T> PlacePlan<T> {
 
 /// The copy to resume, if one exists: an available one first, else a pending one. Failed or deregistered
 /// copies are not resumed.
-pub fn best_existing_copy<'a>(images: &'a [ImageInfo], job: &Job) -> Option<&'a ImageInfo> {
-    let mine = || images.iter().filter(|img| is_copy_of(img, &job.source_image, &job.source_region));
+pub fn best_existing_copy<'a>(images: &'a [ImageInfo], job: &Job, owner: &AccountId) -> Option<&'a ImageInfo> {
+    let mine = || images.iter().filter(|img| Policy::is_our_copy(img, job, owner));
     mine()
         .find(|img| img.state == ImageState::Available)
         .or_else(|| mine().find(|img| img.state == ImageState::Pending))
@@ -254,7 +254,7 @@ pub fn decide<T>(
             Decision::Vanished { copy } => match &observed.others {
                 Some(Ok(others)) => {
                     let source = observed.sources.get(&(job.source_image.clone(), job.source_region.clone()));
-                    step::after_vanished(&job, &copy, others, source, policy)
+                    step::after_vanished(&job, &copy, others, source, owner, policy)
                 }
                 Some(Err(e)) => step::on_error(&job, e, policy),
                 // Not looked up: look again at the next poll.
@@ -286,7 +286,7 @@ pub fn decide<T>(
         job.failed_copies = last_failed.map_or(0, |i| attempt(i) + 1);
         job.replaces = last_failed.map(|i| i.id.clone());
         let disabled = mine.iter().find(|i| i.state.is_disabled()).map(|i| i.id.clone());
-        match best_existing_copy(images, &job) {
+        match best_existing_copy(images, &job, owner) {
             Some(copy) if copy.state == ImageState::Available && is_shared(copy) => {
                 plan.decided.push((tag, job, Decision::Done { copy: copy.id.clone() }));
             }

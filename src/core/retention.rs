@@ -2,9 +2,9 @@
 //! kept and the older ones retired (deregistered, their snapshots deleted), never one that is in use, protected
 //! from deregistration, or the newest of its family. Pure: what EC2 shows of a place's copies in, decisions out.
 
-use super::ids::{ImageId, SnapshotId};
+use super::ids::{AccountId, ImageId, Region, SnapshotId};
 use super::image::{ImageInfo, ImageState};
-use super::provenance::{is_replica, SOURCE_CREATED_TAG};
+use super::provenance::{verified_source, SOURCE_CREATED_TAG};
 use super::time::parse_rfc3339;
 use std::collections::BTreeMap;
 
@@ -59,24 +59,34 @@ pub enum Fate {
     },
 }
 
-/// When the copy's source was made (the provenance tag, else the copy's own creation), for "newest".
+/// When the copy's source was made (the product's tag, else the copy's own creation), for "newest". A tag is a
+/// hint: no source was made after its copy, so the tag counts at most up to the copy's own creation date, which
+/// EC2 writes (a forged date cannot make an older copy outrank the copies made after it).
 fn age_key(image: &ImageInfo) -> i64 {
-    image
-        .tag(SOURCE_CREATED_TAG)
-        .and_then(parse_rfc3339)
-        .or_else(|| image.created.as_deref().and_then(parse_rfc3339))
-        .unwrap_or(0)
+    let created = image.created.as_deref().and_then(parse_rfc3339);
+    let tagged = image.tag(SOURCE_CREATED_TAG).and_then(parse_rfc3339);
+    match (tagged, created) {
+        (Some(t), Some(c)) => t.min(c),
+        (t, c) => t.or(c).unwrap_or(0),
+    }
 }
 
 /// The fate of each available copy of this product at one place, per family (the value of `family_tag` on the
 /// copy, copied from its source): the `retain` newest are kept (at least one: the newest is never retired), and
 /// of the older ones those in use or protected are kept with the reason. Copies without the tag, pending or
-/// failed copies, and images that are not this product's copies get no fate (never touched). Ties in age keep
-/// the larger image id, so that the decision is the same on every run.
-pub fn decide(copies: &[Observed], family_tag: &str, retain: u32) -> Vec<(ImageId, Fate)> {
+/// failed copies, and images that are not this product's copies at the place of `owner` in `region`
+/// (`provenance::verified_source`, whatever their tags claim) get no fate (never touched). Ties in age keep the
+/// larger image id, so that the decision is the same on every run.
+pub fn decide(
+    copies: &[Observed],
+    family_tag: &str,
+    retain: u32,
+    owner: &AccountId,
+    region: &Region,
+) -> Vec<(ImageId, Fate)> {
     let mut families: BTreeMap<&str, Vec<&Observed>> = BTreeMap::new();
     for c in copies {
-        if !is_replica(c.image) || c.image.state != ImageState::Available {
+        if verified_source(c.image, owner, region).is_none() || c.image.state != ImageState::Available {
             continue;
         }
         if let Some(family) = c.image.tag(family_tag) {

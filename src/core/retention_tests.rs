@@ -1,7 +1,7 @@
 //! Unit tests of `retention`.
 
 use super::*;
-use crate::core::ids::Region;
+use crate::core::ids::{AccountId, Region};
 use crate::core::image::Tag;
 use crate::core::provenance::provenance_tags;
 
@@ -15,6 +15,14 @@ fn copy(n: u32, family: Option<&str>, created: &str) -> ImageInfo {
     let mut image = ImageInfo::fixture(ImageId::parse(&format!("ami-{n:017x}")).unwrap(), ImageState::Available, tags);
     image.snapshots = vec![SnapshotId::parse(&format!("snap-{n:017x}")).unwrap()];
     image
+}
+
+fn owner() -> AccountId {
+    AccountId::parse("123456789012").unwrap()
+}
+
+fn here() -> Region {
+    Region::parse("eu-west-1").unwrap()
 }
 
 fn observed(image: &ImageInfo) -> Observed<'_> {
@@ -42,7 +50,7 @@ fn the_newest_of_each_family_are_kept_and_the_older_retired() {
     ];
     let observed: Vec<Observed> = images.iter().map(observed).collect();
     assert_eq!(
-        fates(&decide(&observed, "Family", 2)),
+        fates(&decide(&observed, "Family", 2, &owner(), &here())),
         [
             "ami-00000000000000004 keep Retained",
             "ami-00000000000000002 keep Retained",
@@ -50,7 +58,7 @@ fn the_newest_of_each_family_are_kept_and_the_older_retired() {
             "ami-00000000000000001 retire",
         ]
     );
-    let retired = decide(&observed, "Family", 2).into_iter().find_map(|(_, f)| match f {
+    let retired = decide(&observed, "Family", 2, &owner(), &here()).into_iter().find_map(|(_, f)| match f {
         Fate::Retire { snapshots, reason } => Some((snapshots, reason)),
         Fate::Keep(_) => None,
     });
@@ -70,7 +78,7 @@ fn never_the_newest_nor_one_in_use_nor_a_protected_one_nor_what_is_not_ours() {
     observed[0].used_by = vec!["instance i-0123".into()];
     observed[1].protected = true;
     assert_eq!(
-        fates(&decide(&observed, "Family", 0)),
+        fates(&decide(&observed, "Family", 0, &owner(), &here())),
         [
             "ami-00000000000000003 keep Retained",
             "ami-00000000000000002 keep Protected",
@@ -87,5 +95,5 @@ fn never_the_newest_nor_one_in_use_nor_a_protected_one_nor_what_is_not_ours() {
         Observed { image: &pending, protected: false, used_by: vec![] },
         Observed { image: &foreign, protected: false, used_by: vec![] },
     ];
-    assert_eq!(fates(&decide(&others, "Family", 1)), ["ami-00000000000000003 keep Retained"]);
+    assert_eq!(fates(&decide(&others, "Family", 1, &owner(), &here())), ["ami-00000000000000003 keep Retained"]);
 }

@@ -21,6 +21,7 @@ fn image(owner: &str, traits: ImageTraits) -> ImageInfo {
         traits,
         snapshots: vec![],
         created: None,
+        origin: None,
     }
 }
 

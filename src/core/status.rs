@@ -4,7 +4,9 @@
 use super::ids::{AccountId, ImageId, Place, Region};
 use super::image::{ImageInfo, ImageState, LaunchPermission};
 use super::launch_templates::Version;
-use super::provenance::{gave_up, is_copy_of, GAVE_UP_TAG, KEPT_TAG, SHARE_FAILED_TAG};
+use super::provenance::{
+    claimed_source, false_claim, gave_up, is_our_copy_at, GAVE_UP_TAG, KEPT_TAG, SHARE_FAILED_TAG,
+};
 use super::retention::{self, Fate, Kept, Observed, Retention};
 use super::time::parse_rfc3339;
 use serde::Serialize;
@@ -59,6 +61,10 @@ pub struct Row {
     pub verdict: Verdict,
     /// Why, when not complete.
     pub note: Option<String>,
+    /// Images at this place whose tags claim to be this source's copy while EC2's record (or the function's)
+    /// says otherwise: never shared, changed or deleted by the product, and never taken for the copy.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub claimed_not_copies: Vec<String>,
     /// RETAIN_COPIES at this place: the family's copies kept and those the next run retires.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retention: Option<FamilyRow>,
@@ -154,7 +160,11 @@ fn row(
         unexpected_permissions: vec![],
         verdict: Verdict::Missing,
         note: None,
-        retention: o.family.as_ref().map(|(policy, family, copies)| family_row(policy, family, copies)),
+        claimed_not_copies: vec![],
+        retention: o
+            .family
+            .as_ref()
+            .map(|(policy, family, copies)| family_row(policy, family, copies, o.place.owner(home), &o.place.region)),
         launch_template: None,
     };
     let copies = match &o.copies {
@@ -165,7 +175,13 @@ fn row(
             return r;
         }
     };
-    let mine: Vec<&ImageInfo> = copies.iter().filter(|i| is_copy_of(i, source, source_region)).collect();
+    r.claimed_not_copies = copies
+        .iter()
+        .filter(|i| claimed_source(&i.tags).is_some_and(|(s, g)| &s == source && &g == source_region))
+        .filter_map(|i| false_claim(i, o.place.owner(home), &o.place.region))
+        .collect();
+    let mine: Vec<&ImageInfo> =
+        copies.iter().filter(|i| is_our_copy_at(i, source, source_region, &o.place, home)).collect();
     let best = mine
         .iter()
         .find(|i| i.state == ImageState::Available)
@@ -230,7 +246,13 @@ fn row(
 
 /// What retention makes of the family at one place now (what uses a copy is not read here: a copy listed to
 /// retire is kept if something uses it when retention runs).
-fn family_row(policy: &Retention, family: &str, copies: &Result<Vec<ImageInfo>, String>) -> FamilyRow {
+fn family_row(
+    policy: &Retention,
+    family: &str,
+    copies: &Result<Vec<ImageInfo>, String>,
+    owner: &AccountId,
+    region: &Region,
+) -> FamilyRow {
     let mut out = FamilyRow {
         family: format!("{}={family}", policy.family_tag),
         kept: vec![],
@@ -246,7 +268,7 @@ fn family_row(policy: &Retention, family: &str, copies: &Result<Vec<ImageInfo>, 
         }
     };
     let observed: Vec<Observed> = copies.iter().map(Observed::of).collect();
-    for (id, fate) in retention::decide(&observed, &policy.family_tag, policy.copies) {
+    for (id, fate) in retention::decide(&observed, &policy.family_tag, policy.copies, owner, region) {
         match fate {
             Fate::Keep(Kept::Retained) => out.kept.push(format!("{id} (newest {})", policy.copies.max(1))),
             Fate::Keep(Kept::Protected) => out.kept.push(format!("{id} (protected)")),

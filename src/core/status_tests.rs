@@ -100,6 +100,7 @@ fn a_failed_share_and_a_kept_copy_say_so() {
     let home = AccountId::parse("123456789012").unwrap();
     let mut copy = ImageInfo::fixture(ImageId::parse("ami-00000002").unwrap(), ImageState::Available, vec![]);
     copy.tags = provenance_tags(&source, &east);
+    copy.origin = crate::core::image::Origin::as_tagged(&copy.tags);
     copy.tags.push(Tag::new(SHARE_FAILED_TAG, "OperationNotPermitted: not allowed"));
     let observed = |copy: ImageInfo| PlaceObservation {
         place: Place::home(Region::parse("eu-west-1").unwrap()),

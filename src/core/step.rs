@@ -4,7 +4,7 @@ use super::errors::{ErrorClass, PortError};
 use super::ids::ImageId;
 use super::image::{ImageInfo, ImageState};
 use super::job::{Job, Phase, ReplicationRequest};
-use super::provenance::{gave_up, is_copy_of};
+use super::provenance::{gave_up, is_our_copy};
 use sha2::{Digest, Sha256};
 
 /// SQS allows at most 15 minutes of delay on a message.
@@ -148,10 +148,11 @@ pub fn after_vanished(
     copy: &ImageId,
     others: &[ImageInfo],
     source: Option<&ImageState>,
+    owner: &super::ids::AccountId,
     policy: &StepPolicy,
 ) -> Decision {
-    let chain: Vec<&ImageInfo> =
-        others.iter().filter(|o| &o.id != copy && is_copy_of(o, &job.source_image, &job.source_region)).collect();
+    let ours = |o: &&ImageInfo| is_our_copy(o, &job.source_image, &job.source_region, owner, &job.destination);
+    let chain: Vec<&ImageInfo> = others.iter().filter(|o| &o.id != copy).filter(ours).collect();
     let live = chain.iter().find(|o| matches!(o.state, ImageState::Available | ImageState::Pending));
     if let Some(other) = live {
         let mut next = job.clone();

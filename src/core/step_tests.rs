@@ -3,6 +3,10 @@
 use super::*;
 use crate::core::ids::Region;
 
+fn owner() -> crate::core::ids::AccountId {
+    crate::core::ids::AccountId::parse("123456789012").unwrap()
+}
+
 fn job() -> Job {
     Job::new(
         ImageId::parse("ami-0123456789abcdef0").unwrap(),
@@ -66,32 +70,36 @@ fn a_copy_missing_after_polling_was_cancelled() {
     assert_eq!(on_copy_observed(&j, &copy(), None, &p), Decision::Vanished { copy: copy() });
     // The source tells why: still there -> someone cancelled the copy; gone -> replication of it stopped.
     let available = ImageState::Available;
-    let gone = after_vanished(&j, &copy(), &[], Some(&available), &p);
+    let gone = after_vanished(&j, &copy(), &[], Some(&available), &owner(), &p);
     assert!(matches!(gone, Decision::GiveUp { reason, failed_copy: None } if reason.contains("cancelled")));
     let deregistered = ImageState::Other("deregistered".into());
-    let stopped = after_vanished(&j, &copy(), &[], Some(&deregistered), &p);
+    let stopped = after_vanished(&j, &copy(), &[], Some(&deregistered), &owner(), &p);
     assert!(matches!(stopped, Decision::Stop { reason } if reason.contains("deregistered")));
-    assert!(matches!(after_vanished(&j, &copy(), &[], None, &p), Decision::Stop { .. }));
+    assert!(matches!(after_vanished(&j, &copy(), &[], None, &owner(), &p), Decision::Stop { .. }));
     // A duplicate job replaced the failed copy: follow the replacement.
     let mut replacement = crate::core::image::ImageInfo {
         id: ImageId::parse("ami-22222222").unwrap(),
-        owner: None,
+        owner: Some(owner()),
         name: None,
         description: None,
         state: ImageState::Pending,
         tags: crate::core::provenance::provenance_tags(&j.source_image, &j.source_region),
+        origin: crate::core::image::Origin::as_tagged(&crate::core::provenance::provenance_tags(
+            &j.source_image,
+            &j.source_region,
+        )),
         size_gib: 1,
         traits: Default::default(),
         snapshots: vec![],
         created: None,
     };
-    match after_vanished(&j, &copy(), std::slice::from_ref(&replacement), Some(&available), &p) {
+    match after_vanished(&j, &copy(), std::slice::from_ref(&replacement), Some(&available), &owner(), &p) {
         Decision::Continue { job, .. } => assert_eq!(job.phase, Phase::Wait { copy_image: replacement.id.clone() }),
         other => panic!("{other:?}"),
     }
     // Only a failed copy of the chain: another job replaces it (or gave up); this duplicate stops.
     replacement.state = ImageState::Failed(None);
-    let duplicate = after_vanished(&j, &copy(), std::slice::from_ref(&replacement), Some(&available), &p);
+    let duplicate = after_vanished(&j, &copy(), std::slice::from_ref(&replacement), Some(&available), &owner(), &p);
     assert!(matches!(duplicate, Decision::Stop { reason } if reason.contains("another job")));
 }
 

@@ -6,7 +6,7 @@ use super::image::{ImageInfo, ImageState, Tag};
 use super::job::Job;
 use super::job::Phase;
 use super::plan;
-use super::provenance::{gave_up, is_copy_of, is_shared, share_failed};
+use super::provenance::{gave_up, is_our_copy_at, is_shared, share_failed};
 use super::time::parse_rfc3339;
 use std::collections::BTreeMap;
 
@@ -46,10 +46,11 @@ pub fn disabled_sources(listed: &[ImageInfo], home: &AccountId, policy: &SweepPo
 
 /// The jobs for the candidates of `place` (available sources whose copies follow them) whose copies there are all
 /// disabled: a missed enable. Their jobs find the disabled copy, enable it and share it again.
-pub fn to_enable(place: &Place, wanted: &[(Region, ImageInfo)], found: &[ImageInfo]) -> Vec<Job> {
+pub fn to_enable(place: &Place, home: &AccountId, wanted: &[(Region, ImageInfo)], found: &[ImageInfo]) -> Vec<Job> {
     let mut jobs = Vec::new();
     for (region, image) in wanted {
-        let copies: Vec<&ImageInfo> = found.iter().filter(|f| is_copy_of(f, &image.id, region)).collect();
+        let copies: Vec<&ImageInfo> =
+            found.iter().filter(|f| is_our_copy_at(f, &image.id, region, place, home)).collect();
         let live = copies.iter().any(|c| matches!(c.state, ImageState::Available | ImageState::Pending));
         if !live && copies.iter().any(|c| c.state.is_disabled()) {
             jobs.extend(plan::fan_out(image, region, std::slice::from_ref(place)));
@@ -84,14 +85,16 @@ pub fn by_place_with(
     out
 }
 
-/// The jobs for the candidates of `place` that have no copy there among `found` (its provenance lookup), and for
+/// The jobs for the candidates of `place` that have no copy there among `found` (its provenance lookup; only
+/// this product's verified copies count, `provenance::is_our_copy`), and for
 /// those whose available copy is not marked shared (a share that never finished: it is applied again). A copy in
 /// any state counts as existing: a pending one is in flight, a failed one is being replaced by its job. A copy
 /// marked with a failed share (or a tombstone) is left alone until the operator removes the mark.
-pub fn missing(place: &Place, wanted: &[(Region, ImageInfo)], found: &[ImageInfo]) -> Vec<Job> {
+pub fn missing(place: &Place, home: &AccountId, wanted: &[(Region, ImageInfo)], found: &[ImageInfo]) -> Vec<Job> {
     let mut jobs = Vec::new();
     for (region, image) in wanted {
-        let copies: Vec<&ImageInfo> = found.iter().filter(|f| is_copy_of(f, &image.id, region)).collect();
+        let copies: Vec<&ImageInfo> =
+            found.iter().filter(|f| is_our_copy_at(f, &image.id, region, place, home)).collect();
         let unshared = copies
             .iter()
             .find(|c| c.state == ImageState::Available && !is_shared(c) && !share_failed(c) && !gave_up(c));

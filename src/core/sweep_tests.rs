@@ -15,11 +15,12 @@ fn image(n: u32, owner: &str, created: &str, tags: Vec<Tag>) -> ImageInfo {
         name: None,
         description: None,
         state: ImageState::Available,
-        tags,
+        tags: tags.clone(),
         size_gib: 8,
         traits: ImageTraits::default(),
         snapshots: vec![],
         created: Some(created.to_string()),
+        origin: crate::core::image::Origin::as_tagged(&tags),
     }
 }
 
@@ -50,7 +51,7 @@ fn only_recent_images_the_event_path_would_replicate_and_only_where_a_copy_is_mi
     // Image 1 already has a copy in eu-west-1 (pending); image 3 has none.
     let mut found = image(9, "111111111111", "2026-11-29T09:10:00.000Z", provenance_tags(&recent.id, &r("us-east-1")));
     found.state = ImageState::Pending;
-    let jobs = missing(&eu, &places[&eu], &[found]);
+    let jobs = missing(&eu, &home, &places[&eu], &[found]);
     assert_eq!(jobs.len(), 1);
     assert_eq!(jobs[0].source_image.as_str(), "ami-00000003");
     assert_eq!(ids(&places[&eu]).len(), 2);
@@ -83,9 +84,11 @@ fn disabled_sources_and_copies_to_enable_are_found_as_events_would_have_told() {
         c
     };
     let wanted = vec![(east.clone(), available.clone())];
-    let jobs = to_enable(&place, &wanted, &[copy(10, disabled.clone())]);
+    let jobs = to_enable(&place, &home, &wanted, &[copy(10, disabled.clone())]);
     assert_eq!(jobs.len(), 1, "its only copy is disabled: a job enables it");
-    assert!(missing(&place, &wanted, &[copy(10, disabled.clone())]).is_empty(), "and no new copy is made");
-    assert!(to_enable(&place, &wanted, &[copy(10, disabled.clone()), copy(11, ImageState::Available)]).is_empty());
-    assert!(to_enable(&place, &wanted, &[]).is_empty(), "no copy: the missing path makes one");
+    assert!(missing(&place, &home, &wanted, &[copy(10, disabled.clone())]).is_empty(), "and no new copy is made");
+    assert!(
+        to_enable(&place, &home, &wanted, &[copy(10, disabled.clone()), copy(11, ImageState::Available)]).is_empty()
+    );
+    assert!(to_enable(&place, &home, &wanted, &[]).is_empty(), "no copy: the missing path makes one");
 }

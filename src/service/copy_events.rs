@@ -13,7 +13,7 @@ use crate::core::image::{ImageInfo, ImageState};
 use crate::core::job::{Job, Phase};
 use crate::core::plan;
 use crate::core::policy::JobVerdict;
-use crate::core::provenance::{attempt, gave_up, is_replica, is_shared, source_of};
+use crate::core::provenance::{attempt, false_claim, gave_up, is_shared, verified_source};
 use crate::core::time::parse_rfc3339;
 use crate::ports::{Ec2, Ec2Regions, ImageBuilder, Queue};
 use tracing::{info, warn, Instrument};
@@ -33,11 +33,11 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
             info!(copy = %image.id, state = %image.state, "copy event: nothing to do (not available, or already shared)");
             return vec![];
         }
-        let Some((source, source_region)) = source_of(image) else {
-            warn!(copy = %image.id, "copy event for an image with unreadable provenance tags; left to polling");
+        let Some((source, source_region)) = verified_source(image, place.owner(home), &place.region) else {
+            warn!(copy = %image.id, "copy event for an image that is not a verified copy of ours; nothing to do");
             return vec![];
         };
-        let mut job = Job::new(source, source_region, place.region.clone(), None, None);
+        let mut job = Job::new(source.clone(), source_region.clone(), place.region.clone(), None, None);
         job.account = place.account.clone();
         job.phase = Phase::Wait { copy_image: image.id.clone() };
         // The source passes the same rules as for any job, read from EC2 (once per source and invocation); its
@@ -56,7 +56,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                 return vec![];
             }
         };
-        let ec2 = match self.ec2.at(place) {
+        let ec2 = match self.at(place, home) {
             Ok(ec2) => ec2,
             Err(e) => {
                 warn!(copy = %image.id, error = %e, "copy event: no client for this place; left to polling");
@@ -94,7 +94,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         let Some(place) = place else { return vec![] };
         let span = tracing::info_span!("copy_failed", copy = %image, region = %place.region, phase = "copy_event");
         async {
-            let copy = match self.ec2.at(place) {
+            let copy = match self.at(place, home) {
                 Ok(ec2) => ec2.describe_image(image).await,
                 Err(e) => Err(e),
             };
@@ -109,18 +109,19 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                     return vec![];
                 }
             };
-            if !is_replica(&copy) || copy.owner.as_ref() != Some(place.owner(home)) {
-                info!("an image that is not a copy of ours failed (a build?); nothing to do");
+            let Some((source_id, source_region)) =
+                verified_source(&copy, place.owner(home), &place.region).map(|(s, r)| (s.clone(), r.clone()))
+            else {
+                match false_claim(&copy, place.owner(home), &place.region) {
+                    Some(claim) => warn!(claim = %claim, "copy event: a claimed copy that is not ours; left alone"),
+                    None => info!("an image that is not a copy of ours failed (a build?); nothing to do"),
+                }
                 return vec![];
-            }
+            };
             if gave_up(&copy) || !matches!(copy.state, ImageState::Failed(_)) {
                 info!(state = %copy.state, "copy event: the copy is given up on or not failed; nothing to do");
                 return vec![];
             }
-            let Some((source_id, source_region)) = source_of(&copy) else {
-                warn!("copy event for an image with unreadable provenance tags; left to polling");
-                return vec![];
-            };
             let source = match self.source_image(&source_id, &source_region, invocation).await {
                 Ok(Some(source)) => source,
                 Ok(None) => {

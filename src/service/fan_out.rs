@@ -7,7 +7,7 @@ use crate::core::ids::{AccountId, Place, Region};
 use crate::core::job::ReplicationRequest;
 use crate::core::plan;
 use crate::core::policy::SourceVerdict;
-use crate::core::provenance::is_replica;
+use crate::core::provenance::verified_source;
 use crate::core::rules;
 use crate::core::step::{self, RequestDecision};
 use crate::ports::{Ec2, Ec2Regions, ImageBuilder, Queue};
@@ -58,7 +58,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
             let Some(place) = self.event_place(request.event_account.as_ref(), &request.source_region, home) else {
                 return vec![];
             };
-            let ec2 = match self.ec2.at(&place) {
+            let ec2 = match self.at(&place, home) {
                 Ok(ec2) => ec2,
                 Err(e) => return dead(format!("reading {} at {place}: {e}", request.image)),
             };
@@ -87,7 +87,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                 }
             };
             // A copy of ours: an event from the region (and account) where it was made. Share it at once.
-            if is_replica(&image) && image.owner.as_ref() == Some(place.owner(home)) {
+            if verified_source(&image, place.owner(home), &place.region).is_some() {
                 return self.copy_available(&image, &place, request.event_time, home, invocation).await;
             }
             if place.account.is_some() {

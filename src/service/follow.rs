@@ -114,9 +114,9 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         let span = tracing::info_span!("place", region = %place.region,
             account = place.account.as_ref().map_or("", |a| a.as_str()));
         let done = async {
-            let ec2 = self.ec2.at(place)?;
+            let ec2 = self.at(place, home)?;
             let found = ec2.find_copies(std::slice::from_ref(&source.id)).await?;
-            let copies = lifecycle::to_disable(&found, &source.id, region, place.owner(home));
+            let copies = lifecycle::to_disable(&found, &source.id, region, place, home);
             disable_unless_in_use(&ec2, &source.id, copies).await.map(|_| ())
         };
         match done.instrument(span.clone()).await {
@@ -135,7 +135,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
     /// rule; the source was read by admission (no call here).
     pub(super) async fn follow_source(
         &self,
-        ec2: &R::Ec2,
+        ec2: &super::PlaceEc2<R::Ec2>,
         job: &Job,
         decision: Decision,
         invocation: &Invocation,

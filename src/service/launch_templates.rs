@@ -19,7 +19,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
     /// such template, not allowed) is logged and the copy counts as shared, as for SSM parameters.
     pub(super) async fn update_launch_template(
         &self,
-        ec2: &R::Ec2,
+        ec2: &super::PlaceEc2<R::Ec2>,
         template: &str,
         job: &Job,
         copy: &ImageId,
@@ -37,7 +37,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
 
     async fn launch_template_step(
         &self,
-        ec2: &R::Ec2,
+        ec2: &super::PlaceEc2<R::Ec2>,
         template: &str,
         job: &Job,
         copy: &ImageId,

@@ -49,7 +49,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
     /// Returns when the lease taken ends (`None`: none taken).
     pub(super) async fn admit_under_lease(
         &self,
-        ec2: &R::Ec2,
+        ec2: &super::PlaceEc2<R::Ec2>,
         place: &Place,
         home: &AccountId,
         plan: &mut PlacePlan<usize>,

@@ -55,7 +55,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
             let span = tracing::info_span!("lifecycle", region = %place.region,
                 account = place.account.as_ref().map_or("", |a| a.as_str()), phase = "source_deregistered");
             async move {
-                match self.clean_place(&place, &sources).await {
+                match self.clean_place(&place, &sources, home).await {
                     Ok(()) => vec![],
                     // A place that can never be reached (a role that refuses, an account not configured) has no
                     // copies of ours to stop: retrying would only block the event.
@@ -77,13 +77,19 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         effects
     }
 
-    async fn clean_place(&self, place: &Place, sources: &[(usize, ImageId, Region)]) -> Result<(), PortError> {
-        let ec2 = self.ec2.at(place)?;
+    async fn clean_place(
+        &self,
+        place: &Place,
+        sources: &[(usize, ImageId, Region)],
+        home: &AccountId,
+    ) -> Result<(), PortError> {
+        let ec2 = self.at(place, home)?;
         let ids: Vec<ImageId> = sources.iter().map(|(_, image, _)| image.clone()).collect();
         let found = ec2.find_copies(&ids).await?;
         let mut cleanups = Vec::new();
         for (_, source, region) in sources {
-            let planned = lifecycle::cleanup(&found, source, region, self.settings.deregister_copies_with_source);
+            let with_source = self.settings.deregister_copies_with_source;
+            let planned = lifecycle::cleanup(&found, source, region, place, home, with_source);
             cleanups.extend(planned.into_iter().map(|c| (source.clone(), c)));
         }
         // An available copy is deregistered only when nothing uses it: one DescribeImageReferences for them all.

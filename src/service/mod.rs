@@ -15,6 +15,8 @@ mod lifecycle;
 mod outputs;
 pub use outputs::{completed_event, failed_event, finished_event, retired_event, COMPLETED, FAILED, FINISHED, RETIRED};
 mod place;
+mod records;
+pub use records::PlaceEc2;
 mod retention;
 mod settings;
 pub use settings::{Settings, DEFAULT_JOB_MAX_AGE_HOURS};
@@ -27,7 +29,8 @@ use crate::core::ids::{AccountId, ImageId, Place, Region};
 use crate::core::image::{ImageInfo, LaunchPermission};
 use crate::core::job::{Job, Phase, ReplicationRequest};
 use crate::ports::{
-    Ec2Regions, ImageBuilder, Leases, NoImageBuilder, NoLeases, NoOutputs, OutgoingMessage, Outputs, Queue,
+    CopyRecords, Ec2Regions, ImageBuilder, Leases, NoImageBuilder, NoLeases, NoOutputs, NoRecords, OutgoingMessage,
+    Outputs, Queue,
 };
 use durable::Effect;
 use futures::future::join_all;
@@ -134,6 +137,7 @@ pub struct Replicator<R, Q, B = NoImageBuilder> {
     clock: Clock,
     outputs: Arc<dyn Outputs>,
     leases: Arc<dyn Leases>,
+    records: Arc<dyn CopyRecords>,
 }
 
 impl<R: Ec2Regions, Q: Queue> Replicator<R, Q, NoImageBuilder> {
@@ -146,6 +150,7 @@ impl<R: Ec2Regions, Q: Queue> Replicator<R, Q, NoImageBuilder> {
             clock: system_clock(),
             outputs: Arc::new(NoOutputs),
             leases: Arc::new(NoLeases),
+            records: Arc::new(NoRecords),
         }
     }
 }
@@ -161,7 +166,25 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
             clock: self.clock,
             outputs: self.outputs,
             leases: self.leases,
+            records: self.records,
         }
+    }
+
+    /// The same replicator, keeping its record of copies in the source's own region in `records`.
+    pub fn with_records(mut self, records: Arc<dyn CopyRecords>) -> Self {
+        self.set_records(records);
+        self
+    }
+
+    /// Keeps the record of copies in `records` from now on.
+    pub fn set_records(&mut self, records: Arc<dyn CopyRecords>) {
+        self.records = records;
+    }
+
+    /// EC2 at `place` (`home`: the function's own account), with the function's record of its copies there
+    /// ([`PlaceEc2`]).
+    pub(crate) fn at(&self, place: &Place, home: &AccountId) -> Result<PlaceEc2<R::Ec2>, PortError> {
+        Ok(PlaceEc2::new(self.ec2.at(place)?, place.clone(), Some(home), self.records.clone()))
     }
 
     /// The same replicator, taking a place's admission lease from `leases`.

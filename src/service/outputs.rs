@@ -11,7 +11,7 @@ use crate::core::ids::{AccountId, ImageId, Place, Region};
 use crate::core::image::ImageInfo;
 use crate::core::job::{Continuation, Job};
 use crate::core::parameters;
-use crate::core::provenance::{is_copy_of, SOURCE_CREATED_TAG};
+use crate::core::provenance::{verified_source, SOURCE_CREATED_TAG};
 use crate::core::ruleset::RULE_TAG;
 use crate::ports::{Ec2, Ec2Regions, ImageBuilder, OutgoingEvent, OutgoingMessage, Queue};
 use futures::future::join_all;
@@ -29,7 +29,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
     /// returned (the share is retried); a permanent refusal is logged and the copy counts as shared.
     pub(super) async fn put_parameter(
         &self,
-        ec2: &R::Ec2,
+        ec2: &super::PlaceEc2<R::Ec2>,
         template: &str,
         job: &Job,
         copy: &ImageId,
@@ -140,7 +140,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         }
         let looked = join_all(by_place.into_iter().map(|(place, sources)| async move {
             let ids: Vec<ImageId> = sources.into_iter().collect();
-            let found = match self.ec2.at(&place) {
+            let found = match self.at(&place, home) {
                 Ok(ec2) => ec2.find_copies(&ids).await,
                 Err(e) => Err(e),
             };
@@ -163,15 +163,18 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         let (mut finished, mut open) = (Vec::new(), Vec::new());
         for (i, watch) in watches {
             let readable = watch.places.iter().all(|p| !unreadable.contains(p));
-            match finish::assess(&watch, &found, now, deadline).filter(|_| readable) {
+            match finish::assess(&watch, &found, home, now, deadline).filter(|_| readable) {
                 Some(outcomes) => {
                     let mut event = finished_event(&watch, &outcomes, home);
                     // The rule its copies were made under, as their tags in EC2 say (REPLICATION_RULES).
                     let rule = found
-                        .values()
-                        .flatten()
-                        .filter(|c| is_copy_of(c, &watch.source_image, &watch.source_region))
-                        .find_map(|c| c.tag(RULE_TAG));
+                        .iter()
+                        .flat_map(|(place, copies)| copies.iter().map(move |c| (place, c)))
+                        .filter(|(place, c)| {
+                            verified_source(c, place.owner(home), &place.region)
+                                == Some((&watch.source_image, &watch.source_region))
+                        })
+                        .find_map(|(_, c)| c.tag(RULE_TAG));
                     if let Some(rule) = rule {
                         event.detail["rule"] = json!(rule);
                     }

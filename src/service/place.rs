@@ -7,7 +7,9 @@ use crate::core::facts::{Completion, Fact};
 use crate::core::ids::{AccountId, ImageId, Place, Region};
 use crate::core::image::{ImageState, Tag};
 use crate::core::job::{Continuation, Job, Phase};
-use crate::core::provenance::{client_token, provenance_tags, ATTEMPT_TAG, SHARE_FAILED_TAG, SOURCE_CREATED_TAG};
+use crate::core::provenance::{
+    client_token, copy_tags, provenance_tags, ATTEMPT_TAG, SHARE_FAILED_TAG, SOURCE_CREATED_TAG,
+};
 use crate::core::region::{self, Observations, PlaceJobs};
 use crate::core::rules;
 use crate::core::ruleset::RULE_TAG;
@@ -40,7 +42,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
     ) -> Vec<(usize, Effect)> {
         let span = tracing::info_span!("place", region = %place.region,
             account = place.account.as_ref().map_or("", |a| a.as_str()), phase = "place_step");
-        let ec2 = match self.ec2.at(&place) {
+        let ec2 = match self.at(&place, home) {
             Ok(ec2) => ec2,
             Err(e) => {
                 let _entered = span.enter();
@@ -159,6 +161,12 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
             tags.push(Tag::new(SOURCE_CREATED_TAG, created.clone()));
         }
         tags.extend(settings.extra_tags.iter().cloned());
+        // The source's user tags, as EC2 shows them, written by the product at creation (CopyImageTags would copy
+        // only the tags of the copying account, none in a target account, and any tag under our prefix).
+        let (tags, left_out) = copy_tags(tags, &job.source_tags);
+        if left_out > 0 {
+            warn!(left_out, "the source has more tags than a copy may carry (50): the last ones are not copied");
+        }
         let place = job.place();
         CopyRequest {
             source_image: job.source_image.clone(),
@@ -174,7 +182,6 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                 job.failed_copies,
             ),
             tags,
-            copy_image_tags: true,
             encryption: rules::copy_encryption(job, &settings.encryption),
             completion_minutes: settings.copy_completion_minutes,
         }
@@ -183,7 +190,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
     /// Carries out a decision; `None` when the job is done.
     async fn carry_out(
         &self,
-        ec2: &R::Ec2,
+        ec2: &super::PlaceEc2<R::Ec2>,
         job: Job,
         decision: Decision,
         home: &AccountId,

@@ -43,11 +43,12 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         home: &AccountId,
         invocation: &Invocation,
     ) -> Result<(), PortError> {
-        let ec2 = self.ec2.at(place)?;
+        let ec2 = self.at(place, home)?;
+        let owner = place.owner(home).clone();
         let copies = ec2.family_copies(&policy.family_tag, family).await?;
         let mut seen: Vec<Observed> = copies.iter().map(Observed::of).collect();
         // Only the copies that would go are looked up: one DescribeImageReferences for all of them.
-        let candidates: Vec<_> = retention::decide(&seen, &policy.family_tag, policy.copies)
+        let candidates: Vec<_> = retention::decide(&seen, &policy.family_tag, policy.copies, &owner, &place.region)
             .into_iter()
             .filter(|(_, f)| matches!(f, Fate::Retire { .. }))
             .map(|(id, _)| id)
@@ -60,8 +61,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                 o.used_by.push(user);
             }
         }
-        let owner = place.owner(home).clone();
-        for (copy, fate) in retention::decide(&seen, &policy.family_tag, policy.copies) {
+        for (copy, fate) in retention::decide(&seen, &policy.family_tag, policy.copies, &owner, &place.region) {
             match fate {
                 Fate::Keep(retention::Kept::Retained) => {}
                 Fate::Keep(why) => info!(copy = %copy, kept = ?why, "older copy kept"),

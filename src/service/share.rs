@@ -111,7 +111,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
     /// per invocation.
     pub(super) async fn share(
         &self,
-        ec2: &R::Ec2,
+        ec2: &super::PlaceEc2<R::Ec2>,
         job: &Job,
         copy: &ImageId,
         home: &AccountId,

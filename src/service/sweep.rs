@@ -94,7 +94,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                 settings.for_source(image, region, home).is_ok_and(|(s, _)| s.disable_copies_with_source)
             };
             let jobs = join_all(places.iter().map(|(place, wanted)| async move {
-                let found = match self.ec2.at(place) {
+                let found = match self.at(place, home) {
                     Ok(ec2) => ec2.find_copies(&sweep::ids(wanted)).await,
                     Err(e) => Err(e),
                 };
@@ -103,8 +103,8 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                         // A source enabled again whose event was missed: its disabled copies are enabled and shared.
                         let following: Vec<(Region, ImageInfo)> =
                             wanted.iter().filter(|(r, i)| follows(r, i)).cloned().collect();
-                        let mut jobs = sweep::missing(place, wanted, &found);
-                        jobs.extend(sweep::to_enable(place, &following, &found));
+                        let mut jobs = sweep::missing(place, home, wanted, &found);
+                        jobs.extend(sweep::to_enable(place, home, &following, &found));
                         Ok(jobs)
                     }
                     Err(e) => {

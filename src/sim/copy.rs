@@ -5,7 +5,7 @@
 use super::world::{CopyRecord, QueuedMessage, SimImage, SimSnapshot, World, SIM_EPOCH_SECS};
 use crate::core::errors::PortError;
 use crate::core::ids::{AccountId, ImageId, Region};
-use crate::core::image::{ImageInfo, ImageState, ImageTraits};
+use crate::core::image::{ImageInfo, ImageState, ImageTraits, Tag};
 use crate::ports::CopyRequest;
 
 impl World {
@@ -78,11 +78,10 @@ impl World {
         } else {
             self.faults.fail_copy_rate > 0.0 && self.random() < self.faults.fail_copy_rate
         };
-        let mut tags = Vec::new();
-        if request.copy_image_tags {
-            // Only the owner's user-defined tags are copied; `aws:` tags never are.
-            tags.extend(source.info.tags.iter().filter(|t| !t.key.starts_with("aws:")).cloned());
+        if request.tags.len() > crate::core::provenance::MAX_TAGS {
+            return Err(PortError::from_code("TagLimitExceeded", "The maximum number of tags per resource is 50"));
         }
+        let mut tags: Vec<Tag> = Vec::new();
         for tag in &request.tags {
             tags.retain(|t| t.key != tag.key);
             tags.push(tag.clone());
@@ -121,6 +120,12 @@ impl World {
             },
             snapshots: snapshots.iter().map(|s| s.id.clone()).collect(),
             created: Some(self.now_rfc3339()),
+            // EC2 records the image a copy was made from (SourceImageId, SourceImageRegion); nobody can write it.
+            origin: Some(crate::core::image::Origin {
+                image: request.source_image.clone(),
+                region: request.source_region.clone(),
+                recorded: false,
+            }),
         };
         let ready_at_ms = self.now_ms + duration_ms;
         let image = SimImage {

@@ -63,3 +63,50 @@ impl Leases for SimLeases {
         })
     }
 }
+
+/// The function's record of its copies (the admission table's copy items in a deployment): only the function
+/// writes it, so nothing an insider does in EC2 adds to it.
+pub struct SimRecords {
+    world: Shared,
+}
+
+impl SimRecords {
+    pub fn new(world: Shared) -> Self {
+        Self { world }
+    }
+}
+
+impl crate::ports::CopyRecords for SimRecords {
+    fn record<'a>(&'a self, place_key: &'a str, copy: &'a crate::core::ids::ImageId) -> PortFuture<'a, ()> {
+        Box::pin(async move {
+            tokio::task::yield_now().await;
+            let mut w = lock(&self.world);
+            if w.faults.halted {
+                return Err(PortError::transient("Halted", "the invocation has stopped"));
+            }
+            *w.calls.entry("PutItem").or_default() += 1;
+            w.copy_records.insert((place_key.to_string(), copy.clone()));
+            Ok(())
+        })
+    }
+
+    fn recorded<'a>(
+        &'a self,
+        place_key: &'a str,
+        ids: &'a [crate::core::ids::ImageId],
+    ) -> PortFuture<'a, Vec<crate::core::ids::ImageId>> {
+        Box::pin(async move {
+            tokio::task::yield_now().await;
+            let mut w = lock(&self.world);
+            if w.faults.halted {
+                return Err(PortError::transient("Halted", "the invocation has stopped"));
+            }
+            *w.calls.entry("BatchGetItem").or_default() += 1;
+            Ok(ids
+                .iter()
+                .filter(|id| w.copy_records.contains(&(place_key.to_string(), (*id).clone())))
+                .cloned()
+                .collect())
+        })
+    }
+}

@@ -16,7 +16,7 @@ pub mod throttle;
 mod world;
 
 pub use ec2::{SimEc2, SimEffect, SimRegions};
-pub use lease::{SimLease, SimLeases};
+pub use lease::{SimLease, SimLeases, SimRecords};
 pub use queue::SimQueue;
 pub use world::{CopyRecord, Faults, QueuedMessage, SimConfig, SimImage, SimSnapshot, World, AWS_MANAGED_EBS_KEY};
 
@@ -166,6 +166,7 @@ impl Simulation {
                 .with_image_builder(SimImageBuilder { world: world.clone() })
                 .with_outputs(Arc::new(SimOutputs { world: world.clone() }))
                 .with_leases(Arc::new(SimLeases::new(world.clone())))
+                .with_records(Arc::new(SimRecords::new(world.clone())))
                 .with_clock({
                     let world = world.clone();
                     Arc::new(move || world::SIM_EPOCH_SECS as f64 + lock(&world).now_ms as f64 / 1000.0)
@@ -187,6 +188,7 @@ impl Simulation {
     /// admit at one place at once.
     pub fn without_leases(mut self) -> Self {
         self.replicator.set_leases(Arc::new(crate::ports::NoLeases));
+        self.replicator.set_records(Arc::new(crate::ports::NoRecords));
         self
     }
 

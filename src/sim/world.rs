@@ -129,6 +129,8 @@ pub struct World {
     pub sim_time: std::time::Duration,
     /// Admission leases (the stack's DynamoDB table), by key.
     pub leases: BTreeMap<String, super::lease::SimLease>,
+    /// The function's record of the copies CopyImage returned it, by (place key, copy): only the function writes.
+    pub copy_records: BTreeSet<(String, ImageId)>,
     rng: u64,
     pub(super) next_id: u64,
 }
@@ -169,6 +171,7 @@ impl World {
             tokens: HashMap::new(),
             sim_time: std::time::Duration::ZERO,
             leases: BTreeMap::new(),
+            copy_records: BTreeSet::new(),
             rng,
             next_id: 0x1000,
         }
@@ -219,6 +222,8 @@ impl World {
             traits: Default::default(),
             snapshots: vec![snapshot.id.clone()],
             created: Some(self.now_rfc3339()),
+            // Registered (or built) by hand: EC2 records no source image.
+            origin: None,
         };
         let image = SimImage {
             info,
