@@ -236,6 +236,9 @@ impl Config {
         }
         // SSM_PARAMETER_PREFIX: where the policy lets the function write parameters; every template within it.
         if let Some(prefix) = r.get("SSM_PARAMETER_PREFIX") {
+            if let Err(e) = crate::core::parameters::check_prefix(&prefix) {
+                r.problems.push(format!("SSM_PARAMETER_PREFIX: {e}"));
+            }
             let named = rules.iter().map(|rule| {
                 (
                     format!("REPLICATION_RULES rule {:?} ssm_parameter", rule.name),

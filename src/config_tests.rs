@@ -241,7 +241,7 @@ fn publish_events_and_ssm_parameter_template() {
         .unwrap();
     assert!(c.settings.publish_events);
     assert_eq!(c.settings.ssm_parameter_template.as_deref(), Some("/ami/{name}/latest"));
-    for bad in ["ami/{name}", "/ami/{owner}/latest", "/ami/{name"] {
+    for bad in ["ami/{name}", "/ami/{owner}/latest", "/ami/{name", "/{name}", "/ami-{name}", "//{name}", "/latest"] {
         let err = parse(&[base[0], base[1], ("SSM_PARAMETER_TEMPLATE", bad)]).unwrap_err().to_string();
         assert!(err.contains("SSM_PARAMETER_TEMPLATE"), "{bad}: {err}");
     }

@@ -230,3 +230,78 @@ async fn an_image_builder_build_is_replicated_through_get_image() {
     assert!(dead_letter_reasons(&sqs, &dlq).await.unwrap().is_empty());
     assert_eq!(emulator.calls().unwrap()["GetImage"], 1);
 }
+
+/// The images of B in `region` whose provenance tag names `source` (genuine or claimed), by id.
+async fn tagged_in_b(b_sdk: &aws_config::SdkConfig, region: &str, source: &str) -> Vec<aws_sdk_ec2::types::Image> {
+    copies_of(b_sdk, region, source).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_accounts_copies_carry_the_sources_tags_and_retention_retires_there_never_a_claimed_copy() {
+    use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
+    let emulator = Emulator::start(0.5).unwrap();
+    let sdk = emulator.sdk_config().await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let (work, dlq) = create_queues(&sqs, "xa-tags", 2).await.unwrap();
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+    let table = ami_replicator::local::create_admission_table(&ddb, "xa-tags-admission").await.unwrap();
+    let env: std::collections::HashMap<&str, String> = std::collections::HashMap::from([
+        ("TARGET_REGIONS", "eu-west-1".to_string()),
+        ("TARGET_ACCOUNTS", format!("{B}={B_ROLE}")),
+        ("WORK_QUEUE_URL", work.clone()),
+        ("DEAD_LETTER_QUEUE_URL", dlq.clone()),
+        ("ADMISSION_TABLE", table),
+        ("COPY_POLL_SECONDS", "1".to_string()),
+        ("RETAIN_COPIES", "1".to_string()),
+        ("FAMILY_TAG", "Family".to_string()),
+    ]);
+    let config = ami_replicator::config::Config::from_lookup(&|k| env.get(k).cloned()).unwrap();
+    let replicator = ami_replicator::aws::replicator(&sdk, config).await;
+    let home = acct(A);
+    let east = ec2_client(&sdk, "us-east-1");
+    let b_sdk = assumed_sdk_config(&sdk, B_ROLE).await;
+    let tags = [("Family", "web"), ("team", "platform"), ("ami-replicator:gave-up", "forged-on-the-source")];
+    let first = seed_source_image(&east, "web-1", &tags, &[]).await.unwrap();
+    // B's own images claiming to be copies of web-1 (with its family): a hand-made one in each of B's places.
+    let mut claimed = Vec::new();
+    for region in ["us-east-1", "eu-west-1"] {
+        let spec = TagSpecification::builder()
+            .resource_type(ResourceType::Image)
+            .tags(Tag::builder().key(SOURCE_IMAGE_TAG).value(&first).build())
+            .tags(Tag::builder().key(SOURCE_REGION_TAG).value("us-east-1").build())
+            .tags(Tag::builder().key("Family").value("web").build())
+            .build();
+        let b = ec2_client(&b_sdk, region);
+        let run = b.run_instances().image_id("ami-12c6146b").min_count(1).max_count(1).send().await.unwrap();
+        let instance = run.instances()[0].instance_id().unwrap().to_string();
+        let image = b.create_image().instance_id(&instance).name("b-own").tag_specifications(spec).send().await;
+        claimed.push((region, image.unwrap().image_id().unwrap().to_string()));
+    }
+    let mut copies = Vec::new();
+    for source in [first.clone(), seed_source_image(&east, "web-2", &tags, &[]).await.unwrap()] {
+        entry::handle(&replicator, event(&source, "available"), &home).await.unwrap();
+        drain_queue(&sqs, &work, &replicator, &home, Duration::from_secs(120)).await.unwrap();
+        copies.push(source);
+        // CreationDate has one-second resolution: the next build is newer.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+    }
+    assert!(dead_letter_reasons(&sqs, &dlq).await.unwrap().is_empty());
+    for region in ["us-east-1", "eu-west-1"] {
+        // web-2's copy in B: made by B's role, with the source's user tags written by the product (CopyImageTags
+        // would have given it none), never the product's own tags from the source.
+        let newest = tagged_in_b(&b_sdk, region, &copies[1]).await;
+        assert_eq!(newest.len(), 1, "{region}: {newest:?}");
+        let tag = |key: &str| newest[0].tags().iter().find(|t| t.key() == Some(key)).and_then(|t| t.value());
+        assert_eq!((tag("Family"), tag("team")), (Some("web"), Some("platform")), "{region}");
+        assert_eq!(tag("ami-replicator:gave-up"), None, "{region}: the product's tags on a source are never copied");
+        assert_eq!(tag("ami-replicator:shared"), Some("true"), "{region}: shared");
+        assert_eq!(newest[0].source_image_id(), Some(copies[1].as_str()), "{region}: EC2's record");
+        // web-1's copy in B was retired (RETAIN_COPIES=1 of family web); the image claiming to be one stays.
+        let older: Vec<String> =
+            tagged_in_b(&b_sdk, region, &first).await.iter().filter_map(|i| i.image_id().map(str::to_string)).collect();
+        let (_, claim) = claimed.iter().find(|(r, _)| *r == region).unwrap();
+        assert_eq!(older, vec![claim.clone()], "{region}: the genuine copy retired, the claimed one untouched");
+        let users = launch_users(&b_sdk, region, claim).await;
+        assert!(users.is_empty(), "{region}: the claimed copy is shared with nobody: {users:?}");
+    }
+}

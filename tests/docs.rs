@@ -42,8 +42,12 @@ fn blocks(text: &str) -> Vec<(String, String)> {
 }
 
 fn check_rules(document: &str, page: &Path) {
-    let vars =
-        [("WORK_QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/123456789012/work"), ("AWS_REGION", "us-east-1")];
+    // As template.yaml deploys it: with its admission table (rules with accounts need the function's record).
+    let vars = [
+        ("WORK_QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/123456789012/work"),
+        ("AWS_REGION", "us-east-1"),
+        ("ADMISSION_TABLE", "admission"),
+    ];
     let lookup = |name: &str| match name {
         "REPLICATION_RULES" => Some(document.to_string()),
         other => vars.iter().find(|(k, _)| *k == other).map(|(_, v)| v.to_string()),
@@ -164,4 +168,30 @@ fn the_readme_is_a_front_page_that_maps_every_page() {
     ] {
         assert!(root().join("docs").join(needed).exists(), "docs/{needed}");
     }
+}
+
+#[test]
+fn the_service_control_policy_for_the_products_tags_parses_and_names_its_parties() {
+    let text = std::fs::read_to_string(root().join("docs/security.md")).unwrap();
+    let policy = blocks(&text)
+        .into_iter()
+        .find(|(lang, body)| lang == "json" && body.contains("OnlyTheReplicatorWritesItsTags"))
+        .expect("docs/security.md ships the Service Control Policy");
+    let policy: serde_json::Value = serde_json::from_str(&policy.1).unwrap();
+    let statement = &policy["Statement"][0];
+    assert_eq!(statement["Effect"], "Deny");
+    let actions: Vec<&str> = statement["Action"].as_array().unwrap().iter().filter_map(|a| a.as_str()).collect();
+    assert_eq!(actions, ["ec2:CreateTags", "ec2:DeleteTags"]);
+    let keys = &statement["Condition"]["ForAnyValue:StringLike"]["aws:TagKeys"];
+    let prefix = ami_replicator::core::provenance::TAG_PREFIX;
+    assert_eq!(keys, &serde_json::json!([format!("{prefix}*")]), "every tag under the product's prefix");
+    assert!(ami_replicator::core::provenance::SOURCE_IMAGE_TAG.starts_with(prefix));
+    let exempt = statement["Condition"]["ArnNotLike"]["aws:PrincipalArn"].to_string();
+    let target = std::fs::read_to_string(root().join("target-account.yaml")).unwrap();
+    let role_name = target.split("  RoleName:").nth(1).and_then(|b| b.split("Default: ").nth(1)).unwrap();
+    let role_name = role_name.lines().next().unwrap().trim();
+    assert!(exempt.contains(&format!(":role/{role_name}\"")), "the target accounts' role ({role_name}): {exempt}");
+    assert!(exempt.contains("FunctionRole"), "the replicator's function role: {exempt}");
+    let resources = statement["Resource"].to_string();
+    assert!(resources.contains("image/*") && resources.contains("snapshot/*"), "{resources}");
 }

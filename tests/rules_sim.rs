@@ -42,6 +42,7 @@ fn settings(max_per_region: &str) -> Settings {
         ("SOURCE_REGIONS", "us-east-1"),
         ("MAX_CONCURRENT_COPIES_PER_REGION", max_per_region),
         ("PUBLISH_EVENTS", "true"),
+        ("ADMISSION_TABLE", "admission"),
     ]);
     Config::from_lookup(&|k| vars.get(k).map(|v| v.to_string())).unwrap().settings
 }

@@ -74,19 +74,43 @@ fn least_privilege_is_written_in_the_policies() {
             assert!(!(allows && statement.contains("ec2:DisableImage")), "{name}: DisableImage allowed elsewhere");
         }
     }
+    for name in ["template.yaml", "target-account.yaml"] {
+        let template = read(name);
+        let regions = block(&template, "- Sid: WriteOnlyInConfiguredRegions");
+        assert!(regions.contains("Effect: Deny") && regions.contains("aws:RequestedRegion"), "{name}: {regions}");
+        for action in [
+            "CopyImage",
+            "CreateTags",
+            "ModifyImageAttribute",
+            "ModifySnapshotAttribute",
+            "DeregisterImage",
+            "DeleteSnapshot",
+            "DisableImage",
+            "EnableImage",
+            "CreateLaunchTemplateVersion",
+            "ModifyLaunchTemplate",
+        ] {
+            assert!(regions.contains(&format!("- ec2:{action}")), "{name}: {action} only in configured regions");
+        }
+        // A copy is shared (and its snapshots) with the configured accounts only, whenever the stack knows them.
+        let named = block(&template, "- Sid: ShareCopiesWithTheConfiguredAccountsOnly");
+        assert!(named.contains("Effect: Deny") && named.contains("ec2:ModifySnapshotAttribute"), "{name}: {named}");
+        assert!(named.contains("ec2:Add/userId: !Split [\",\", !Ref ShareWithAccounts]"), "{name}: {named}");
+        assert!(named.contains("aws:ResourceTag/ami-replicator:source-image: \"false\""), "{name}: {named}");
+        // Launch templates: only the named ones when the stack names them.
+        let templates = block(&template, "- Sid: NewLaunchTemplateVersionsForCopies");
+        assert!(templates.contains("- NamesLaunchTemplates") && templates.contains("!Ref LaunchTemplateArns"));
+        // SSM parameters: never the whole namespace (a path level of its own).
+        assert!(block(&template, "  SsmParameterTemplate:").contains("^/[A-Za-z0-9_.-]+/"), "{name}");
+    }
     let template = read("template.yaml");
-    let regions = block(&template, "- Sid: WriteOnlyInConfiguredRegions");
-    assert!(regions.contains("Effect: Deny") && regions.contains("aws:RequestedRegion"), "{regions}");
-    for action in [
-        "CopyImage",
-        "CreateTags",
-        "ModifyImageAttribute",
-        "ModifySnapshotAttribute",
-        "DeregisterImage",
-        "DisableImage",
-        "EnableImage",
-    ] {
-        assert!(regions.contains(&format!("- ec2:{action}")), "{action} only in configured regions");
+    assert!(block(&template, "  NamesShareAccounts:").contains("CopySourceLaunchPermissions, \"false\""));
+    // Grants on sources only as the code makes them: target accounts, in the source regions, never on a copy.
+    for sid in ["ShareSourcesWithTargetAccountsOnly", "ShareSourceSnapshotsWithTargetAccountsOnly"] {
+        let grant = block(&template, &format!("- Sid: {sid}"));
+        assert!(grant.contains("ec2:Add/userId: !Ref TargetAccountIds"), "{grant}");
+        assert!(grant.contains("aws:RequestedRegion: !If") && grant.contains("!Ref SourceRegions"), "{grant}");
+        assert!(grant.contains("aws:ResourceTag/ami-replicator:source-image: \"true\""), "{grant}");
     }
     let bus = block(&template, "  ForwardedCopyEventsPolicy:");
     assert!(bus.contains("events:source: aws.ec2") && bus.contains("events:detail-type: EC2 AMI State Change"));
@@ -107,19 +131,22 @@ fn admission_leases_are_the_table_the_code_writes_and_nothing_more() {
     for needed in ["Type: AWS::DynamoDB::Table", "AttributeName: place", "KeyType: HASH", "AttributeName: expires"] {
         assert!(table.contains(needed), "{needed}");
     }
-    // The adapter's only call is PutItem (take and give back, both conditional), on that table only.
+    // The adapter's calls: PutItem (a lease taken and given back, both conditional; a copy recorded) and
+    // BatchGetItem (recorded copies read back), on that table only.
     let leases = read("src/aws/leases.rs");
     assert!(
-        leases.matches(".put_item()").count() == 1
+        leases.matches(".put_item()").count() == 2
+            && leases.matches(".batch_get_item()").count() == 1
             && !leases.contains(".delete_item()")
             && !leases.contains(".update_item()")
     );
     let grant = block(&template, "- Sid: TakeAndGiveBackAdmissionLeases");
     assert!(
-        grant.contains("Action: dynamodb:PutItem") && grant.contains("Resource: !GetAtt AdmissionTable.Arn"),
+        grant.contains("Action: [dynamodb:PutItem, dynamodb:BatchGetItem]")
+            && grant.contains("Resource: !GetAtt AdmissionTable.Arn"),
         "{grant}"
     );
-    assert_eq!(template.matches("dynamodb:").count(), 1, "no other DynamoDB action");
+    assert_eq!(template.matches("dynamodb:").count(), 2, "no other DynamoDB action");
     assert!(template.contains("ADMISSION_TABLE: !Ref AdmissionTable"));
 }
 

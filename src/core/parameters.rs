@@ -17,6 +17,7 @@ pub fn check_template(template: &str) -> Result<(), String> {
     if !template.starts_with('/') {
         return Err(format!("{template:?} must start with / (a fully qualified parameter name)"));
     }
+    check_prefix(template)?;
     let mut rest = template;
     while let Some(start) = rest.find('{') {
         let end = rest[start..].find('}').map(|e| start + e + 1).ok_or_else(|| format!("{template:?}: unclosed {{"))?;
@@ -30,6 +31,20 @@ pub fn check_template(template: &str) -> Result<(), String> {
         return Err(format!("{template:?} has more than 15 levels"));
     }
     Ok(())
+}
+
+/// The fixed part of a template or prefix (before its first `{`) starts with a path level of its own, e.g. `/ami/`:
+/// the policy lets the function write under it, never the whole namespace.
+pub fn check_prefix(template: &str) -> Result<(), String> {
+    let fixed = &template[..template.find('{').unwrap_or(template.len())];
+    let level = fixed.strip_prefix('/').and_then(|rest| rest.split_once('/')).map(|(first, _)| first);
+    match level {
+        Some(first) if !first.is_empty() => Ok(()),
+        _ => Err(format!(
+            "{template:?} must start with a path level of its own, such as /ami/ (the function may write only under it, \
+             never the whole parameter namespace)"
+        )),
+    }
 }
 
 /// The parameter name of a copy of `source` (named `name`). Characters SSM does not allow in names (anything

@@ -360,6 +360,9 @@ pub fn table(report: &Report) -> String {
             out.push_str(&f.error.as_ref().map(|e| format!(" (unreadable: {e})")).unwrap_or_default());
             out.push('\n');
         }
+        for claim in &r.claimed_not_copies {
+            out.push_str(&format!("  claimed, not our copy: {claim}\n"));
+        }
         if let Some(t) = &r.launch_template {
             let version = |n: Option<i64>, image: &Option<String>| {
                 n.map_or("-".to_string(), |n| format!("v{n} {}", image.as_deref().unwrap_or("(no image)")))

@@ -186,3 +186,21 @@ fn retained_and_next_retired_copies_and_the_launch_template_are_shown_per_place(
     assert_eq!(json["places"][0]["retention"]["to_retire"][0], id(3).to_string());
     assert_eq!(json["places"][0]["launch_template"]["launches_copy"], true);
 }
+
+#[test]
+fn a_claimed_copy_that_ec2_does_not_confirm_is_shown_and_never_taken_for_the_copy() {
+    let mut forged = copy(30, ImageState::Available, vec![]);
+    forged.origin = None;
+    let observed = vec![
+        at("eu-west-1", Ok(vec![forged.clone()]), Some(vec![partner()])),
+        at("us-west-2", Ok(vec![forged, copy(20, ImageState::Available, vec![])]), Some(vec![partner()])),
+    ];
+    let report = assess(&id(1), &us_east(), Some(&ImageState::Available), &observed, vec![], &home(), now());
+    assert_eq!(report.places[0].verdict, Verdict::Missing, "the claim does not stand in for the copy");
+    assert_eq!(report.places[1].copy.as_deref(), Some(id(20).as_str()), "the genuine copy is the one reported");
+    for row in &report.places {
+        assert_eq!(row.claimed_not_copies.len(), 1);
+        assert!(row.claimed_not_copies[0].contains("EC2 records no source"), "{:?}", row.claimed_not_copies);
+    }
+    assert!(table(&report).contains(&format!("claimed, not our copy: {} claims", id(30))), "{}", table(&report));
+}
