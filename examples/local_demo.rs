@@ -112,9 +112,11 @@ async fn main() -> Result<(), String> {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
     let source_id = ami_replicator::core::ids::ImageId::parse(&source).map_err(|e| e.to_string())?;
     let us_east = ami_replicator::core::ids::Region::parse("us-east-1").map_err(|e| e.to_string())?;
+    let records = ami_replicator::aws::copy_records(&sdk, status_config.admission_table.as_deref());
     let report = ami_replicator::status::status(
         &status_ec2,
         &status_queue,
+        &records,
         &status_config.settings,
         &account,
         &source_id,

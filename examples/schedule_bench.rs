@@ -333,7 +333,6 @@ async fn naive(s: &Scenario, seed: u64) -> serde_json::Value {
                     description: None,
                     client_token: client_token(src, &region(SOURCE_REGION), dst, &account(), 0),
                     tags: provenance_tags(src, &region(SOURCE_REGION)),
-                    copy_image_tags: true,
                     encryption: Default::default(),
                     completion_minutes: None,
                 };

@@ -68,6 +68,18 @@ pub(crate) fn assume_role_refusal(err: &(dyn std::error::Error + 'static)) -> Op
     None
 }
 
+/// The function's record of its copies in a source's own region: the admission table when the configuration
+/// names one (`ADMISSION_TABLE`), else none (no copy in a source's region is then ever taken for the product's).
+pub fn copy_records(
+    sdk: &aws_config::SdkConfig,
+    admission_table: Option<&str>,
+) -> std::sync::Arc<dyn crate::ports::CopyRecords> {
+    match admission_table {
+        Some(table) => std::sync::Arc::new(leases::AwsLeases::new(aws_sdk_dynamodb::Client::new(sdk), table)),
+        None => std::sync::Arc::new(crate::ports::NoRecords),
+    }
+}
+
 /// The production replicator: every port over the SDK, from one SDK configuration (AWS_ENDPOINT_URL, if set,
 /// points every client at an emulator). No client makes a call here: target roles are assumed, and clients of
 /// other regions made, on first use.

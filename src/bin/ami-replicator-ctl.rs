@@ -112,13 +112,7 @@ async fn status(args: StatusArgs) -> Result<bool, String> {
     let ec2 = AwsEc2Regions::with_target_roles(sdk.clone(), &config.target_roles).await;
     let queue = AwsQueue::new(aws_sdk_sqs::Client::new(&sdk), config.work_queue_url, config.dead_letter_queue_url);
     // The function's record of its copies in the source region (target accounts), in its admission table.
-    let records: std::sync::Arc<dyn ami_replicator::ports::CopyRecords> = match &config.admission_table {
-        Some(table) => std::sync::Arc::new(ami_replicator::aws::leases::AwsLeases::new(
-            aws_sdk_dynamodb::Client::new(&sdk),
-            table.clone(),
-        )),
-        None => std::sync::Arc::new(ami_replicator::ports::NoRecords),
-    };
+    let records = ami_replicator::aws::copy_records(&sdk, config.admission_table.as_deref());
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
     let report =
         ami_replicator::status::status(&ec2, &queue, &records, &config.settings, &home, &image, &region, now).await;
