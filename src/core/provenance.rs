@@ -131,6 +131,21 @@ pub fn verified_source<'a>(
     (owned && tagged && confirmed).then_some((&origin.image, &origin.region))
 }
 
+/// When the source of this product's copy `image` (read at the place of `owner` in `region`) was made (epoch
+/// seconds): the `source-created` tag the product wrote at creation, counted at most up to the copy's own
+/// creation date (EC2 writes that, and no source is newer than its copy: a forged date cannot make a copy outrank
+/// those made after it), else the copy's own creation date. `None` for an image that is not this product's copy
+/// there (whatever it claims) or carries no date at all.
+pub fn source_created(image: &ImageInfo, owner: &AccountId, region: &Region) -> Option<i64> {
+    verified_source(image, owner, region)?;
+    let created = image.created.as_deref().and_then(super::time::parse_rfc3339);
+    let tagged = image.tag(SOURCE_CREATED_TAG).and_then(super::time::parse_rfc3339);
+    match (tagged, created) {
+        (Some(t), Some(c)) => Some(t.min(c)),
+        (t, c) => t.or(c),
+    }
+}
+
 /// True when `image`, read at the place of `owner` in `region`, is this product's copy of `source` from
 /// `source_region` ([`verified_source`]).
 pub fn is_our_copy(

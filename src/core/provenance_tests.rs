@@ -123,6 +123,13 @@ fn numbers_read_from_tags_are_bounded() {
     copy.tags.retain(|t| t.key != ATTEMPT_TAG);
     copy.tags.push(Tag::new(ATTEMPT_TAG, "99999999999999"));
     assert_eq!(attempt(&copy), 0, "unreadable: the first");
+    // A source creation date counts at most up to the copy's own creation (EC2's), and only on our copy.
+    let (_, _, dst, owner) = ids();
+    copy.created = Some("2026-01-02T00:00:00Z".into());
+    copy.tags.push(Tag::new(SOURCE_CREATED_TAG, "2099-01-01T00:00:00Z"));
+    assert_eq!(source_created(&copy, &owner, &dst), crate::core::time::parse_rfc3339("2026-01-02T00:00:00Z"));
+    copy.origin = None;
+    assert_eq!(source_created(&copy, &owner, &dst), None, "not our copy: no date at all");
 }
 
 #[test]

@@ -4,8 +4,7 @@
 
 use super::ids::{AccountId, ImageId, Region, SnapshotId};
 use super::image::{ImageInfo, ImageState};
-use super::provenance::{verified_source, SOURCE_CREATED_TAG};
-use super::time::parse_rfc3339;
+use super::provenance::{source_created, verified_source};
 use std::collections::BTreeMap;
 
 /// RETAIN_COPIES, FAMILY_TAG, RETAIN_DRY_RUN.
@@ -59,16 +58,10 @@ pub enum Fate {
     },
 }
 
-/// When the copy's source was made (the product's tag, else the copy's own creation), for "newest". A tag is a
-/// hint: no source was made after its copy, so the tag counts at most up to the copy's own creation date, which
-/// EC2 writes (a forged date cannot make an older copy outrank the copies made after it).
-fn age_key(image: &ImageInfo) -> i64 {
-    let created = image.created.as_deref().and_then(parse_rfc3339);
-    let tagged = image.tag(SOURCE_CREATED_TAG).and_then(parse_rfc3339);
-    match (tagged, created) {
-        (Some(t), Some(c)) => t.min(c),
-        (t, c) => t.or(c).unwrap_or(0),
-    }
+/// When the copy's source was made, for "newest" (`provenance::source_created`: a tag counted at most up to the
+/// copy's own creation date).
+fn age_key(image: &ImageInfo, owner: &AccountId, region: &Region) -> i64 {
+    source_created(image, owner, region).unwrap_or(0)
 }
 
 /// The fate of each available copy of this product at one place, per family (the value of `family_tag` on the
@@ -96,7 +89,8 @@ pub fn decide(
     let keep = retain.max(1) as usize;
     let mut out = Vec::new();
     for (family, mut members) in families {
-        members.sort_by(|a, b| (age_key(b.image), &b.image.id).cmp(&(age_key(a.image), &a.image.id)));
+        let age = |o: &Observed| age_key(o.image, owner, region);
+        members.sort_by(|a, b| (age(b), &b.image.id).cmp(&(age(a), &a.image.id)));
         for (rank, c) in members.into_iter().enumerate() {
             let fate = if rank < keep {
                 Fate::Keep(Kept::Retained)

@@ -3,7 +3,7 @@
 use super::*;
 use crate::core::ids::{AccountId, Region};
 use crate::core::image::Tag;
-use crate::core::provenance::provenance_tags;
+use crate::core::provenance::{provenance_tags, SOURCE_CREATED_TAG};
 
 fn copy(n: u32, family: Option<&str>, created: &str) -> ImageInfo {
     let source = ImageId::parse("ami-0123456789abcdef0").unwrap();
@@ -96,4 +96,23 @@ fn never_the_newest_nor_one_in_use_nor_a_protected_one_nor_what_is_not_ours() {
         Observed { image: &foreign, protected: false, used_by: vec![] },
     ];
     assert_eq!(fates(&decide(&others, "Family", 1, &owner(), &here())), ["ami-00000000000000003 keep Retained"]);
+}
+
+#[test]
+fn a_forged_date_or_a_claimed_copy_never_retires_the_newest() {
+    // web-1's copy was made in January; its source-created tag is forged to 2099: it counts as January at most.
+    let mut old = copy(1, Some("web"), "2099-01-01T00:00:00Z");
+    old.created = Some("2026-01-02T00:00:00Z".into());
+    let mut new = copy(2, Some("web"), "2026-03-01T00:00:00Z");
+    new.created = Some("2026-03-01T01:00:00Z".into());
+    // A hand-made image claiming to be a newer copy of the family: EC2 records no source for it.
+    let mut claimed = copy(3, Some("web"), "2099-01-01T00:00:00Z");
+    claimed.origin = None;
+    let images = [old, new, claimed];
+    let observed: Vec<Observed> = images.iter().map(observed).collect();
+    assert_eq!(
+        fates(&decide(&observed, "Family", 1, &owner(), &here())),
+        ["ami-00000000000000002 keep Retained", "ami-00000000000000001 retire"],
+        "the claimed image gets no fate at all"
+    );
 }

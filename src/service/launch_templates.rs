@@ -9,7 +9,7 @@ use crate::core::errors::{ErrorClass, PortError};
 use crate::core::ids::ImageId;
 use crate::core::job::Job;
 use crate::core::launch_templates::{self, Update};
-use crate::core::provenance::SOURCE_CREATED_TAG;
+use crate::core::time::format_rfc3339;
 use crate::ports::{Ec2, Ec2Regions, ImageBuilder, Queue};
 use sha2::{Digest, Sha256};
 use tracing::{error, info};
@@ -46,11 +46,9 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         let versions = ec2.launch_template_versions(template).await?;
         let latest_image = versions.iter().max_by_key(|v| v.number).and_then(|v| v.image.clone()).filter(|i| i != copy);
         let latest_source_created = match latest_image {
-            Some(image) => ec2
-                .describe_own_images(&[image])
-                .await?
-                .first()
-                .and_then(|i| i.tag(SOURCE_CREATED_TAG).map(str::to_string)),
+            Some(image) => {
+                ec2.describe_own_images(&[image]).await?.first().and_then(|i| ec2.source_created(i)).map(format_rfc3339)
+            }
             None => None,
         };
         let update = launch_templates::decide(

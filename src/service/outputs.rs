@@ -8,11 +8,11 @@ use crate::core::errors::{ErrorClass, PortError};
 use crate::core::facts::{Completion, Fact, Failure, Retired};
 use crate::core::finish::{self, Outcome, Watch};
 use crate::core::ids::{AccountId, ImageId, Place, Region};
-use crate::core::image::ImageInfo;
 use crate::core::job::{Continuation, Job};
 use crate::core::parameters;
-use crate::core::provenance::{verified_source, SOURCE_CREATED_TAG};
+use crate::core::provenance::verified_source;
 use crate::core::ruleset::RULE_TAG;
+use crate::core::time::format_rfc3339;
 use crate::ports::{Ec2, Ec2Regions, ImageBuilder, OutgoingEvent, OutgoingMessage, Queue};
 use futures::future::join_all;
 use serde_json::json;
@@ -40,7 +40,14 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
             let current = self.outputs.parameter(&place, &name).await?;
             let theirs = match current.as_deref().and_then(|v| ImageId::parse(v).ok()) {
                 Some(id) if &id == copy => return Ok(false),
-                Some(id) => ec2.describe_own_images(&[id]).await?.first().and_then(source_created),
+                // Only a verified copy's date counts (bounded by its own creation): a forged image or date never
+                // keeps the parameter from the newest copy.
+                Some(id) => ec2
+                    .describe_own_images(&[id])
+                    .await?
+                    .first()
+                    .and_then(|i| ec2.source_created(i))
+                    .map(format_rfc3339),
                 None => None,
             };
             if !parameters::may_replace(job.source_created.as_deref(), theirs.as_deref()) {
@@ -206,10 +213,6 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
 }
 
 /// What an image says of its source's creation date: our tag, else (an image not ours) its own creation date.
-fn source_created(image: &ImageInfo) -> Option<String> {
-    image.tag(SOURCE_CREATED_TAG).map(str::to_string).or_else(|| image.created.clone())
-}
-
 fn image_arn(region: &str, image: &ImageId) -> String {
     format!("arn:aws:ec2:{region}::image/{image}")
 }

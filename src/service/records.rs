@@ -27,6 +27,12 @@ impl<E: Ec2> PlaceEc2<E> {
         Self { inner, place, owner, records }
     }
 
+    /// When the source of `image`, read here, was made, if it is this product's copy here
+    /// (`provenance::source_created`).
+    pub fn source_created(&self, image: &ImageInfo) -> Option<i64> {
+        self.owner.as_ref().and_then(|owner| crate::core::provenance::source_created(image, owner, &self.place.region))
+    }
+
     /// The record's key of this place: `ACCOUNT/REGION` (only target accounts copy into a source's region).
     fn key(&self) -> Option<String> {
         self.place.account.as_ref().map(|a| format!("copy/{a}/{}", self.place.region))
