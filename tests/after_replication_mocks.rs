@@ -112,3 +112,30 @@ async fn the_sweep_lists_available_and_disabled_sources_in_one_listing() {
     AwsEc2::new(client).source_images_of(&[owner]).await.unwrap();
     assert_eq!(rule.num_calls(), 1);
 }
+
+#[tokio::test]
+async fn describe_images_reads_where_ec2_records_an_image_was_copied_from() {
+    // Issue 27: SourceImageId and SourceImageRegion, set by CopyImage and writable by nobody, are the image's
+    // origin; an image without them (registered, or an older AMI) has none.
+    let rule = mock!(aws_sdk_ec2::Client::describe_images).then_output(|| {
+        let image = |id: &str| {
+            aws_sdk_ec2::types::Image::builder()
+                .image_id(id)
+                .owner_id("123456789012")
+                .state(aws_sdk_ec2::types::ImageState::Available)
+        };
+        aws_sdk_ec2::operation::describe_images::DescribeImagesOutput::builder()
+            .images(
+                image("ami-11111111").source_image_id("ami-0123456789abcdef0").source_image_region("us-east-1").build(),
+            )
+            .images(image("ami-22222222").build())
+            .build()
+    });
+    let client = mock_client!(aws_sdk_ec2, [&rule]);
+    let ids = [ImageId::parse("ami-11111111").unwrap(), ImageId::parse("ami-22222222").unwrap()];
+    let images = AwsEc2::new(client).describe_own_images(&ids).await.unwrap();
+    let origin = images[0].origin.as_ref().unwrap();
+    assert_eq!((origin.image.as_str(), origin.region.as_str()), ("ami-0123456789abcdef0", "us-east-1"));
+    assert!(!origin.recorded, "the function's record is the shell's to read, never EC2's");
+    assert_eq!(images[1].origin, None);
+}

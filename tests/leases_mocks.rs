@@ -114,3 +114,83 @@ async fn giving_back_is_conditional_on_still_holding_it() {
     leases.release("k", "inv-1", NOW + 6.0).await.unwrap();
     assert_eq!((mine.num_calls(), not_mine.num_calls()), (1, 1));
 }
+
+mod copy_records {
+    use super::*;
+    use ami_replicator::core::ids::ImageId;
+    use ami_replicator::ports::CopyRecords;
+    use aws_sdk_dynamodb::operation::batch_get_item::BatchGetItemOutput;
+    use aws_sdk_dynamodb::types::KeysAndAttributes;
+    use std::collections::HashMap;
+
+    fn id(s: &str) -> ImageId {
+        ImageId::parse(s).unwrap()
+    }
+
+    fn key(image: &str) -> HashMap<String, AttributeValue> {
+        HashMap::from([("place".to_string(), s(&format!("copy/222222222222/us-east-1/{image}")))])
+    }
+
+    #[tokio::test]
+    async fn a_copy_is_recorded_with_one_put_that_never_expires() {
+        let rule = mock!(aws_sdk_dynamodb::Client::put_item)
+            .match_requests(|r| {
+                r.table_name() == Some("admission")
+                    && r.item().is_some_and(|i| {
+                        i.get("place") == Some(&s("copy/222222222222/us-east-1/ami-0123456789abcdef0"))
+                            && i.get("copy") == Some(&s("ami-0123456789abcdef0"))
+                            && !i.contains_key("expires")
+                    })
+                    && r.condition_expression().is_none()
+            })
+            .then_output(|| PutItemOutput::builder().build());
+        let client = mock_client!(aws_sdk_dynamodb, [&rule]);
+        let records = AwsLeases::new(client, "admission");
+        records.record("copy/222222222222/us-east-1", &id("ami-0123456789abcdef0")).await.unwrap();
+        assert_eq!(rule.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn recorded_copies_are_read_back_with_one_consistent_batch_get() {
+        let rule = mock!(aws_sdk_dynamodb::Client::batch_get_item)
+            .match_requests(|r| {
+                let asked = r.request_items().and_then(|items| items.get("admission"));
+                asked.is_some_and(|k| {
+                    k.consistent_read() == Some(true)
+                        && k.keys() == [key("ami-0000000000000000a"), key("ami-0000000000000000b")]
+                })
+            })
+            .then_output(|| {
+                BatchGetItemOutput::builder().responses("admission", vec![key("ami-0000000000000000b")]).build()
+            });
+        let client = mock_client!(aws_sdk_dynamodb, [&rule]);
+        let records = AwsLeases::new(client, "admission");
+        let ids = [id("ami-0000000000000000a"), id("ami-0000000000000000b")];
+        let found = records.recorded("copy/222222222222/us-east-1", &ids).await.unwrap();
+        assert_eq!(found, [id("ami-0000000000000000b")], "only what the function recorded");
+        assert_eq!(rule.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn keys_dynamodb_left_unread_are_a_transient_error_never_taken_for_unrecorded() {
+        let rule = mock!(aws_sdk_dynamodb::Client::batch_get_item).then_output(|| {
+            let left = KeysAndAttributes::builder().keys(key("ami-0000000000000000a")).build().unwrap();
+            BatchGetItemOutput::builder().unprocessed_keys("admission", left).build()
+        });
+        let client = mock_client!(aws_sdk_dynamodb, [&rule]);
+        let records = AwsLeases::new(client, "admission");
+        let err = records.recorded("copy/222222222222/us-east-1", &[id("ami-0000000000000000a")]).await.unwrap_err();
+        assert_eq!(err.class, ErrorClass::Transient, "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_refused_record_keeps_its_class() {
+        let rule = mock!(aws_sdk_dynamodb::Client::put_item)
+            .then_http_response(|| dynamodb_error("ResourceNotFoundException", ""));
+        let client =
+            mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&rule], |c| c.retry_config(RetryConfig::disabled()));
+        let records = AwsLeases::new(client, "admission");
+        let err = records.record("copy/222222222222/us-east-1", &id("ami-0123456789abcdef0")).await.unwrap_err();
+        assert_eq!(err.class, ErrorClass::Permanent, "{err}");
+    }
+}
