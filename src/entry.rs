@@ -47,7 +47,7 @@ pub fn decode_input(payload: Value) -> Result<Input, EntryError> {
             .enumerate()
             .map(|(n, record)| {
                 let body = record.body.unwrap_or_default();
-                let message = decode_body(&body);
+                let message = decode_record(&body);
                 // Without a messageId the item cannot be reported alone; the batch is then retried whole.
                 let id = record.message_id.unwrap_or_else(|| format!("#missing-message-id-{n}"));
                 Item { id, body, message }
@@ -63,6 +63,10 @@ pub fn decode_input(payload: Value) -> Result<Input, EntryError> {
     }
     Err(EntryError::Unrecognised(format!("a JSON {}", json_kind(&payload))))
 }
+
+/// Why a Scheduled Event that arrived through the work queue runs no sweep.
+pub const SWEEP_THROUGH_THE_QUEUE: &str = "a Scheduled Event arrived through the work queue: refused, the sweep runs \
+     only when its schedule invokes the function directly (anyone who may send work items could send this one)";
 
 fn json_kind(v: &Value) -> &'static str {
     match v {
@@ -86,6 +90,16 @@ fn bounded(reason: String) -> String {
     let mut cut: String = reason.chars().take(MAX_REASON_CHARS).collect();
     cut.push_str("... (cut)");
     cut
+}
+
+/// Decodes the body of a message that arrived through the work queue: as [`decode_body`], except that a Scheduled
+/// Event runs no sweep there. The sweep runs when the schedule invokes the function directly (template.yaml); one on
+/// the queue was sent by whoever may send work items, with a window of its choice.
+pub fn decode_record(body: &str) -> Result<Message, String> {
+    match decode_body(body) {
+        Ok(Message::Sweep { .. }) => Ok(Message::Ignore(SWEEP_THROUGH_THE_QUEUE.to_string())),
+        other => other,
+    }
 }
 
 /// Decodes an SQS message body.

@@ -226,7 +226,7 @@ mod retention {
         assert!(s.iter().all(|source| eu_copy(&before, source).is_some()), "no retention yet: every copy stays");
         let w = std::mem::replace(&mut *before.world.lock().unwrap(), World::new(acct(ME), SimConfig::default()));
         let mut sim = Simulation::new(w, settings(false));
-        sim.send(&sim.scheduled_event());
+        sim.invoke_schedule().await;
         sim.run_until_idle(10, DAY).await;
         assert!(eu_copy(&sim, &s[0]).is_none(), "web-1's copy retired by the sweep");
         assert!(s[1..].iter().all(|source| eu_copy(&sim, source).is_some()));

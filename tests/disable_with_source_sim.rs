@@ -250,17 +250,17 @@ async fn the_sweep_catches_missed_disabled_and_enabled_events() {
     let (mut sim, src) = replicated(following(), vec![]).await;
     // Disabled, and its event lost (AMI events are best effort): the sweep disables the copies.
     set_source(&sim, &src, disabled());
-    sim.send(&sim.scheduled_event());
+    sim.invoke_schedule().await;
     sim.run_until_idle(10, DAY).await;
     assert!(copies(&sim, &src).iter().all(|c| c.info.state.is_disabled()), "the sweep disabled them");
-    sim.send(&sim.scheduled_event());
+    sim.invoke_schedule().await;
     sim.run_until_idle(10, DAY).await;
     assert_eq!(ops(&sim, "DisableImage"), 5, "once each: a second sweep finds nothing more to do");
 
     // Enabled again, event lost: the sweep's jobs enable and share them again; no new copy.
     set_source(&sim, &src, ImageState::Available);
     let copy_calls = sim.world.lock().unwrap().calls.get("CopyImage").copied();
-    sim.send(&sim.scheduled_event());
+    sim.invoke_schedule().await;
     sim.run_until_idle(10, DAY).await;
     for copy in copies(&sim, &src) {
         assert_eq!(copy.info.state, ImageState::Available);
@@ -272,7 +272,7 @@ async fn the_sweep_catches_missed_disabled_and_enabled_events() {
     // Without the setting, the sweep leaves a disabled source's copies alone.
     let (mut sim, src) = replicated(Settings { disable_copies_with_source: false, ..following() }, vec![]).await;
     set_source(&sim, &src, disabled());
-    sim.send(&sim.scheduled_event());
+    sim.invoke_schedule().await;
     sim.run_until_idle(10, DAY).await;
     assert_eq!(ops(&sim, "DisableImage"), 0);
 }

@@ -168,8 +168,17 @@ fn run_case(s: &Schedule, totals: &mut Totals) -> Result<(), TestCaseError> {
             sim.world.lock().unwrap().deregister(&r("us-east-1"), &images[0]);
             sim.put_event(&event(&images[0], "deregistered"));
         }
-        // Events that never arrived are recovered by the scheduled sweep.
-        sim.send(&sim.scheduled_event());
+        // Events that never arrived are recovered by the scheduled sweep, which the schedule invokes directly
+        // every hour (an invocation that fails is tried twice more by Lambda, then waits for the next hour).
+        for _ in 0..24 {
+            sim.invoke_schedule().await;
+            let hour_later = sim.world.lock().unwrap().now_ms / 1000 + 3600;
+            sim.run_concurrently_until_idle(s.concurrency, s.batch_size, hour_later).await;
+            let mut w = sim.world.lock().unwrap();
+            if w.now_ms < hour_later * 1000 {
+                w.advance_to(hour_later * 1000);
+            }
+        }
         sim.run_concurrently_until_idle(s.concurrency, s.batch_size, 30 * 86_400).await;
     });
 

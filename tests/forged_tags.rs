@@ -211,8 +211,7 @@ fn run_case(forgeries: Vec<Forgery>) -> Result<(), TestCaseError> {
         sim.put_event(&ami_event_of(ME, i.disabled.as_str(), "us-east-1", "disabled"));
         sim.put_event(&ami_event_of(ME, i.deregistered.as_str(), "us-east-1", "deregistered"));
         sim.run_until_idle(10, DAY).await;
-        let sweep = sim.scheduled_event();
-        sim.send(&sweep);
+        sim.invoke_schedule().await;
         sim.run_until_idle(10, DAY).await;
         check(&sim, &i, &format!("{forgeries:?}"))
     })

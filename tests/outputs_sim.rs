@@ -146,7 +146,7 @@ async fn a_replication_the_sweep_starts_is_watched_too() {
     let s = Settings { source_regions: vec![r("us-east-1")], sweep_lookback_hours: 48, ..settings() };
     let mut sim = Simulation::new(world, s);
     // The image's event never came: the sweep finds it.
-    sim.send(&sim.scheduled_event());
+    sim.invoke_schedule().await;
     sim.run_until_idle(10, 86_400).await;
     let finished = events(&sim, "AMI Replication Finished");
     assert_eq!(finished.len(), 1, "{finished:?}");

@@ -203,7 +203,7 @@ async fn a_continuation_naming_another_rule_is_judged_under_its_sources_rule() {
 async fn the_sweep_sends_what_events_missed_where_each_rule_says() {
     let (w, s) = world();
     let mut sim = Simulation::new(w, settings("100"));
-    sim.send(&sim.scheduled_event());
+    sim.invoke_schedule().await;
     sim.run_until_idle(10, DAY).await;
     assert!(dead_letters(&sim).is_empty(), "{:?}", dead_letters(&sim));
     assert_eq!(places(&sim, &s.windows), pairs(&[(ME, "eu-west-1")]));

@@ -48,7 +48,7 @@ async fn the_sweep_copies_what_events_missed_exactly_once() {
     assert_eq!(copies(&sim, &seen), 5, "2 here + 3 in B, all still pending");
 
     // The sweep runs while seen's copies are in flight: only missed's five places are enqueued.
-    sim.send(&sim.scheduled_event());
+    sim.invoke_schedule().await;
     sim.run_until_idle(10, DAY).await;
     assert_eq!(copies(&sim, &missed), 5);
     assert_eq!(copies(&sim, &seen), 5, "nothing in flight was copied again");
@@ -56,7 +56,7 @@ async fn the_sweep_copies_what_events_missed_exactly_once() {
     let calls_after_first = sim.world.lock().unwrap().total_calls();
 
     // A second sweep finds nothing missing and enqueues nothing.
-    sim.send(&sim.scheduled_event());
+    sim.invoke_schedule().await;
     sim.run_until_idle(10, 2 * DAY).await;
     let w = sim.world.lock().unwrap();
     assert_eq!(w.copies.len(), 10);
@@ -75,7 +75,7 @@ async fn images_older_than_the_look_back_are_left_alone() {
     s.sweep_lookback_hours = 1;
     let mut sim = Simulation::new(world, s);
     sim.world.lock().unwrap().advance_to(3 * 3600 * 1000);
-    sim.send(&sim.scheduled_event());
+    sim.invoke_schedule().await;
     sim.run_until_idle(10, DAY).await;
     assert_eq!(copies(&sim, &old), 0);
 }
@@ -110,7 +110,7 @@ async fn the_sweep_finishes_a_share_that_never_completed_and_leaves_a_failed_sha
         failed.info.tags.push(Tag::new(SHARE_FAILED_TAG, "OperationNotPermitted: ..."));
         (ids[0].clone(), ids[1].clone())
     };
-    sim.send(&sim.scheduled_event());
+    sim.invoke_schedule().await;
     sim.run_until_idle(10, 2 * DAY).await;
     let w = sim.world.lock().unwrap();
     for (region, id) in [("eu-west-1", &eu), ("us-west-2", &us)] {
@@ -121,4 +121,35 @@ async fn the_sweep_finishes_a_share_that_never_completed_and_leaves_a_failed_sha
     let failed = w.images[&r("eu-west-1")].values().find(|i| i.info.owner == Some(acct(B))).unwrap();
     assert!(failed.launch_permissions.is_empty() && failed.info.tag(SHARED_TAG).is_none(), "left to the operator");
     assert_eq!(w.copies.iter().filter(|c| c.source == source).count(), 5, "no new copy");
+}
+
+#[tokio::test]
+async fn the_sweep_runs_only_from_its_schedule_and_only_as_far_back_as_its_own_clock_allows() {
+    // Issue 28: a Scheduled Event sent through the work queue (anyone who may send work items could) is refused;
+    // a direct one whose time says 1970 sweeps SWEEP_LOOKBACK_HOURS back from the invocation's clock, no further.
+    let mut world = World::new(acct(ME), SimConfig::default());
+    let old = world.add_image(&r("us-east-1"), &acct(ME), "old", vec![Tag::new("replicate", "yes")], vec![]);
+    let mut s = settings();
+    s.target_accounts.clear();
+    s.sweep_lookback_hours = 1;
+    let mut sim = Simulation::new(world, s);
+    sim.world.lock().unwrap().advance_to(3 * 3600 * 1000);
+    let recent = sim.world.lock().unwrap().add_image(
+        &r("us-east-1"),
+        &acct(ME),
+        "recent",
+        vec![Tag::new("replicate", "yes")],
+        vec![],
+    );
+    let forged = sim.scheduled_event().replace(&sim.world.lock().unwrap().now_rfc3339(), "1970-01-01T00:00:00Z");
+    assert!(forged.contains("1970-01-01T00:00:00Z"));
+    sim.send(&forged);
+    sim.run_until_idle(10, DAY).await;
+    assert_eq!((copies(&sim, &old), copies(&sim, &recent)), (0, 0), "through the queue: no sweep at all");
+    // The same event, as the schedule invokes the function: only the last hour is swept.
+    let direct = ami_replicator::entry::decode_input(serde_json::from_str(&forged).unwrap()).unwrap();
+    let ami_replicator::entry::Input::Direct(item) = direct else { panic!("a direct invocation") };
+    sim.replicator.process(vec![item], &acct(ME)).await;
+    sim.run_until_idle(10, DAY).await;
+    assert_eq!((copies(&sim, &old), copies(&sim, &recent)), (0, 2), "the window is the clock's, not the event's");
 }

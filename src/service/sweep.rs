@@ -21,17 +21,19 @@ use std::collections::BTreeSet;
 use tracing::{info, warn, Instrument};
 
 impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
-    /// Runs the sweep as of `now` (the scheduled event's time, RFC 3339). What it finds missing is enqueued; when
+    /// Runs the sweep: the event's time (`now`, RFC 3339) is only logged; the window is SWEEP_LOOKBACK_HOURS back
+    /// from the invocation's own clock, whatever the event says. What it finds missing is enqueued; when
     /// a region or place could not be read because of a passing fault, the sweep's message is also retried (it is
     /// idempotent: what is enqueued twice makes no second copy). A place that can never be read (a role that
     /// refuses, a region not enabled) is logged and left out.
     pub(super) async fn sweep(&self, now: &str, home: &AccountId, invocation: &Invocation) -> Vec<Effect> {
         let span = tracing::info_span!("sweep", phase = "sweep", at = %now);
         async {
-            let Some(now_secs) = parse_rfc3339(now) else {
+            if parse_rfc3339(now).is_none() {
                 warn!("scheduled event without a readable time; sweep skipped");
                 return vec![];
-            };
+            }
+            let now_secs = self.now() as i64;
             let settings = &self.settings;
             let policy = SweepPolicy {
                 target_regions: &settings.target_regions,
