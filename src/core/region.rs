@@ -283,7 +283,7 @@ pub fn decide<T>(
         }
         // The last failed copy of this source here, if any: the next attempt follows it, and replaces it.
         let last_failed = mine.iter().filter(|i| matches!(i.state, ImageState::Failed(_))).max_by_key(|i| attempt(i));
-        job.failed_copies = last_failed.map_or(0, |i| attempt(i) + 1);
+        job.failed_copies = last_failed.map_or(0, |i| attempt(i).saturating_add(1));
         job.replaces = last_failed.map(|i| i.id.clone());
         let disabled = mine.iter().find(|i| i.state.is_disabled()).map(|i| i.id.clone());
         match best_existing_copy(images, &job, owner) {

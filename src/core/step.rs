@@ -102,7 +102,7 @@ pub fn poll_seconds_for(policy: &StepPolicy, copies: usize) -> u32 {
 pub fn on_copy_observed(job: &Job, copy: &ImageId, state: Option<&ImageState>, policy: &StepPolicy) -> Decision {
     let waiting = |mut next: Job| {
         next.phase = Phase::Wait { copy_image: copy.clone() };
-        next.polls += 1;
+        next.polls = next.polls.saturating_add(1);
         next.retries = 0;
         next.throttles = 0;
         next.capacity_waits = 0;
@@ -120,7 +120,7 @@ pub fn on_copy_observed(job: &Job, copy: &ImageId, state: Option<&ImageState>, p
                 ImageState::Failed(Some(m)) => format!("failed: {m}"),
                 other => format!("is {other}"),
             };
-            let failed = job.failed_copies + 1;
+            let failed = job.failed_copies.saturating_add(1);
             if failed >= policy.max_failed_copies {
                 Decision::GiveUp {
                     reason: format!("copy {copy} in {} {why}; {failed} copies failed, giving up", job.destination),
@@ -192,7 +192,7 @@ pub fn after_vanished(
 /// and is capped so that a freed slot is used soon. Waiting is never a failure: it leaves `retries` alone.
 pub fn wait_for_capacity(job: &Job, policy: &StepPolicy) -> Decision {
     let mut next = job.clone();
-    next.capacity_waits += 1;
+    next.capacity_waits = next.capacity_waits.saturating_add(1);
     // Jittered per region, not per job: the jobs refused together wait together and travel in one message.
     let delay = backoff_seconds(policy.capacity_base_seconds, next.capacity_waits, job.destination.as_str())
         .min(policy.capacity_max_seconds.max(1));
@@ -216,7 +216,7 @@ pub enum RequestDecision {
 /// number of times, permanent ones give up.
 pub fn on_request_error(request: &ReplicationRequest, err: &PortError, policy: &StepPolicy) -> RequestDecision {
     let mut next = request.clone();
-    next.retries += 1;
+    next.retries = next.retries.saturating_add(1);
     let seed = format!("{}|{}", request.image, request.source_region);
     let delay_seconds = backoff_seconds(policy.backoff_base_seconds, next.retries, &seed);
     match err.class {
@@ -235,6 +235,34 @@ pub fn on_request_error(request: &ReplicationRequest, err: &PortError, policy: &
     }
 }
 
+/// The request's source is still pending (EC2 shows it so, created at `created`, RFC 3339): look again after
+/// `policy.poll_seconds`, until it is older than JOB_MAX_AGE_HOURS (`max_age_seconds`) like every job. The age is
+/// EC2's (the source's creation date); without one, the request's own count of looks bounds it.
+pub fn on_source_pending(
+    request: &ReplicationRequest,
+    created: Option<&str>,
+    now: i64,
+    max_age_seconds: i64,
+    policy: &StepPolicy,
+) -> RequestDecision {
+    let mut next = request.clone();
+    next.retries = next.retries.saturating_add(1);
+    let looked = i64::from(next.retries).saturating_mul(i64::from(policy.poll_seconds.max(1)));
+    let age = created.and_then(super::time::parse_rfc3339).map_or(looked, |c| now.saturating_sub(c));
+    if age > max_age_seconds {
+        return RequestDecision::GiveUp {
+            reason: format!(
+                "source image {} has been pending for {} h, longer than JOB_MAX_AGE_HOURS ({} h): given up; send a \
+                 work item once it is available",
+                request.image,
+                age / 3600,
+                max_age_seconds / 3600
+            ),
+        };
+    }
+    RequestDecision::Resend { request: next, delay_seconds: policy.poll_seconds }
+}
+
 /// A port call for this job failed with `err`.
 pub fn on_error(job: &Job, err: &PortError, policy: &StepPolicy) -> Decision {
     let mut next = job.clone();
@@ -245,12 +273,12 @@ pub fn on_error(job: &Job, err: &PortError, policy: &StepPolicy) -> Decision {
         ErrorClass::Capacity => wait_for_capacity(job, policy),
         // Throttling slows the job down but never fails it: the request is valid, only too early.
         ErrorClass::Throttled => {
-            next.throttles += 1;
+            next.throttles = next.throttles.saturating_add(1);
             let delay = backoff_seconds(policy.backoff_base_seconds, next.throttles, &seed(job));
             Decision::Continue { job: next, delay_seconds: delay }
         }
         ErrorClass::Transient => {
-            next.retries += 1;
+            next.retries = next.retries.saturating_add(1);
             if next.retries > policy.max_retries {
                 return Decision::GiveUp {
                     reason: format!("{err} (still failing after {} retries)", policy.max_retries),

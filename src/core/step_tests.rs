@@ -222,3 +222,53 @@ fn backoff_grows_is_capped_and_jittered() {
     let spread: std::collections::HashSet<u32> = (0..50).map(|i| backoff_seconds(60, 4, &i.to_string())).collect();
     assert!(spread.len() > 10, "jitter spreads retries: {spread:?}");
 }
+
+#[test]
+fn counters_carried_in_messages_saturate_instead_of_wrapping() {
+    // Issue 28: a message may carry any u32; release builds would wrap `+= 1` to 0 and retry forever.
+    let p = StepPolicy::default();
+    let mut j = job();
+    j.retries = u32::MAX;
+    let err = PortError::transient("InternalError", "x");
+    assert!(matches!(on_error(&j, &err, &p), Decision::GiveUp { .. }), "at the ceiling: still over max_retries");
+    j.throttles = u32::MAX;
+    match on_error(&j, &PortError::from_code("RequestLimitExceeded", "x"), &p) {
+        Decision::Continue { job, delay_seconds } => {
+            assert_eq!(job.throttles, u32::MAX);
+            assert!(delay_seconds <= MAX_DELAY_SECONDS);
+        }
+        other => panic!("{other:?}"),
+    }
+    j.capacity_waits = u32::MAX;
+    match wait_for_capacity(&j, &p) {
+        Decision::Continue { job, .. } => assert_eq!(job.capacity_waits, u32::MAX),
+        other => panic!("{other:?}"),
+    }
+    j.polls = u32::MAX;
+    j.failed_copies = u32::MAX;
+    assert!(matches!(on_copy_observed(&j, &copy(), Some(&ImageState::Pending), &p), Decision::Continue { .. }));
+    let failed = on_copy_observed(&j, &copy(), Some(&ImageState::Failed(None)), &p);
+    assert!(matches!(failed, Decision::GiveUp { .. }), "{failed:?}");
+}
+
+#[test]
+fn a_pending_sources_request_ends_at_the_job_age_limit() {
+    let p = StepPolicy { poll_seconds: 60, ..StepPolicy::default() };
+    let request = ReplicationRequest::new(
+        ImageId::parse("ami-0123456789abcdef0").unwrap(),
+        crate::core::ids::Region::parse("us-east-1").unwrap(),
+        None,
+    );
+    let now = crate::core::time::parse_rfc3339("2026-12-07T12:00:00Z").unwrap();
+    let day = 86_400;
+    match on_source_pending(&request, Some("2026-12-07T11:00:00Z"), now, day, &p) {
+        RequestDecision::Resend { request, delay_seconds } => assert_eq!((request.retries, delay_seconds), (1, 60)),
+        other => panic!("{other:?}"),
+    }
+    let stale = on_source_pending(&request, Some("2026-12-05T11:00:00Z"), now, day, &p);
+    assert!(matches!(&stale, RequestDecision::GiveUp { reason } if reason.contains("JOB_MAX_AGE_HOURS")), "{stale:?}");
+    // Without a creation date, the request's own count of looks bounds it (and saturates).
+    let mut counted = request.clone();
+    counted.retries = u32::MAX;
+    assert!(matches!(on_source_pending(&counted, None, now, day, &p), RequestDecision::GiveUp { .. }));
+}

@@ -127,8 +127,18 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                     return vec![];
                 }
                 SourceVerdict::NotYet => {
-                    info!("source image is still pending; checking again later");
-                    return vec![resend(request, self.settings.step.poll_seconds)];
+                    let (max_age, now) = (policy.job_max_age_seconds, self.now() as i64);
+                    let step = &self.settings.step;
+                    return match step::on_source_pending(request, image.created.as_deref(), now, max_age, step) {
+                        RequestDecision::Resend { request, delay_seconds } => {
+                            info!("source image is still pending; checking again later");
+                            vec![resend(&request, delay_seconds)]
+                        }
+                        RequestDecision::GiveUp { reason } => {
+                            warn!(reason = %reason, "source image pending for too long");
+                            dead(reason)
+                        }
+                    };
                 }
                 SourceVerdict::Refuse(reason) => return dead(reason),
             }
