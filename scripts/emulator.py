@@ -17,6 +17,8 @@ moto 5.2.5 does not:
   * DescribeImageReferences (moto has none): what uses an image, from references registered with
     POST /_emulator/references {"ami-...": ["ec2:Instance arn:..."]}; an image nobody registered is used by nothing;
   * DisableImage takes every launch permission away, as in EC2 (moto keeps them);
+  * EnableImageDeprecation (moto has none): DeprecationTime shown by DescribeImages; a time in the past is refused
+    with InvalidParameterValue, as EC2 does;
   * STS AssumeRole of a role whose name ends in `-untrusted` is refused with AccessDenied (a role whose trust
     policy does not name the replicator);
   * EC2 Image Builder's GetImage (moto has no Image Builder), answered from builds registered with
@@ -28,6 +30,7 @@ Usage: python scripts/emulator.py --port 0 --port-file PATH [--copy-pending-seco
 """
 
 import argparse
+import datetime
 import io
 import json
 import re
@@ -75,6 +78,8 @@ AmiBackend.copy_image = moto_copy_image
 # EC2's record of the image an AMI was made from: none unless CopyImage set it (Layer.finish_copy).
 Ami.source_image_id = None
 Ami.source_image_region = None
+# Set by EnableImageDeprecation (Layer.enable_deprecation); moto has none.
+Ami.deprecation_time = None
 
 
 def caller_account(environ):
@@ -87,6 +92,14 @@ def respond(start_response, status, body, content_type="application/json"):
     body = body.encode() if isinstance(body, str) else body
     start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(body)))])
     return [body]
+
+
+def error(start_response, code, message):
+    body = (
+        f"<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors>"
+        "<RequestID>r</RequestID></Response>"
+    )
+    return respond(start_response, "400 Bad Request", body, "text/xml")
 
 
 def tag_specifications(params):
@@ -161,6 +174,10 @@ class Layer:
             environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(body), str(len(body))
         if action == "DescribeImageReferences":
             return self.image_references(start_response, params)
+        if action == "EnableImageDeprecation":
+            match = REGION_RE.search(environ.get("HTTP_AUTHORIZATION", ""))
+            region = match.group(1) if match else "us-east-1"
+            return self.enable_deprecation(start_response, params, caller_account(environ), region)
         if action == "CopyImage":
             match = REGION_RE.search(environ.get("HTTP_AUTHORIZATION", ""))
             return self.copy_image(environ, start_response, params, match.group(1) if match else "us-east-1")
@@ -180,6 +197,24 @@ class Layer:
             '<DescribeImageReferencesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">'
             f"<requestId>r</requestId><imageReferenceSet>{''.join(items)}</imageReferenceSet>"
             "</DescribeImageReferencesResponse>"
+        )
+        return respond(start_response, "200 OK", body, "text/xml")
+
+    def enable_deprecation(self, start_response, params, account, region):
+        image_id, at = params.get("ImageId", ""), params.get("DeprecateAt", "")
+        try:
+            when = datetime.datetime.fromisoformat(at)
+        except ValueError:
+            when = None
+        if when is None or when < datetime.datetime.now(datetime.timezone.utc):
+            return error(start_response, "InvalidParameterValue", f"The deprecation time {at} cannot be in the past.")
+        image = ec2_backends[account][region].amis.get(image_id)
+        if image is None:
+            return error(start_response, "InvalidAMIID.NotFound", f"The image id '[{image_id}]' does not exist")
+        image.deprecation_time = at
+        body = (
+            '<EnableImageDeprecationResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">'
+            "<requestId>r</requestId><return>true</return></EnableImageDeprecationResponse>"
         )
         return respond(start_response, "200 OK", body, "text/xml")
 

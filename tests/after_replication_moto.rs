@@ -238,3 +238,40 @@ async fn copies_are_disabled_with_their_source_and_enabled_and_shared_again_with
     let reasons = dead_letter_reasons(&sqs, &dlq).await.unwrap();
     assert!(reasons.is_empty(), "{reasons:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_deprecated_while_its_copy_runs_gets_a_copy_deprecated_at_once() {
+    // Issue 28: EC2 (and the emulator) refuse a deprecation time in the past.
+    let emulator = Emulator::start(2.0).unwrap();
+    let sdk = emulator.sdk_config().await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let (work, dlq) = create_queues(&sqs, "deprecated", 2).await.unwrap();
+    let env: HashMap<&str, String> = HashMap::from([
+        ("TARGET_REGIONS", "eu-west-1".to_string()),
+        ("WORK_QUEUE_URL", work.clone()),
+        ("DEAD_LETTER_QUEUE_URL", dlq.clone()),
+        ("COPY_POLL_SECONDS", "1".to_string()),
+    ]);
+    let config = Config::from_lookup(&|k| env.get(k).cloned()).unwrap();
+    let replicator = ami_replicator::aws::replicator(&sdk, config).await;
+    let east = ec2_client(&sdk, "us-east-1");
+    let source = seed_source_image(&east, "golden-deprecated", &[], &[]).await.unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let at = aws_smithy_types::DateTime::from_secs;
+    let past = east.enable_image_deprecation().image_id(&source).deprecate_at(at(now - 3600)).send().await;
+    let code = past.map_err(|e| aws_sdk_ec2::error::ProvideErrorMetadata::code(&e).map(str::to_string));
+    assert_eq!(code.unwrap_err().as_deref(), Some("InvalidParameterValue"), "a time in the past is refused");
+    // The source is deprecated 2 s from now: its copy (pending 2 s) is shared after that time has passed.
+    east.enable_image_deprecation().image_id(&source).deprecate_at(at(now + 2)).send().await.unwrap();
+    let home = AccountId::parse(A).unwrap();
+    let item = serde_json::json!({"image_id": source, "source_region": "us-east-1"});
+    entry::handle(&replicator, item, &home).await.unwrap();
+    drain_queue(&sqs, &work, &replicator, &home, Duration::from_secs(120)).await.unwrap();
+    assert!(dead_letter_reasons(&sqs, &dlq).await.unwrap().is_empty(), "the share completed");
+    let copies = copies_of(&sdk, "eu-west-1", &source).await.unwrap();
+    assert_eq!(copies.len(), 1);
+    let deprecated = copies[0].deprecation_time().and_then(ami_replicator::core::time::parse_rfc3339);
+    assert!(deprecated.is_some_and(|t| t > now + 2 && t % 60 == 0), "deprecated at once: {deprecated:?}");
+    let shared = copies[0].tags().iter().any(|t| t.key() == Some(ami_replicator::core::provenance::SHARED_TAG));
+    assert!(shared, "marked shared");
+}

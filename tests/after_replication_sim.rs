@@ -274,3 +274,58 @@ mod launch_templates {
         assert!(!versions[0].is_default);
     }
 }
+
+mod deprecation {
+    use super::*;
+    use ami_replicator::core::image::ImageState;
+    use ami_replicator::core::provenance::SHARED_TAG;
+
+    /// Issue 28: EC2 refuses a deprecation time in the past (the simulator too); a source already deprecated, or
+    /// one whose time passes while its copy runs, gets a copy deprecated at once (the first full minute EC2 takes)
+    /// and the share completes.
+    #[tokio::test]
+    async fn a_source_deprecated_in_the_past_or_while_copying_gets_a_copy_deprecated_at_once() {
+        let (mut w, past) = world(vec![]);
+        let east = r("us-east-1");
+        let soon = w.add_image(&east, &acct(ME), "golden-soon", vec![], vec![]);
+        let now = w.now_rfc3339();
+        let at = |t: i64| ami_replicator::core::time::format_rfc3339(t);
+        let now_secs = ami_replicator::core::time::parse_rfc3339(&now).unwrap();
+        let times = [(&past, at(now_secs - 30 * 86_400)), (&soon, at(now_secs + 120))];
+        for (id, time) in &times {
+            w.images.get_mut(&east).unwrap().get_mut(*id).unwrap().info.traits.deprecation_time = Some(time.clone());
+        }
+        let settings = Settings { target_regions: vec![r("eu-west-1")], ..Settings::default() };
+        let mut sim = Simulation::new(w, settings);
+        for (id, _) in &times {
+            sim.put_event(&ami_event_of(ME, id.as_str(), "us-east-1", "available"));
+        }
+        sim.run_until_idle(10, DAY).await;
+        let w = sim.world.lock().unwrap();
+        assert!(w.dead_letters.is_empty(), "{:?}", w.dead_letters);
+        for (id, _) in &times {
+            let copy = copies(&sim_view(&w), id);
+            assert_eq!(copy.len(), 1);
+            let copy = &copy[0];
+            assert_eq!(copy.info.state, ImageState::Available);
+            assert!(copy.info.tag(SHARED_TAG).is_some(), "{id}: the share completed");
+            let deprecated =
+                copy.info.traits.deprecation_time.as_deref().and_then(ami_replicator::core::time::parse_rfc3339);
+            let shared_at =
+                w.effects.iter().find(|e| e.op == "EnableImageDeprecation" && e.target == copy.info.id.as_str());
+            assert!(shared_at.is_some(), "{id}: deprecated");
+            assert!(
+                deprecated.is_some_and(|t| t % 60 == 0 && t >= now_secs),
+                "{id}: at a full minute, not in the past"
+            );
+        }
+    }
+
+    fn sim_view(w: &ami_replicator::sim::World) -> Vec<SimImage> {
+        w.images.values().flat_map(|m| m.values()).cloned().collect()
+    }
+
+    fn copies(all: &[SimImage], source: &ImageId) -> Vec<SimImage> {
+        all.iter().filter(|i| i.info.tag(SOURCE_IMAGE_TAG) == Some(source.as_str())).cloned().collect()
+    }
+}

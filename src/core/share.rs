@@ -47,6 +47,23 @@ pub fn decide(
     decision
 }
 
+/// How far ahead of now a deprecation time must be for EC2 to take it: EnableImageDeprecation refuses a time in
+/// the past and rounds seconds to the nearest minute.
+pub const DEPRECATION_LEAD_SECONDS: i64 = 60;
+
+/// The deprecation time a copy gets (RFC 3339) for its source's `source_time`, at `now` (epoch seconds): the
+/// source's own while EC2 can still take it (at least [`DEPRECATION_LEAD_SECONDS`] ahead); for a source already
+/// deprecated, or about to be, the earliest time EC2 accepts: the first full minute at least that far ahead, so the
+/// copy is deprecated at once, as its source is. An unreadable time is passed on as it is (EC2 says why).
+pub fn deprecation_time(source_time: &str, now: i64) -> String {
+    let earliest = now.saturating_add(DEPRECATION_LEAD_SECONDS);
+    match super::time::parse_rfc3339(source_time) {
+        Some(t) if t >= earliest => source_time.to_string(),
+        Some(_) => super::time::format_rfc3339(earliest.saturating_add(59) / 60 * 60),
+        None => source_time.to_string(),
+    }
+}
+
 #[cfg(test)]
 #[path = "share_tests.rs"]
 mod tests;

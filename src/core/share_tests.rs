@@ -42,3 +42,13 @@ fn source_permissions_can_be_ignored() {
     let d = decide(&[acct("111111111111")], &policy, &owner, &[]);
     assert_eq!(d.grants, vec![acct("333333333333")]);
 }
+
+#[test]
+fn a_copy_is_deprecated_as_its_source_and_at_once_when_that_time_has_passed() {
+    let now = crate::core::time::parse_rfc3339("2026-12-07T12:00:30Z").unwrap();
+    assert_eq!(deprecation_time("2027-06-01T00:00:00Z", now), "2027-06-01T00:00:00Z", "the source's own");
+    // Past (a backfill, or a source that reached it while its copy ran): the first full minute a minute ahead.
+    assert_eq!(deprecation_time("2026-01-01T00:00:00Z", now), "2026-12-07T12:02:00.000Z");
+    assert_eq!(deprecation_time("2026-12-07T12:01:00Z", now), "2026-12-07T12:02:00.000Z", "too close for EC2");
+    assert_eq!(deprecation_time("not a time", now), "not a time", "EC2 says why");
+}

@@ -147,10 +147,12 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         } else {
             Vec::new()
         };
-        if let Some(time) = &job.deprecation_time {
+        if let Some(source_time) = &job.deprecation_time {
             // Part of the share: a copy is done only once it is deprecated as its source is (retried otherwise).
-            ec2.enable_deprecation(copy, time).await?;
-            info!(copy = %copy, deprecate_at = %time, "deprecation time set as on the source");
+            // EC2 refuses a time in the past: a source already deprecated gets a copy deprecated at once.
+            let time = share::deprecation_time(source_time, self.now() as i64);
+            ec2.enable_deprecation(copy, &time).await?;
+            info!(copy = %copy, deprecate_at = %time, source_deprecated_at = %source_time, "deprecation set as on the source");
         }
         // CopyImage does not carry deregistration protection over: a protected source's copy is protected too.
         let source = self.source_image(&job.source_image, &job.source_region, invocation).await.ok().flatten();

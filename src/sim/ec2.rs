@@ -268,6 +268,17 @@ impl Ec2 for SimEc2 {
         tokio::task::yield_now().await;
         let mut w = lock(&self.world);
         let w = self.call(&mut w, "EnableImageDeprecation")?;
+        // As EC2: a time in the past (or unreadable) is refused.
+        let now = super::world::SIM_EPOCH_SECS + (w.now_ms / 1000) as i64;
+        match crate::core::time::parse_rfc3339(time) {
+            Some(t) if t >= now => {}
+            _ => {
+                return Err(PortError::from_code(
+                    "InvalidParameterValue",
+                    format!("The deprecation time {time} is not valid: it cannot be in the past"),
+                ))
+            }
+        }
         let image = w.image_mut(&self.region, id).ok_or_else(|| not_found(id))?;
         image.info.traits.deprecation_time = Some(time.to_string());
         self.record(w, "EnableImageDeprecation", id, time.to_string());
