@@ -100,3 +100,50 @@ async fn every_job_ends_a_place_that_never_has_room_is_given_up_after_job_max_ag
     assert!((6 * 3600..7 * 3600).contains(&end), "given up after 6 h, not before and not much later: {end} s");
     assert!(w.limit_errors > 0 && w.copies.is_empty());
 }
+
+#[tokio::test]
+async fn a_trusted_accounts_source_that_only_vanished_from_view_keeps_its_copies() {
+    // Issue 28: a source of a TRUSTED_SOURCE_ACCOUNTS account that its owner stops sharing with us reads exactly
+    // like a deregistered one; its copies are never destroyed for it (and a pending one is not stopped). A source
+    // of our own that is gone still takes its copies with it (DEREGISTER_COPIES_WITH_SOURCE).
+    const PARTNER: &str = "777788889999";
+    let mut world = World::new(acct(ME), SimConfig::default());
+    let shared = vec![ami_replicator::core::image::LaunchPermission::Account(acct(ME))];
+    let theirs = world.add_image(&r("us-east-1"), &acct(PARTNER), "partner-golden", vec![], shared);
+    let ours = world.add_image(&r("us-east-1"), &acct(ME), "golden", vec![], vec![]);
+    // Its owner shares its snapshots with us too, as a cross-account copy needs.
+    for snapshot in &mut world.images.get_mut(&r("us-east-1")).unwrap().get_mut(&theirs).unwrap().snapshots {
+        snapshot.create_volume.push(acct(ME));
+    }
+    let settings = Settings {
+        target_regions: vec![r("eu-west-1")],
+        trusted_source_accounts: vec![acct(PARTNER)],
+        deregister_copies_with_source: true,
+        ..Settings::default()
+    };
+    let mut sim = Simulation::new(world, settings);
+    for source in [&theirs, &ours] {
+        sim.send(&serde_json::json!({"image_id": source.as_str(), "source_region": "us-east-1"}).to_string());
+    }
+    sim.run_until_idle(10, DAY).await;
+    let copy_of = |sim: &Simulation, source: &ImageId| {
+        let w = sim.world.lock().unwrap();
+        w.images[&r("eu-west-1")].values().find(|i| i.info.tag(SOURCE_IMAGE_TAG) == Some(source.as_str())).cloned()
+    };
+    let dead = sim.world.lock().unwrap().dead_letters.clone();
+    let their_copy = copy_of(&sim, &theirs).unwrap_or_else(|| panic!("the partner source replicated: {dead:?}"));
+    assert_eq!(their_copy.info.tag(ami_replicator::core::provenance::SOURCE_OWNER_TAG), Some(PARTNER));
+    {
+        let mut w = sim.world.lock().unwrap();
+        // The partner stops sharing its source with us; ours is deregistered.
+        w.image_mut(&r("us-east-1"), &theirs).unwrap().launch_permissions.clear();
+        w.deregister(&r("us-east-1"), &ours);
+    }
+    for source in [&theirs, &ours] {
+        sim.send(&ami_event(source.as_str(), "us-east-1", "deregistered"));
+    }
+    sim.run_until_idle(10, 2 * DAY).await;
+    let kept = copy_of(&sim, &theirs).expect("the partner's copy stays: its source may only be hidden");
+    assert_eq!(kept.info.state, ImageState::Available);
+    assert!(copy_of(&sim, &ours).is_none(), "our own source's copy went with it");
+}

@@ -126,6 +126,9 @@ pub struct Job {
     /// by a message: the copy is created with its user tags (`provenance::copy_tags`).
     #[serde(skip)]
     pub source_tags: Vec<super::image::Tag>,
+    /// The source's owner as EC2 shows it, set at admission like `source_tags`: the copy says whose source it was.
+    #[serde(skip)]
+    pub source_owner: Option<AccountId>,
 }
 
 impl Job {
@@ -160,6 +163,7 @@ impl Job {
             source_created: None,
             rule: None,
             source_tags: Vec::new(),
+            source_owner: None,
         }
     }
 

@@ -3,7 +3,7 @@
 
 use super::ids::{AccountId, ImageId, Place, Region, SnapshotId};
 use super::image::{ImageInfo, ImageState};
-use super::provenance::is_our_copy_at;
+use super::provenance::{is_our_copy_at, source_was_home};
 
 /// What to do with one copy of a deregistered source.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,18 +19,22 @@ pub struct Cleanup {
 /// image that no longer exists is not wanted) and failed ones always, the others only when `with_source` is set
 /// (DEREGISTER_COPIES_WITH_SOURCE; copies are independent AMIs by default, as AWS documents), with their
 /// snapshots. Images that are not this product's copies of that source at `place` (`provenance::is_our_copy`)
-/// are never touched, whatever their tags claim.
+/// are never touched, whatever their tags claim; nor are copies of another account's source (`trusted`:
+/// TRUSTED_SOURCE_ACCOUNTS), which may only have stopped being shared with this account
+/// (`provenance::source_was_home`).
 pub fn cleanup(
     found: &[ImageInfo],
     source: &ImageId,
     source_region: &Region,
     place: &Place,
     home: &AccountId,
+    trusted: &[AccountId],
     with_source: bool,
 ) -> Vec<Cleanup> {
     found
         .iter()
         .filter(|img| is_our_copy_at(img, source, source_region, place, home))
+        .filter(|img| source_was_home(img, home, trusted))
         .filter_map(|img| match img.state {
             ImageState::Pending => {
                 Some(Cleanup { copy: img.id.clone(), stops_pending_copy: true, delete_snapshots: vec![] })

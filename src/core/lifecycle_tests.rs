@@ -40,10 +40,10 @@ fn pending_copies_always_stop_available_ones_only_when_asked() {
         img(3, ImageState::Pending, other),
         img(4, ImageState::Pending, vec![]),
     ];
-    let kept = cleanup(&found, &source, &region, &here(), &me(), false);
+    let kept = cleanup(&found, &source, &region, &here(), &me(), &[], false);
     assert_eq!(kept.len(), 1);
     assert!(kept[0].stops_pending_copy && kept[0].delete_snapshots.is_empty());
-    let all = cleanup(&found, &source, &region, &here(), &me(), true);
+    let all = cleanup(&found, &source, &region, &here(), &me(), &[], true);
     assert_eq!(all.len(), 2, "only this source's copies from that region");
     // Tags that claim it while EC2 records no source, another one, or another owner: never touched.
     let mut forged = vec![img(5, ImageState::Available, tags.clone()), img(6, ImageState::Pending, tags.clone())];
@@ -56,7 +56,21 @@ fn pending_copies_always_stop_available_ones_only_when_asked() {
     let mut foreign = img(7, ImageState::Pending, tags.clone());
     foreign.owner = Some(AccountId::parse("222222222222").unwrap());
     forged.push(foreign);
-    assert!(cleanup(&forged, &source, &region, &here(), &me(), true).is_empty(), "forged provenance");
+    assert!(cleanup(&forged, &source, &region, &here(), &me(), &[], true).is_empty(), "forged provenance");
+    // Another account's source out of view may only have stopped being shared: its copies are never touched.
+    let trusted = [AccountId::parse("777788889999").unwrap()];
+    let mut theirs = found[..2].to_vec();
+    for copy in &mut theirs {
+        copy.tags.push(Tag::new(crate::core::provenance::SOURCE_OWNER_TAG, "777788889999"));
+    }
+    assert!(cleanup(&theirs, &source, &region, &here(), &me(), &trusted, true).is_empty(), "another owner's");
+    assert!(cleanup(&found[..2], &source, &region, &here(), &me(), &trusted, true).is_empty(), "owner unknown");
+    assert_eq!(cleanup(&found[..2], &source, &region, &here(), &me(), &[], true).len(), 2, "only own sources");
+    let mut ours = found[..2].to_vec();
+    for copy in &mut ours {
+        copy.tags.push(Tag::new(crate::core::provenance::SOURCE_OWNER_TAG, "111111111111"));
+    }
+    assert_eq!(cleanup(&ours, &source, &region, &here(), &me(), &trusted, true).len(), 2, "tagged as ours");
     assert_eq!(all[1].delete_snapshots.len(), 1);
 }
 

@@ -201,6 +201,7 @@ pub fn refresh_from_source(job: &mut Job, source: &ImageInfo) {
     job.deprecation_time = source.traits.deprecation_time.clone();
     job.source_created = source.created.clone();
     job.source_tags = source.tags.clone();
+    job.source_owner = source.owner.clone();
 }
 
 fn join(regions: &[Region]) -> String {

@@ -47,6 +47,22 @@ pub const KEPT_TAG: &str = "ami-replicator:kept";
 /// is only replaced by a copy of a newer source.
 pub const SOURCE_CREATED_TAG: &str = "ami-replicator:source-created";
 
+/// The account that owned a copy's source when the copy was made, put on copies at creation: only a copy of a
+/// source of the function's own account is ever destroyed because its source is gone (another account's source
+/// that vanished from view may only have stopped being shared).
+pub const SOURCE_OWNER_TAG: &str = "ami-replicator:source-owner";
+
+/// Whether this product's copy `image` was made from a source of `home` (the function's own account): its
+/// source-owner tag says so, or, on a copy made before that tag, no other account's sources are replicated
+/// (`trusted`, TRUSTED_SOURCE_ACCOUNTS, is empty). Positive evidence only: another owner, or an unknown one where
+/// other accounts' sources are replicated, is not.
+pub fn source_was_home(image: &ImageInfo, home: &AccountId, trusted: &[AccountId]) -> bool {
+    match image.tag(SOURCE_OWNER_TAG) {
+        Some(owner) => owner == home.as_str(),
+        None => trusted.is_empty(),
+    }
+}
+
 /// The attempt a copy was made by (the job's failed copies before it), put on replacement copies only: a
 /// `failed` copy event tells from it which ClientToken the successor takes.
 pub const ATTEMPT_TAG: &str = "ami-replicator:attempt";

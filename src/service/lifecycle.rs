@@ -8,7 +8,7 @@ use crate::core::image::ImageState;
 use crate::core::image::Tag;
 use crate::core::lifecycle::{self, Cleanup};
 use crate::core::plan;
-use crate::core::provenance::KEPT_TAG;
+use crate::core::provenance::{is_our_copy_at, source_was_home, KEPT_TAG};
 use crate::ports::{Ec2, Ec2Regions, ImageBuilder, Queue};
 use futures::future::join_all;
 use std::collections::BTreeMap;
@@ -89,7 +89,13 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         let mut cleanups = Vec::new();
         for (_, source, region) in sources {
             let with_source = self.settings.deregister_copies_with_source;
-            let planned = lifecycle::cleanup(&found, source, region, place, home, with_source);
+            let trusted = &self.settings.trusted_source_accounts;
+            let planned = lifecycle::cleanup(&found, source, region, place, home, trusted, with_source);
+            let foreign = found.iter().filter(|c| is_our_copy_at(c, source, region, place, home));
+            for copy in foreign.filter(|c| !source_was_home(c, home, trusted)) {
+                info!(image = %source, copy = %copy.id, "the source is out of view, but not this account's: it may \
+                    only have stopped being shared; its copy is left (retention, or you, retire it)");
+            }
             cleanups.extend(planned.into_iter().map(|c| (source.clone(), c)));
         }
         // An available copy is deregistered only when nothing uses it: one DescribeImageReferences for them all.

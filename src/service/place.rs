@@ -8,7 +8,7 @@ use crate::core::ids::{AccountId, ImageId, Place, Region};
 use crate::core::image::{ImageState, Tag};
 use crate::core::job::{Continuation, Job, Phase};
 use crate::core::provenance::{
-    client_token, copy_tags, provenance_tags, ATTEMPT_TAG, SHARE_FAILED_TAG, SOURCE_CREATED_TAG,
+    client_token, copy_tags, provenance_tags, ATTEMPT_TAG, SHARE_FAILED_TAG, SOURCE_CREATED_TAG, SOURCE_OWNER_TAG,
 };
 use crate::core::region::{self, Observations, PlaceJobs};
 use crate::core::rules;
@@ -154,6 +154,9 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         }
         if job.failed_copies > 0 {
             tags.push(Tag::new(ATTEMPT_TAG, job.failed_copies.to_string()));
+        }
+        if let Some(owner) = &job.source_owner {
+            tags.push(Tag::new(SOURCE_OWNER_TAG, owner.as_str()));
         }
         // Which source is newer decides an SSM parameter and a launch template's version: the copy says.
         let outputs = settings.ssm_parameter_template.is_some() || !settings.launch_templates.is_empty();
