@@ -210,6 +210,7 @@ impl Config {
             launch_templates,
             launch_template_set_default: r.flag("LAUNCH_TEMPLATE_SET_DEFAULT", false),
             disable_copies_with_source: r.flag("DISABLE_COPIES_WITH_SOURCE", false),
+            in_use_days: r.number("IN_USE_DAYS", crate::service::DEFAULT_IN_USE_DAYS, 0..=3650),
         };
         let (rules, target_roles) = match rules_document.filter(|d| !d.starts_with("ssm:")) {
             None => (Vec::new(), target_roles),
@@ -272,6 +273,7 @@ impl Config {
             launch_templates,
             launch_template_set_default,
             disable_copies_with_source,
+            in_use_days,
         } = defaults;
         Ok(Config {
             target_roles,
@@ -293,6 +295,7 @@ impl Config {
                 launch_templates,
                 launch_template_set_default,
                 disable_copies_with_source,
+                in_use_days,
                 tag_filter,
                 max_copies_per_region,
                 step: StepPolicy { poll_seconds, capacity_max_seconds: poll_seconds.max(1), ..StepPolicy::default() },

@@ -80,6 +80,8 @@ pub(super) fn union_of(rules: &[Rule], mut all: Treatment) -> (Treatment, Vec<Ac
     all.encryption.encrypt_copies = rules.iter().all(|r| r.treatment.encryption.encrypt_copies);
     for rule in rules {
         let t = &rule.treatment;
+        // Where a copy's rule is not known (a deregistered source's copies), the longest window keeps it.
+        all.in_use_days = all.in_use_days.max(t.in_use_days);
         all.target_regions
             .extend(t.target_regions.iter().filter(|r| !all.target_regions.contains(r)).cloned().collect::<Vec<_>>());
         all.target_accounts

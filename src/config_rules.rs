@@ -48,6 +48,8 @@ struct RawRule {
     launch_template_set_default: Option<bool>,
     /// DISABLE_COPIES_WITH_SOURCE for this rule's copies (only where the stack allows it).
     disable_copies_with_source: Option<bool>,
+    /// IN_USE_DAYS for this rule's copies.
+    in_use_days: Option<u32>,
 }
 
 #[derive(Deserialize, Default)]
@@ -248,6 +250,12 @@ fn build(raw: RawRule, defaults: &Treatment, p: &mut impl FnMut(&str, String)) -
             );
         }
         t.disable_copies_with_source = follow;
+    }
+    if let Some(days) = raw.in_use_days {
+        if days > 3650 {
+            p("in_use_days", format!("{days} is more than 3650 (ten years)"));
+        }
+        t.in_use_days = days.min(3650);
     }
     if let Some(share) = raw.share {
         share_of(share, &mut t, p);

@@ -126,7 +126,11 @@ async fn describe_images_reads_where_ec2_records_an_image_was_copied_from() {
         };
         aws_sdk_ec2::operation::describe_images::DescribeImagesOutput::builder()
             .images(
-                image("ami-11111111").source_image_id("ami-0123456789abcdef0").source_image_region("us-east-1").build(),
+                image("ami-11111111")
+                    .source_image_id("ami-0123456789abcdef0")
+                    .source_image_region("us-east-1")
+                    .last_launched_time("2026-12-01T10:00:00Z")
+                    .build(),
             )
             .images(image("ami-22222222").build())
             .build()
@@ -138,4 +142,7 @@ async fn describe_images_reads_where_ec2_records_an_image_was_copied_from() {
     assert_eq!((origin.image.as_str(), origin.region.as_str()), ("ami-0123456789abcdef0", "us-east-1"));
     assert!(!origin.recorded, "the function's record is the shell's to read, never EC2's");
     assert_eq!(images[1].origin, None);
+    // Issue 28: LastLaunchedTime (every account's launches) is read in the same call.
+    assert_eq!(images[0].last_launched.as_deref(), Some("2026-12-01T10:00:00Z"));
+    assert_eq!(images[1].last_launched, None);
 }

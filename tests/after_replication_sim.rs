@@ -196,6 +196,29 @@ mod retention {
     }
 
     #[tokio::test]
+    async fn a_copy_some_account_launched_within_in_use_days_is_in_use() {
+        // Issue 28: DescribeImageReferences sees only the owner's account; EC2's LastLaunchedTime counts every
+        // account's launches (those of the accounts the copy is shared with too).
+        for (days_ago, days, kept) in [(10, 30, true), (40, 30, false), (1, 0, false)] {
+            let (w, s) = world();
+            let mut settings = settings(false);
+            settings.in_use_days = days;
+            let mut sim = Simulation::new(w, settings);
+            replicate_builds(&mut sim, &s[..3]).await;
+            let oldest = eu_copy(&sim, &s[0]).unwrap();
+            {
+                let mut w = sim.world.lock().unwrap();
+                let now = ami_replicator::core::time::parse_rfc3339(&w.now_rfc3339()).unwrap();
+                let at = ami_replicator::core::time::format_rfc3339(now - days_ago * 86_400);
+                w.image_mut(&r("eu-west-1"), &oldest.info.id).unwrap().info.last_launched = Some(at);
+            }
+            replicate_builds(&mut sim, &s[3..]).await;
+            let case = format!("launched {days_ago} days ago, IN_USE_DAYS={days}");
+            assert_eq!(eu_copy(&sim, &s[0]).is_some(), kept, "{case}");
+        }
+    }
+
+    #[tokio::test]
     async fn never_a_copy_in_use_and_a_dry_run_only_reports() {
         let (w, s) = world();
         let mut sim = Simulation::new(w, settings(false));

@@ -147,3 +147,24 @@ async fn a_trusted_accounts_source_that_only_vanished_from_view_keeps_its_copies
     assert_eq!(kept.info.state, ImageState::Available);
     assert!(copy_of(&sim, &ours).is_none(), "our own source's copy went with it");
 }
+
+#[tokio::test]
+async fn a_copy_launched_recently_by_any_account_is_kept_and_tagged_with_why() {
+    // Issue 28: with DEREGISTER_COPIES_WITH_SOURCE, a copy that some account launched within IN_USE_DAYS (EC2's
+    // LastLaunchedTime) is in use, as one DescribeImageReferences names: kept, and its kept tag says which.
+    let (mut sim, source, _) = replicated().await;
+    let eu = copy_in(&sim, "eu-west-1").unwrap().info.id;
+    {
+        let mut w = sim.world.lock().unwrap();
+        let now = ami_replicator::core::time::parse_rfc3339(&w.now_rfc3339()).unwrap();
+        let at = ami_replicator::core::time::format_rfc3339(now - 3 * 86_400);
+        w.image_mut(&r("eu-west-1"), &eu).unwrap().info.last_launched = Some(at);
+        w.deregister(&r("us-east-1"), &source);
+    }
+    sim.put_event(&ami_event(source.as_str(), "us-east-1", "deregistered"));
+    sim.run_until_idle(10, 2 * DAY).await;
+    let kept = copy_in(&sim, "eu-west-1").expect("launched 3 days ago: kept");
+    let why = kept.info.tag(KEPT_TAG).unwrap_or_default().to_string();
+    assert!(why.contains("launched at") && why.contains("within 30 days"), "{why}");
+    assert!(copy_in(&sim, "us-west-2").is_none(), "the copy nobody launched went with its source");
+}

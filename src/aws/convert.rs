@@ -55,6 +55,7 @@ pub(crate) fn image_info(image: &Image) -> Option<ImageInfo> {
             .collect(),
         created: image.creation_date().map(str::to_string),
         origin: origin(image),
+        last_launched: image.last_launched_time().map(str::to_string),
     })
 }
 

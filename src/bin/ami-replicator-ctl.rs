@@ -178,6 +178,7 @@ fn rules_check(args: CheckArgs) -> Result<bool, String> {
         snapshots: vec![],
         created: None,
         origin: None,
+        last_launched: None,
     };
     match settings.for_source(&image, &region, &home) {
         Ok((rule_settings, rule)) => {

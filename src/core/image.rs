@@ -77,6 +77,9 @@ pub struct ImageInfo {
     /// Where EC2 records the image was made from (`SourceImageId`, `SourceImageRegion`); `None` when EC2 records
     /// nothing (a registered image, or an older AMI).
     pub origin: Option<Origin>,
+    /// When an instance was last launched from it, by any account (`LastLaunchedTime`, RFC 3339; EC2 updates it
+    /// within about a day); `None` when never, or not told.
+    pub last_launched: Option<String>,
 }
 
 /// The image an image was made from, as EC2 records it: CopyImage (and CreateImage, from an instance of it) set
@@ -139,6 +142,7 @@ impl ImageInfo {
             snapshots: vec![],
             created: None,
             origin,
+            last_launched: None,
         }
     }
 }

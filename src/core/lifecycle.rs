@@ -80,6 +80,23 @@ pub fn split_in_use(copies: Vec<ImageId>, references: &[(ImageId, String)]) -> (
     (go, kept)
 }
 
+/// The copies among `images` that some account launched within `days` of `now` (epoch seconds), as uses:
+/// (copy, "launched at T, within N days"). EC2's LastLaunchedTime counts every account's launches, those of the
+/// accounts a copy is shared with too, which DescribeImageReferences (the owner's resources only) does not see.
+/// `days` 0: no window.
+pub fn launched_within(images: &[ImageInfo], now: i64, days: u32) -> Vec<(ImageId, String)> {
+    let since = now.saturating_sub(i64::from(days) * 86_400);
+    images
+        .iter()
+        .filter(|_| days > 0)
+        .filter_map(|i| {
+            let at = i.last_launched.as_deref()?;
+            let launched = super::time::parse_rfc3339(at)?;
+            (launched >= since).then(|| (i.id.clone(), format!("launched at {at} (within {days} days, any account)")))
+        })
+        .collect()
+}
+
 /// "in use by ..." when `references` name `copy`.
 fn in_use(copy: &ImageId, references: &[(ImageId, String)]) -> Option<String> {
     let users: Vec<&str> = references.iter().filter(|(i, _)| i == copy).map(|(_, r)| r.as_str()).collect();

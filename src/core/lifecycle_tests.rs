@@ -25,6 +25,7 @@ fn img(n: u32, state: ImageState, tags: Vec<Tag>) -> ImageInfo {
         snapshots: vec![SnapshotId::parse(&format!("snap-{n:08x}")).unwrap()],
         created: None,
         origin: crate::core::image::Origin::as_tagged(&tags),
+        last_launched: None,
     }
 }
 

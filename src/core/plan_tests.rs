@@ -21,6 +21,7 @@ fn image(owner: &str, tags: Vec<Tag>) -> ImageInfo {
         snapshots: vec![],
         created: None,
         origin: crate::core::image::Origin::as_tagged(&tags),
+        last_launched: None,
     }
 }
 

@@ -22,6 +22,7 @@ fn image(owner: &str, traits: ImageTraits) -> ImageInfo {
         snapshots: vec![],
         created: None,
         origin: None,
+        last_launched: None,
     }
 }
 

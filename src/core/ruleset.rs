@@ -63,6 +63,9 @@ pub struct Treatment {
     pub launch_template_set_default: bool,
     /// DISABLE_COPIES_WITH_SOURCE: copies are disabled with their source and enabled (and shared) again with it.
     pub disable_copies_with_source: bool,
+    /// IN_USE_DAYS: a copy launched (by any account) within this many days is in use: never retired, deregistered
+    /// or disabled with its source. 0: only DescribeImageReferences tells.
+    pub in_use_days: u32,
 }
 
 /// A named rule.

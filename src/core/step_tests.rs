@@ -88,6 +88,7 @@ fn a_copy_missing_after_polling_was_cancelled() {
             &j.source_image,
             &j.source_region,
         )),
+        last_launched: None,
         size_gib: 1,
         traits: Default::default(),
         snapshots: vec![],

@@ -21,6 +21,7 @@ fn image(n: u32, owner: &str, created: &str, tags: Vec<Tag>) -> ImageInfo {
         snapshots: vec![],
         created: Some(created.to_string()),
         origin: crate::core::image::Origin::as_tagged(&tags),
+        last_launched: None,
     }
 }
 

@@ -47,8 +47,9 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                     }
                     Err(e) => return retry(e),
                 };
-                let Some(places) = self.follower_places(&source, &region, home) else { return vec![] };
-                let results = join_all(places.iter().map(|place| self.disable_copies(place, &source, &region, home)));
+                let Some((places, days)) = self.follower_places(&source, &region, home) else { return vec![] };
+                let results =
+                    join_all(places.iter().map(|place| self.disable_copies(place, &source, &region, home, days)));
                 match results.await.into_iter().find_map(Result::err) {
                     Some(e) => retry(e),
                     None => vec![],
@@ -66,8 +67,8 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         let results = join_all(disabled.iter().map(|(region, source)| {
             let span = tracing::info_span!("lifecycle", image = %source.id, region = %region, phase = "sweep");
             async move {
-                let places = self.follower_places(source, region, home).unwrap_or_default();
-                let done = join_all(places.iter().map(|place| self.disable_copies(place, source, region, home)));
+                let (places, days) = self.follower_places(source, region, home).unwrap_or_default();
+                let done = join_all(places.iter().map(|place| self.disable_copies(place, source, region, home, days)));
                 done.await.into_iter().filter_map(Result::err).collect::<Vec<_>>()
             }
             .instrument(span)
@@ -77,8 +78,8 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
     }
 
     /// The places whose copies follow `source`: those of its rule when the rule (or the deployment) has
-    /// DISABLE_COPIES_WITH_SOURCE; `None` (logged) when its copies do not follow it.
-    fn follower_places(&self, source: &ImageInfo, region: &Region, home: &AccountId) -> Option<Vec<Place>> {
+    /// DISABLE_COPIES_WITH_SOURCE, with its IN_USE_DAYS; `None` (logged) when its copies do not follow it.
+    fn follower_places(&self, source: &ImageInfo, region: &Region, home: &AccountId) -> Option<(Vec<Place>, u32)> {
         let settings = &self.settings;
         let skip = plan::skip_reason(source, home, &settings.trusted_source_accounts, settings.tag_filter.as_ref());
         if let Some(skip) = skip {
@@ -97,7 +98,9 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                 );
                 None
             }
-            Ok((s, _)) => Some(plan::configured_places(region, &s.target_regions, &s.target_accounts, home)),
+            Ok((s, _)) => {
+                Some((plan::configured_places(region, &s.target_regions, &s.target_accounts, home), s.in_use_days))
+            }
         }
     }
 
@@ -110,6 +113,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         source: &ImageInfo,
         region: &Region,
         home: &AccountId,
+        in_use_days: u32,
     ) -> Result<(), PortError> {
         let span = tracing::info_span!("place", region = %place.region,
             account = place.account.as_ref().map_or("", |a| a.as_str()));
@@ -117,7 +121,8 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
             let ec2 = self.at(place, home)?;
             let found = ec2.find_copies(std::slice::from_ref(&source.id)).await?;
             let copies = lifecycle::to_disable(&found, &source.id, region, place, home);
-            disable_unless_in_use(&ec2, &source.id, copies).await.map(|_| ())
+            let launched = lifecycle::launched_within(&found, self.now() as i64, in_use_days);
+            disable_unless_in_use(&ec2, &source.id, copies, launched).await.map(|_| ())
         };
         match done.instrument(span.clone()).await {
             Err(e) if e.class == ErrorClass::Permanent => {
@@ -154,7 +159,8 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
             step::on_error(&waiting, e, &self.settings.step)
         };
         match lifecycle::follow(&state, source_state, follows) {
-            Follow::Disable => match disable_unless_in_use(ec2, &job.source_image, vec![copy.clone()]).await {
+            // A copy that is only now being shared has not been launched: DescribeImageReferences alone tells.
+            Follow::Disable => match disable_unless_in_use(ec2, &job.source_image, vec![copy.clone()], vec![]).await {
                 // In use: kept enabled, and shared as any copy.
                 Ok(disabled) if disabled.is_empty() => decision,
                 Ok(_) => Decision::Stop {
@@ -200,11 +206,13 @@ async fn disable_unless_in_use<E: Ec2>(
     ec2: &E,
     source: &ImageId,
     copies: Vec<ImageId>,
+    launched: Vec<(ImageId, String)>,
 ) -> Result<Vec<ImageId>, PortError> {
     if copies.is_empty() {
         return Ok(vec![]);
     }
-    let references = ec2.image_references(&copies).await?;
+    let mut references = ec2.image_references(&copies).await?;
+    references.extend(launched);
     let (go, kept) = lifecycle::split_in_use(copies, &references);
     for (copy, why) in kept {
         warn!(image = %source, copy = %copy, reason = %why, "source disabled, but its copy is in use: kept enabled");

@@ -101,7 +101,9 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         // An available copy is deregistered only when nothing uses it: one DescribeImageReferences for them all.
         let available: Vec<ImageId> =
             cleanups.iter().filter(|(_, c)| !c.delete_snapshots.is_empty()).map(|(_, c)| c.copy.clone()).collect();
-        let references = if available.is_empty() { vec![] } else { ec2.image_references(&available).await? };
+        let mut references = if available.is_empty() { vec![] } else { ec2.image_references(&available).await? };
+        // A launch by any account within IN_USE_DAYS (the longest of the rules': a gone source's rule is unknown).
+        references.extend(lifecycle::launched_within(&found, self.now() as i64, self.settings.in_use_days));
         let (go, kept) = lifecycle::keep_in_use(cleanups.iter().map(|(_, c)| c.clone()).collect(), &references);
         for (copy, why) in kept {
             warn!(copy = %copy, reason = %why, "source deregistered, but its copy is in use: kept");

@@ -19,7 +19,7 @@ mod records;
 pub use records::PlaceEc2;
 mod retention;
 mod settings;
-pub use settings::{Settings, DEFAULT_JOB_MAX_AGE_HOURS};
+pub use settings::{Settings, DEFAULT_IN_USE_DAYS, DEFAULT_JOB_MAX_AGE_HOURS};
 mod share;
 mod sweep;
 
@@ -103,7 +103,7 @@ struct Invocation {
     /// Copies shared in this invocation, to mark so at its end (one CreateTags per place).
     shared: Mutex<Vec<(Place, ImageId)>>,
     /// Families whose copies were shared at a place in this invocation, for retention (RETAIN_COPIES).
-    retain: Mutex<Vec<(Place, String, crate::core::retention::Retention)>>,
+    retain: Mutex<Vec<(Place, String, crate::core::retention::Retention, u32)>>,
     stopped: Mutex<Vec<(Job, String)>>,
     facts: Mutex<Vec<Fact>>,
     /// Who holds a place's admission lease taken by this invocation (unique per invocation).

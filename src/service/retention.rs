@@ -16,17 +16,17 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
     /// Retention for each (place, family) touched, once each.
     pub(super) async fn retain(
         &self,
-        mut touched: Vec<(Place, String, Retention)>,
+        mut touched: Vec<(Place, String, Retention, u32)>,
         home: &AccountId,
         invocation: &Invocation,
     ) {
         touched.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
         touched.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
-        join_all(touched.into_iter().map(|(place, family, policy)| {
+        join_all(touched.into_iter().map(|(place, family, policy, in_use_days)| {
             let span = tracing::info_span!("retention", region = %place.region, phase = "retention",
                 account = place.account.as_ref().map_or("", |a| a.as_str()), family = %family);
             async move {
-                if let Err(e) = self.retain_family(&place, &family, &policy, home, invocation).await {
+                if let Err(e) = self.retain_family(&place, &family, &policy, in_use_days, home, invocation).await {
                     warn!(error = %e, "retention not done now; the next share or sweep tries again");
                 }
             }
@@ -40,6 +40,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         place: &Place,
         family: &str,
         policy: &Retention,
+        in_use_days: u32,
         home: &AccountId,
         invocation: &Invocation,
     ) -> Result<(), PortError> {
@@ -56,7 +57,10 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         if candidates.is_empty() {
             return Ok(());
         }
-        for (image, user) in ec2.image_references(&candidates).await? {
+        // In use: what DescribeImageReferences names, and a launch by any account within IN_USE_DAYS.
+        let mut uses = ec2.image_references(&candidates).await?;
+        uses.extend(crate::core::lifecycle::launched_within(&copies, self.now() as i64, in_use_days));
+        for (image, user) in uses {
             if let Some(o) = seen.iter_mut().find(|o| o.image.id == image) {
                 o.used_by.push(user);
             }

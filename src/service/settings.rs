@@ -69,6 +69,8 @@ pub struct Settings {
     /// DISABLE_COPIES_WITH_SOURCE: a source disabled disables its available copies (those nothing uses); enabled
     /// again, its disabled copies are enabled and shared again (enabling restores no launch permission).
     pub disable_copies_with_source: bool,
+    /// IN_USE_DAYS: a copy some account launched within this many days (EC2's LastLaunchedTime) is in use.
+    pub in_use_days: u32,
 }
 
 impl Settings {
@@ -128,6 +130,7 @@ impl Settings {
             launch_templates: t.launch_templates.clone(),
             launch_template_set_default: t.launch_template_set_default,
             disable_copies_with_source: t.disable_copies_with_source,
+            in_use_days: t.in_use_days,
             step: self.step.clone(),
             ..*self
         })
@@ -239,6 +242,10 @@ impl Default for Settings {
             launch_templates: Default::default(),
             launch_template_set_default: false,
             disable_copies_with_source: false,
+            in_use_days: DEFAULT_IN_USE_DAYS,
         }
     }
 }
+
+/// IN_USE_DAYS when unset: Image Builder's lifecycle policies exclude AMIs launched in a recent period too.
+pub const DEFAULT_IN_USE_DAYS: u32 = 30;

@@ -182,7 +182,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         if let Some(policy) = &settings.retention {
             let source = self.source_image(&job.source_image, &job.source_region, invocation).await.ok().flatten();
             if let Some(family) = source.as_ref().and_then(|s| s.tag(&policy.family_tag)) {
-                push(&invocation.retain, (job.place(), family.to_string(), policy.clone()));
+                push(&invocation.retain, (job.place(), family.to_string(), policy.clone(), settings.in_use_days));
             }
         }
         // Every share effect succeeded: only now is the copy to be marked done, in EC2 (at the end of the

@@ -88,7 +88,8 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                     let Ok((s, _)) = settings.for_source(image, region, home) else { continue };
                     let Some(policy) = &s.retention else { continue };
                     if let Some(family) = image.tag(&policy.family_tag) {
-                        push(&invocation.retain, (place.clone(), family.to_string(), policy.clone()));
+                        let days = s.in_use_days;
+                        push(&invocation.retain, (place.clone(), family.to_string(), policy.clone(), days));
                     }
                 }
             }

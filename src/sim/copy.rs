@@ -126,6 +126,7 @@ impl World {
                 region: request.source_region.clone(),
                 recorded: false,
             }),
+            last_launched: None,
         };
         let ready_at_ms = self.now_ms + duration_ms;
         let image = SimImage {

@@ -224,6 +224,7 @@ impl World {
             created: Some(self.now_rfc3339()),
             // Registered (or built) by hand: EC2 records no source image.
             origin: None,
+            last_launched: None,
         };
         let image = SimImage {
             info,
