@@ -17,6 +17,8 @@ moto 5.2.5 does not:
   * DescribeImageReferences (moto has none): what uses an image, from references registered with
     POST /_emulator/references {"ami-...": ["ec2:Instance arn:..."]}; an image nobody registered is used by nothing;
   * DisableImage takes every launch permission away, as in EC2 (moto keeps them);
+  * DeregisterImage with DeleteAssociatedSnapshots deletes the image's snapshots in the same call (moto ignores
+    the flag);
   * EnableImageDeprecation (moto has none): DeprecationTime shown by DescribeImages; a time in the past is refused
     with InvalidParameterValue, as EC2 does;
   * STS AssumeRole of a role whose name ends in `-untrusted` is refused with AccessDenied (a role whose trust
@@ -174,6 +176,10 @@ class Layer:
             environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(body), str(len(body))
         if action == "DescribeImageReferences":
             return self.image_references(start_response, params)
+        if action == "DeregisterImage" and params.get("DeleteAssociatedSnapshots", "").lower() == "true":
+            match = REGION_RE.search(environ.get("HTTP_AUTHORIZATION", ""))
+            region = match.group(1) if match else "us-east-1"
+            return self.deregister_with_snapshots(environ, start_response, params, caller_account(environ), region)
         if action == "EnableImageDeprecation":
             match = REGION_RE.search(environ.get("HTTP_AUTHORIZATION", ""))
             region = match.group(1) if match else "us-east-1"
@@ -199,6 +205,21 @@ class Layer:
             "</DescribeImageReferencesResponse>"
         )
         return respond(start_response, "200 OK", body, "text/xml")
+
+    def deregister_with_snapshots(self, environ, start_response, params, account, region):
+        backend = ec2_backends[account][region]
+        image = backend.amis.get(params.get("ImageId", ""))
+        snapshot = getattr(image, "ebs_snapshot", None) if image is not None else None
+        captured = {}
+
+        def capture(status, headers, exc_info=None):
+            captured["status"], captured["headers"] = status, headers
+
+        body = b"".join(self.app(environ, capture))
+        if captured["status"].startswith("200") and snapshot is not None:
+            backend.delete_snapshot(snapshot.id)
+        start_response(captured["status"], captured["headers"])
+        return [body]
 
     def enable_deprecation(self, start_response, params, account, region):
         image_id, at = params.get("ImageId", ""), params.get("DeprecateAt", "")

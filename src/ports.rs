@@ -135,8 +135,10 @@ pub trait Ec2: Send + Sync {
         ids: &[ImageId],
     ) -> impl Future<Output = Result<Vec<(ImageId, String)>, PortError>> + Send;
 
-    /// Deletes a snapshot of a deregistered copy. A snapshot that is already gone is success.
-    fn delete_snapshot(&self, snapshot: &SnapshotId) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// Deregisters one of the product's copies and deletes its snapshots in the same call (DeregisterImage with
+    /// DeleteAssociatedSnapshots): no snapshot is left behind by a fault between two calls. An image that is
+    /// already gone is success. Answers the snapshots EC2 could not delete, each with why (`snap-...: code`).
+    fn deregister_with_snapshots(&self, id: &ImageId) -> impl Future<Output = Result<Vec<String>, PortError>> + Send;
 }
 
 /// Hands out the EC2 port of a place. Implementations MUST make a place's client on first use, not up front:

@@ -341,18 +341,36 @@ async fn sharing_a_snapshot_sends_create_volume_permission_and_aws_ebs_is_refuse
 }
 
 #[tokio::test]
-async fn deleting_a_snapshot_that_is_gone_is_success() {
-    let snapshot = ami_replicator::core::ids::SnapshotId::parse("snap-0123456789abcdef0").unwrap();
-    let gone = mock!(aws_sdk_ec2::Client::delete_snapshot)
-        .then_http_response(|| ec2_error(400, "InvalidSnapshot.NotFound", "The snapshot does not exist."));
-    let client = mock_client!(aws_sdk_ec2, RuleMode::Sequential, &[&gone], |c| c.retry_config(RetryConfig::disabled()));
-    AwsEc2::new(client).delete_snapshot(&snapshot).await.unwrap();
-    let denied = mock!(aws_sdk_ec2::Client::delete_snapshot)
+async fn a_copy_and_its_snapshots_go_in_one_call_and_what_ec2_kept_is_told() {
+    // Issue 28: DeregisterImage with DeleteAssociatedSnapshots, so that no fault between two calls orphans a
+    // snapshot; the snapshots EC2 could not delete are answered with why; an image already gone is success.
+    use aws_sdk_ec2::types::{DeleteSnapshotReturnCode, SnapshotReturnCodes};
+    let copy = ImageId::parse("ami-0123456789abcdef0").unwrap();
+    let retired = mock!(aws_sdk_ec2::Client::deregister_image)
+        .match_requests(|r| {
+            r.image_id() == Some("ami-0123456789abcdef0") && r.delete_associated_snapshots() == Some(true)
+        })
+        .then_output(|| {
+            let result = |id: &str, code: SnapshotReturnCodes| {
+                DeleteSnapshotReturnCode::builder().snapshot_id(id).return_code(code).build()
+            };
+            aws_sdk_ec2::operation::deregister_image::DeregisterImageOutput::builder()
+                .r#return(true)
+                .delete_snapshot_results(result("snap-0123456789abcdef0", SnapshotReturnCodes::Success))
+                .delete_snapshot_results(result("snap-0123456789abcdef1", SnapshotReturnCodes::ErrorMissingPermissions))
+                .build()
+        });
+    let gone = mock!(aws_sdk_ec2::Client::deregister_image)
+        .then_http_response(|| ec2_error(400, "InvalidAMIID.NotFound", "The image id does not exist."));
+    let denied = mock!(aws_sdk_ec2::Client::deregister_image)
         .then_http_response(|| ec2_error(403, "UnauthorizedOperation", "You are not authorized"));
-    let client =
-        mock_client!(aws_sdk_ec2, RuleMode::Sequential, &[&denied], |c| c.retry_config(RetryConfig::disabled()));
-    let err = AwsEc2::new(client).delete_snapshot(&snapshot).await.unwrap_err();
-    assert_eq!(err.class, ErrorClass::Permanent);
+    let client = mock_client!(aws_sdk_ec2, RuleMode::Sequential, &[&retired, &gone, &denied], |c| c
+        .retry_config(RetryConfig::disabled()));
+    let ec2 = AwsEc2::new(client);
+    let left = ec2.deregister_with_snapshots(&copy).await.unwrap();
+    assert_eq!(left, ["snap-0123456789abcdef1: error_missing_permissions"]);
+    assert!(ec2.deregister_with_snapshots(&copy).await.unwrap().is_empty(), "already gone: done");
+    assert_eq!(ec2.deregister_with_snapshots(&copy).await.unwrap_err().class, ErrorClass::Permanent);
 }
 
 #[tokio::test]

@@ -341,13 +341,22 @@ impl Ec2 for AwsEc2 {
         Ok(())
     }
 
-    async fn delete_snapshot(&self, snapshot: &SnapshotId) -> Result<(), PortError> {
-        match self.client.delete_snapshot().snapshot_id(snapshot.as_str()).send().await {
-            Ok(_) => Ok(()),
+    async fn deregister_with_snapshots(&self, id: &ImageId) -> Result<Vec<String>, PortError> {
+        let sent = self.client.deregister_image().image_id(id.as_str()).delete_associated_snapshots(true).send().await;
+        match sent {
+            Ok(out) => Ok(out
+                .delete_snapshot_results()
+                .iter()
+                .filter(|r| r.return_code().is_some_and(|c| c.as_str() != "success"))
+                .map(|r| {
+                    let code = r.return_code().map_or("unknown", |c| c.as_str());
+                    format!("{}: {code}", r.snapshot_id().unwrap_or("(no id)"))
+                })
+                .collect()),
             Err(e) => {
-                let err = self.error("DeleteSnapshot", e);
-                if err.code == "InvalidSnapshot.NotFound" {
-                    Ok(())
+                let err = self.error("DeregisterImage", e);
+                if is_gone(&err) {
+                    Ok(vec![])
                 } else {
                     Err(err)
                 }

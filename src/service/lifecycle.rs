@@ -115,14 +115,21 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         for (source, Cleanup { copy, stops_pending_copy, delete_snapshots }) in
             cleanups.into_iter().filter(|(_, c)| go.contains(c))
         {
-            ec2.deregister_image(&copy).await?;
+            if delete_snapshots.is_empty() {
+                ec2.deregister_image(&copy).await?;
+            } else {
+                // One call for the image and its snapshots: a fault can leave nothing half done.
+                let left = ec2.deregister_with_snapshots(&copy).await?;
+                if !left.is_empty() {
+                    warn!(image = %source, copy = %copy, left = ?left, "EC2 kept some of the copy's snapshots");
+                }
+            }
             if stops_pending_copy {
                 info!(image = %source, copy = %copy, "source deregistered: its pending copy was stopped");
             } else {
                 info!(image = %source, copy = %copy, "source deregistered: copy deregistered too (DEREGISTER_COPIES_WITH_SOURCE)");
             }
             for snapshot in delete_snapshots {
-                ec2.delete_snapshot(&snapshot).await?;
                 info!(image = %source, copy = %copy, snapshot = %snapshot, "snapshot of the deregistered copy deleted");
             }
         }

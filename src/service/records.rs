@@ -168,7 +168,7 @@ impl<E: Ec2> Ec2 for PlaceEc2<E> {
         self.inner.image_references(ids).await
     }
 
-    async fn delete_snapshot(&self, snapshot: &SnapshotId) -> Result<(), PortError> {
-        self.inner.delete_snapshot(snapshot).await
+    async fn deregister_with_snapshots(&self, id: &ImageId) -> Result<Vec<String>, PortError> {
+        self.inner.deregister_with_snapshots(id).await
     }
 }

@@ -1,7 +1,8 @@
 //! Retention (RETAIN_COPIES, FAMILY_TAG, RETAIN_DRY_RUN): after a copy of a family is shared at a place, and in the
 //! sweep, that family's older copies there are retired: observe (the family's copies in one DescribeImages, what
-//! uses the candidates in one DescribeImageReferences), decide in `core::retention`, act (DeregisterImage, then
-//! DeleteSnapshot for each snapshot). Best effort: a failure is logged, and the next share or sweep tries again.
+//! uses the candidates in one DescribeImageReferences), decide in `core::retention`, act (DeregisterImage with
+//! DeleteAssociatedSnapshots: the image and its snapshots in one call). Best effort: a failure is logged, and the
+//! next share or sweep tries again.
 
 use super::{push, Invocation, Replicator};
 use crate::core::errors::PortError;
@@ -73,9 +74,10 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                     info!(copy = %copy, reason = %reason, "would retire the copy (RETAIN_DRY_RUN)")
                 }
                 Fate::Retire { snapshots, reason } => {
-                    ec2.deregister_image(&copy).await?;
-                    for snapshot in &snapshots {
-                        ec2.delete_snapshot(snapshot).await?;
+                    // One call for the image and its snapshots: a fault can leave nothing half done.
+                    let left = ec2.deregister_with_snapshots(&copy).await?;
+                    if !left.is_empty() {
+                        warn!(copy = %copy, left = ?left, "copy retired, but EC2 kept some of its snapshots");
                     }
                     info!(copy = %copy, snapshots = snapshots.len(), reason = %reason, "copy retired");
                     let retired = Retired {

@@ -384,12 +384,25 @@ impl Ec2 for SimEc2 {
             .collect())
     }
 
-    async fn delete_snapshot(&self, snapshot: &SnapshotId) -> Result<(), PortError> {
+    async fn deregister_with_snapshots(&self, id: &ImageId) -> Result<Vec<String>, PortError> {
         tokio::task::yield_now().await;
         let mut w = lock(&self.world);
-        let w = self.call(&mut w, "DeleteSnapshot")?;
-        w.delete_snapshot(&self.region, &self.account, snapshot)?;
-        self.record(w, "DeleteSnapshot", snapshot, String::new());
-        Ok(())
+        let w = self.call(&mut w, "DeregisterImage")?;
+        let Some(image) = w.image(&self.region, id) else { return Ok(vec![]) };
+        if image.info.owner.as_ref() != Some(&self.account) {
+            return Err(PortError::from_code("AuthFailure", format!("{id} is not owned by {}", self.account)));
+        }
+        // One call: the image and its snapshots go together (EC2 reports the snapshots it could not delete).
+        let snapshots = image.info.snapshots.clone();
+        w.deregister(&self.region, id);
+        self.record(w, "DeregisterImage", id, "with its snapshots".into());
+        let mut left = Vec::new();
+        for snapshot in &snapshots {
+            match w.delete_snapshot(&self.region, &self.account, snapshot) {
+                Ok(()) => self.record(w, "DeleteSnapshot", snapshot, String::new()),
+                Err(e) => left.push(format!("{snapshot}: {}", e.code)),
+            }
+        }
+        Ok(left)
     }
 }
