@@ -503,3 +503,62 @@ async fn requests_are_paced_under_ec2s_buckets_not_refused() {
     }
     assert!(w.calls["DescribeImageAttribute"] >= 150, "each source's permissions read");
 }
+
+mod admission_table_faults {
+    use super::*;
+    use ami_replicator::core::errors::PortError;
+    use ami_replicator::ports::{Lease, Leases, PortFuture};
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Arc;
+
+    /// A lease store that fails its first `failing` acquires with `error`, then grants every lease.
+    struct FailingTable {
+        failing: u32,
+        error: PortError,
+        calls: AtomicU32,
+    }
+
+    impl Leases for FailingTable {
+        fn acquire<'a>(&'a self, _key: &'a str, _holder: &'a str, now: f64, _until: f64) -> PortFuture<'a, Lease> {
+            Box::pin(async move {
+                if self.calls.fetch_add(1, Ordering::Relaxed) < self.failing {
+                    return Err(self.error.clone());
+                }
+                Ok(Lease::Taken { released_at: Some(now - 3600.0) })
+            })
+        }
+
+        fn release<'a>(&'a self, _key: &'a str, _holder: &'a str, _now: f64) -> PortFuture<'a, ()> {
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    /// Issue 28: the admission table's failures are kept apart from copy failures: a short outage and a missing
+    /// table (or access denied) make the jobs wait, never dead-letter them, and each is counted for the alarm.
+    #[tokio::test]
+    async fn an_admission_table_that_fails_makes_jobs_wait_never_fail() {
+        let errors = [
+            PortError::from_code("ResourceNotFoundException", "Requested resource not found"),
+            PortError::from_code("AccessDeniedException", "not authorized to perform: dynamodb:PutItem"),
+            PortError::from_code("InternalServerError", "Internal server error"),
+            PortError::from_code("ProvisionedThroughputExceededException", "throughput exceeded"),
+        ];
+        for error in errors {
+            let (mut sim, ids) = many(3, &["eu-west-1"], 6, 100);
+            let table = FailingTable { failing: 25, error: error.clone(), calls: AtomicU32::new(0) };
+            sim.replicator.set_leases(Arc::new(table));
+            sim.run_until_idle(10, 2 * DAY).await;
+            let w = sim.world.lock().unwrap();
+            assert!(w.dead_letters.is_empty(), "{}: {:?}", error.code, w.dead_letters);
+            drop(w);
+            assert_all_replicated_once(&sim, &ids, &["eu-west-1"]);
+            let counted = sim
+                .reports
+                .iter()
+                .flat_map(|r| &r.facts)
+                .filter(|f| matches!(f, ami_replicator::core::facts::Fact::AdmissionTableFailed { .. }))
+                .count();
+            assert!(counted >= 1, "{}: counted for the alarm", error.code);
+        }
+    }
+}

@@ -26,6 +26,7 @@ pub const METRICS: &[(&str, &str)] = &[
     ("CopyDuration", "Seconds"),
     ("ShareLatency", "Seconds"),
     ("OldestJobAge", "Seconds"),
+    ("AdmissionTableErrors", "Count"),
 ];
 
 /// The values of one fact: (metric, value).
@@ -46,6 +47,7 @@ fn values(fact: &Fact) -> Vec<(&'static str, f64)> {
         Fact::OldestJobAge { seconds } => vec![("OldestJobAge", *seconds)],
         // Logged and published (`AMI Copy Retired`); not a metric of its own.
         Fact::CopyRetired(_) => vec![],
+        Fact::AdmissionTableFailed { .. } => vec![("AdmissionTableErrors", 1.0)],
     }
 }
 

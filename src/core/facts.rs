@@ -26,6 +26,8 @@ pub enum Fact {
     OldestJobAge { seconds: f64 },
     /// An older copy of a family was retired (RETAIN_COPIES): deregistered, its snapshots deleted.
     CopyRetired(Box<Retired>),
+    /// The admission table (ADMISSION_TABLE) refused or failed a lease: the place's jobs wait.
+    AdmissionTableFailed { permanent: bool },
 }
 
 /// A copy retired by retention.
@@ -83,7 +85,7 @@ impl Fact {
             Fact::CopyCompleted(c) => Some(&c.region),
             Fact::CopyRetired(r) => Some(&r.region),
             Fact::DeadLettered { region, .. } => region.as_ref(),
-            Fact::OldestJobAge { .. } => None,
+            Fact::OldestJobAge { .. } | Fact::AdmissionTableFailed { .. } => None,
         }
     }
 

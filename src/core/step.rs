@@ -199,6 +199,21 @@ pub fn wait_for_capacity(job: &Job, policy: &StepPolicy) -> Decision {
     Decision::Continue { job: next, delay_seconds: delay }
 }
 
+/// The admission table failed (`err`) when the job's place would have started copies: the job waits and never
+/// fails for it (its age still ends it at JOB_MAX_AGE_HOURS). A passing fault (throttling, a short outage) backs
+/// off like a wait for capacity; a lasting one (the table missing, access denied) waits at the capacity delay's
+/// ceiling while the operator fixes it (the invocation logs it once and the AdmissionTableErrors alarm fires).
+pub fn wait_for_admission_table(job: &Job, err: &PortError, policy: &StepPolicy) -> Decision {
+    let mut next = job.clone();
+    next.capacity_waits = next.capacity_waits.saturating_add(1);
+    let ceiling = policy.capacity_max_seconds.max(1);
+    let delay = match err.class {
+        ErrorClass::Permanent => ceiling,
+        _ => backoff_seconds(policy.capacity_base_seconds, next.capacity_waits, &seed(job)).min(ceiling),
+    };
+    Decision::Continue { job: next, delay_seconds: delay }
+}
+
 /// What to do with a replication request whose source could not be read yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RequestDecision {

@@ -5,7 +5,9 @@
 //! than the limit has room for, nor more than the request bucket has tokens for. Jobs that find the lease held
 //! come back a few seconds later; the holder is then done. A full place costs no lease call.
 
-use super::{Invocation, Replicator};
+use super::{push, Invocation, Replicator};
+use crate::core::errors::ErrorClass;
+use crate::core::facts::Fact;
 use crate::core::ids::{AccountId, Place};
 use crate::core::region::PlacePlan;
 use crate::core::step::{self, Decision};
@@ -13,7 +15,7 @@ use crate::ports::{Ec2, Ec2Regions, ImageBuilder, Lease, Queue};
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 /// How long a lease lasts when its holder never gives it back (it stopped): far longer than a place's step.
 pub const LEASE_SECONDS: f64 = 60.0;
@@ -80,8 +82,16 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                 None
             }
             Err(e) => {
-                warn!(error = %e, "the admission lease could not be taken; jobs wait");
-                plan.hold_starts(|job| step::on_error(job, &e, policy));
+                // Never a copy failure: the jobs wait. A lasting fault is logged once per invocation, by name.
+                let permanent = e.class == ErrorClass::Permanent;
+                if permanent && !invocation.admission_table_reported.swap(true, Ordering::Relaxed) {
+                    error!(error = %e, "ADMISSION_TABLE cannot be used (missing, or the role may not write it): no \
+                        copy starts until it is fixed; jobs wait (JOB_MAX_AGE_HOURS still ends them)");
+                } else if !permanent {
+                    warn!(error = %e, "the admission lease could not be taken; jobs wait");
+                }
+                push(&invocation.facts, Fact::AdmissionTableFailed { permanent });
+                plan.hold_starts(|job| step::wait_for_admission_table(job, &e, policy));
                 None
             }
         }

@@ -108,6 +108,8 @@ struct Invocation {
     facts: Mutex<Vec<Fact>>,
     /// Who holds a place's admission lease taken by this invocation (unique per invocation).
     holder: String,
+    /// Whether a lasting failure of the admission table was logged in this invocation (once is enough).
+    admission_table_reported: std::sync::atomic::AtomicBool,
     /// Sources' launch permissions read by this invocation, per source region (paced: `share`).
     source_reads: Mutex<BTreeMap<Region, u32>>,
 }
