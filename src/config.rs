@@ -178,6 +178,12 @@ impl Config {
             source_regions = r.list("AWS_REGION", Region::parse);
         }
         let sweep_lookback_hours = r.number("SWEEP_LOOKBACK_HOURS", 48, 1..=2160);
+        // The work queue's MaximumMessageSize (the template passes the one it sets): from 1 KiB to SQS's 1 MiB.
+        let max_message_bytes = r.number(
+            "MAX_MESSAGE_BYTES",
+            crate::core::messages::DEFAULT_MAX_MESSAGE_BYTES as u32,
+            1024..=crate::core::messages::SQS_MAX_MESSAGE_BYTES as u32,
+        ) as usize;
         let job_max_age_hours = r.number("JOB_MAX_AGE_HOURS", crate::service::DEFAULT_JOB_MAX_AGE_HOURS, 1..=336);
         let description_template = r.get("COPY_DESCRIPTION_TEMPLATE");
         if let Some(template) = &description_template {
@@ -296,6 +302,7 @@ impl Config {
                 launch_template_set_default,
                 disable_copies_with_source,
                 in_use_days,
+                max_message_bytes,
                 tag_filter,
                 max_copies_per_region,
                 step: StepPolicy { poll_seconds, capacity_max_seconds: poll_seconds.max(1), ..StepPolicy::default() },

@@ -114,6 +114,8 @@ const EXPECTED_CLASSES: &[(&str, ErrorClass)] = &[
     ("DependencyTimeoutException", ErrorClass::Transient),
     ("AWS.SimpleQueueService.NonExistentQueue", ErrorClass::Permanent),
     ("QueueDoesNotExist", ErrorClass::Permanent),
+    ("MessageTooLong", ErrorClass::Permanent),
+    ("BatchRequestTooLong", ErrorClass::Permanent),
 ];
 
 /// Every code, answered by CopyImage as EC2 answers errors, gets the class written above and its meaning.
@@ -368,7 +370,7 @@ async fn a_copy_and_its_snapshots_go_in_one_call_and_what_ec2_kept_is_told() {
         .retry_config(RetryConfig::disabled()));
     let ec2 = AwsEc2::new(client);
     let left = ec2.deregister_with_snapshots(&copy).await.unwrap();
-    assert_eq!(left, ["snap-0123456789abcdef1: error_missing_permissions"]);
+    assert_eq!(left, ["snap-0123456789abcdef1: missing-permissions"]);
     assert!(ec2.deregister_with_snapshots(&copy).await.unwrap().is_empty(), "already gone: done");
     assert_eq!(ec2.deregister_with_snapshots(&copy).await.unwrap_err().class, ErrorClass::Permanent);
 }
@@ -622,4 +624,39 @@ async fn the_copies_of_a_place_are_marked_in_one_create_tags() {
     let ids = [ImageId::parse("ami-0123456789abcdef0").unwrap(), ImageId::parse("ami-0123456789abcdef1").unwrap()];
     AwsEc2::new(client).add_tags(&ids, &[Tag::new("ami-replicator:shared", "true")]).await.unwrap();
     assert_eq!(rule.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn batches_are_packed_under_the_queues_maximum_message_size() {
+    // Issue 28: three 100 KB messages never go in one SendMessageBatch of a 256 KiB queue (SQS would answer
+    // BatchRequestTooLong, now a permanent error, on every retry).
+    use aws_sdk_sqs::operation::send_message_batch::SendMessageBatchOutput;
+    use aws_sdk_sqs::types::SendMessageBatchResultEntry;
+    fn answer() -> SendMessageBatchOutput {
+        let ok = |id: &str| {
+            SendMessageBatchResultEntry::builder().id(id).message_id("m").md5_of_message_body("x").build().unwrap()
+        };
+        SendMessageBatchOutput::builder()
+            .successful(ok("0"))
+            .successful(ok("1"))
+            .set_failed(Some(vec![]))
+            .build()
+            .unwrap()
+    }
+    let rule = mock!(aws_sdk_sqs::Client::send_message_batch)
+        .match_requests(|r| r.entries().iter().map(|e| e.message_body().len()).sum::<usize>() <= 262_144)
+        .sequence()
+        .output(answer)
+        .output(answer)
+        .build();
+    let client = mock_client!(aws_sdk_sqs, [&rule]);
+    let queue = AwsQueue::new(client, "https://sqs.us-east-1.amazonaws.com/123456789012/work".into(), None)
+        .with_max_message_bytes(262_144);
+    let messages: Vec<OutgoingMessage> =
+        (0..3).map(|i| OutgoingMessage { body: format!("{i}{}", "x".repeat(100_000)), delay_seconds: 0 }).collect();
+    let results = queue.send(&messages).await;
+    assert_eq!(rule.num_calls(), 2, "two batches: 200 KB, then 100 KB");
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert_eq!(ami_replicator::core::errors::classify("BatchRequestTooLong"), ErrorClass::Permanent);
+    assert_eq!(ami_replicator::core::errors::classify("MessageTooLong"), ErrorClass::Permanent);
 }

@@ -562,3 +562,43 @@ mod admission_table_faults {
         }
     }
 }
+
+/// Issue 28: a backfill with the largest inputs the configuration allows (names of 128 characters, descriptions
+/// of 255, a rule name on every job) to six regions: continuations and SendMessageBatch calls are packed by bytes
+/// under the queue's MaximumMessageSize, which the simulated queue enforces as SQS does (MessageTooLong,
+/// BatchRequestTooLong); nothing is refused, lost or dead-lettered.
+#[tokio::test]
+async fn a_backfill_of_the_largest_jobs_fits_the_queues_message_size() {
+    let targets = ["eu-west-1", "eu-west-2", "eu-central-1", "us-west-1", "us-west-2", "ap-south-1"];
+    for limit in [262_144usize, 65_536, 16_384] {
+        let mut world = World::new(acct(ME), SimConfig { max_message_bytes: limit, ..SimConfig::default() });
+        let east = r("us-east-1");
+        let mut ids = Vec::new();
+        for n in 0..100 {
+            let name = format!("{n:03}-{}", "n".repeat(124));
+            let id = world.add_image(&east, &acct(ME), &name, vec![], vec![]);
+            world.images.get_mut(&east).unwrap().get_mut(&id).unwrap().info.description = Some("d".repeat(255));
+            ids.push(id);
+        }
+        let mut s = settings(&targets);
+        s.max_message_bytes = limit;
+        let mut sim = Simulation::new(world, s);
+        for id in &ids {
+            sim.send(&serde_json::json!({"image_id": id.as_str(), "source_region": "us-east-1"}).to_string());
+        }
+        sim.run_until_idle(10, 10 * DAY).await;
+        let w = sim.world.lock().unwrap();
+        assert!(w.dead_letters.is_empty(), "{limit}: {:?}", w.dead_letters.first());
+        assert!(w.redriven.is_empty(), "{limit}: nothing left to the redrive policy");
+        assert!(w.largest_batch_bytes <= limit, "{limit}: a batch of {} bytes", w.largest_batch_bytes);
+        eprintln!(
+            "backfill of 100 largest jobs to 6 regions, MaximumMessageSize {limit}: largest message {} bytes, largest \
+             batch {} bytes, {} SendMessageBatch calls",
+            w.largest_message_bytes,
+            w.largest_batch_bytes,
+            w.calls.get("SendMessageBatch").copied().unwrap_or(0)
+        );
+        drop(w);
+        assert_all_replicated_once(&sim, &ids, &targets);
+    }
+}

@@ -87,7 +87,8 @@ pub async fn replicator(
     sdk: &aws_config::SdkConfig,
     config: crate::config::Config,
 ) -> crate::service::Replicator<ec2::AwsEc2Regions, sqs::AwsQueue, imagebuilder::AwsImageBuilder> {
-    let queue = sqs::AwsQueue::new(aws_sdk_sqs::Client::new(sdk), config.work_queue_url, config.dead_letter_queue_url);
+    let queue = sqs::AwsQueue::new(aws_sdk_sqs::Client::new(sdk), config.work_queue_url, config.dead_letter_queue_url)
+        .with_max_message_bytes(config.settings.max_message_bytes);
     let ec2 = ec2::AwsEc2Regions::with_target_roles(sdk.clone(), &config.target_roles).await;
     let outputs = outputs::AwsOutputs::new(aws_sdk_eventbridge::Client::new(sdk), ec2.place_configs());
     let image_builder = imagebuilder::AwsImageBuilder::new(aws_sdk_imagebuilder::Client::new(sdk));

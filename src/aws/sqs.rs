@@ -17,11 +17,20 @@ pub struct AwsQueue {
     client: Client,
     work_queue_url: String,
     dead_letter_queue_url: Option<String>,
+    /// The work queue's MaximumMessageSize (MAX_MESSAGE_BYTES): no batch goes over it.
+    max_message_bytes: usize,
 }
 
 impl AwsQueue {
     pub fn new(client: Client, work_queue_url: String, dead_letter_queue_url: Option<String>) -> Self {
-        Self { client, work_queue_url, dead_letter_queue_url }
+        let max_message_bytes = crate::core::messages::DEFAULT_MAX_MESSAGE_BYTES;
+        Self { client, work_queue_url, dead_letter_queue_url, max_message_bytes }
+    }
+
+    /// The same queue, packing batches to at most `bytes` (the queue's MaximumMessageSize).
+    pub fn with_max_message_bytes(mut self, bytes: usize) -> Self {
+        self.max_message_bytes = bytes;
+        self
     }
 
     async fn send_chunk(&self, chunk: &[OutgoingMessage]) -> Vec<Result<(), PortError>> {
@@ -73,8 +82,11 @@ impl AwsQueue {
 }
 
 impl Queue for AwsQueue {
+    /// In batches of at most 10 messages and at most the queue's MaximumMessageSize in all.
     async fn send(&self, messages: &[OutgoingMessage]) -> Vec<Result<(), PortError>> {
-        let chunks = messages.chunks(SEND_BATCH_SIZE).map(|chunk| self.send_chunk(chunk));
+        let sizes: Vec<usize> = messages.iter().map(|m| m.body.len()).collect();
+        let batches = crate::core::messages::batches(&sizes, SEND_BATCH_SIZE, self.max_message_bytes);
+        let chunks = batches.into_iter().map(|range| self.send_chunk(&messages[range]));
         futures::future::join_all(chunks).await.into_iter().flatten().collect()
     }
 

@@ -68,6 +68,8 @@ pub const ERROR_TABLE: &[(&str, ErrorClass, &str)] = &[
     ("DependencyTimeoutException", ErrorClass::Transient, "KMS timed out"),
     ("AWS.SimpleQueueService.NonExistentQueue", ErrorClass::Permanent, "the queue does not exist"),
     ("QueueDoesNotExist", ErrorClass::Permanent, "the queue does not exist"),
+    ("MessageTooLong", ErrorClass::Permanent, "the message is over the queue's maximum message size"),
+    ("BatchRequestTooLong", ErrorClass::Permanent, "the batch is over the queue's maximum message size"),
 ];
 
 /// The class of an AWS error code (see [`ERROR_TABLE`]).

@@ -10,6 +10,7 @@ pub mod image;
 pub mod job;
 pub mod launch_templates;
 pub mod lifecycle;
+pub mod messages;
 pub mod parameters;
 pub mod plan;
 pub mod policy;

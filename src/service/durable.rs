@@ -5,7 +5,8 @@ use super::{BatchReport, Item, Replicator};
 use crate::core::facts::{Fact, Failure};
 use crate::core::ids::{AccountId, ImageId, Place};
 use crate::core::image::Tag;
-use crate::core::job::{Continuation, Job, JOBS_PER_MESSAGE};
+use crate::core::job::{Continuation, Job};
+use crate::core::messages::continuation_bodies;
 use crate::core::provenance::GAVE_UP_TAG;
 use crate::core::step::Decision;
 use crate::ports::{Ec2, Ec2Regions, ImageBuilder, OutgoingMessage, Queue};
@@ -77,7 +78,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
     }
 
     /// Sends what the effects ask for: continuations grouped per place and delay (one message carries up to
-    /// [`JOBS_PER_MESSAGE`] jobs), and dead letters. Items whose effects failed are retried.
+    /// `JOBS_PER_MESSAGE` jobs and at most MAX_MESSAGE_BYTES), and dead letters. Items whose effects failed are retried.
     pub(super) async fn make_durable(
         &self,
         items: &[Item],
@@ -106,6 +107,29 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
             }
         }
 
+        // Continuations first: a job that can never fit the queue is dead-lettered with its item, with why.
+        let mut messages = Vec::new();
+        let mut owners: Vec<Vec<usize>> = Vec::new();
+        for (i, message) in raw {
+            messages.push(message);
+            owners.push(vec![i]);
+        }
+        let limit = self.settings.max_message_bytes;
+        for ((_, delay_seconds), jobs) in groups {
+            // Packed by bytes under the queue's MaximumMessageSize, and by count.
+            let list: Vec<Job> = jobs.iter().map(|(_, j)| j.clone()).collect();
+            let (bodies, too_large) = continuation_bodies(&list, limit);
+            for (carried, body) in bodies {
+                messages.push(OutgoingMessage { body, delay_seconds });
+                owners.push(carried.iter().map(|k| jobs[*k].0).collect());
+            }
+            for k in too_large {
+                let (i, job) = &jobs[k];
+                let reason = format!("{job}: its continuation can never fit MAX_MESSAGE_BYTES ({limit} bytes)");
+                error!(message_id = %items[*i].id, phase = "enqueue", reason = %reason, "job too large for the queue");
+                dead.push((*i, items[*i].body.clone(), reason, None));
+            }
+        }
         let dead_results = join_all(dead.iter().map(|(_, body, reason, _)| self.queue.dead_letter(body, reason))).await;
         for ((i, body, reason, tombstone), result) in dead.into_iter().zip(dead_results) {
             match result {
@@ -131,19 +155,6 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
             }
         }
 
-        let mut messages = Vec::new();
-        let mut owners: Vec<Vec<usize>> = Vec::new();
-        for (i, message) in raw {
-            messages.push(message);
-            owners.push(vec![i]);
-        }
-        for ((_, delay_seconds), jobs) in groups {
-            for chunk in jobs.chunks(JOBS_PER_MESSAGE) {
-                let list: Vec<Job> = chunk.iter().map(|(_, j)| j.clone()).collect();
-                messages.push(OutgoingMessage { body: Continuation::body(&list), delay_seconds });
-                owners.push(chunk.iter().map(|(i, _)| *i).collect());
-            }
-        }
         if !messages.is_empty() {
             for (owner, result) in owners.into_iter().zip(self.queue.send(&messages).await) {
                 if let Err(e) = result {

@@ -71,6 +71,8 @@ pub struct Settings {
     pub disable_copies_with_source: bool,
     /// IN_USE_DAYS: a copy some account launched within this many days (EC2's LastLaunchedTime) is in use.
     pub in_use_days: u32,
+    /// MAX_MESSAGE_BYTES: the work queue's MaximumMessageSize; continuations and batches are packed under it.
+    pub max_message_bytes: usize,
 }
 
 impl Settings {
@@ -243,6 +245,7 @@ impl Default for Settings {
             launch_template_set_default: false,
             disable_copies_with_source: false,
             in_use_days: DEFAULT_IN_USE_DAYS,
+            max_message_bytes: crate::core::messages::DEFAULT_MAX_MESSAGE_BYTES,
         }
     }
 }

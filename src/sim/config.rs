@@ -28,6 +28,9 @@ pub struct SimConfig {
     /// EC2's request token buckets per account, region and action (`super::throttle`); off: no call is
     /// throttled but by [`Faults`].
     pub request_buckets: bool,
+    /// The work queue's MaximumMessageSize: a larger message is refused (MessageTooLong), and so is a batch whose
+    /// messages add up to more (BatchRequestTooLong), as SQS does.
+    pub max_message_bytes: usize,
 }
 
 impl Default for SimConfig {
@@ -43,6 +46,7 @@ impl Default for SimConfig {
             copy_event_loss: 0.0,
             copy_throughput_quota_mibps: 2000,
             request_buckets: true,
+            max_message_bytes: crate::core::messages::DEFAULT_MAX_MESSAGE_BYTES,
         }
     }
 }

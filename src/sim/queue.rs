@@ -20,22 +20,38 @@ impl Queue for SimQueue {
     async fn send(&self, messages: &[OutgoingMessage]) -> Vec<Result<(), PortError>> {
         tokio::task::yield_now().await;
         let mut w = lock(&self.world);
-        *w.calls.entry("SendMessageBatch").or_default() += messages.len().div_ceil(10) as u64;
+        let limit = w.config.max_message_bytes;
+        let sizes: Vec<usize> = messages.iter().map(|m| m.body.len()).collect();
+        let batches = crate::core::messages::batches(&sizes, 10, limit);
+        *w.calls.entry("SendMessageBatch").or_default() += batches.len() as u64;
         if w.faults.discard_sends {
             w.faults.halted = true;
             return messages.iter().map(|_| Ok(())).collect();
         }
-        messages
-            .iter()
-            .map(|m| {
+        let mut results = Vec::with_capacity(messages.len());
+        for batch in batches {
+            let total: usize = sizes[batch.clone()].iter().sum();
+            w.largest_message_bytes =
+                w.largest_message_bytes.max(sizes[batch.clone()].iter().copied().max().unwrap_or(0));
+            w.largest_batch_bytes = w.largest_batch_bytes.max(total);
+            if total > limit {
+                let too_long = |code: &str| PortError::from_code(code, format!("{total} bytes, over {limit}"));
+                let code = if batch.len() == 1 { "MessageTooLong" } else { "BatchRequestTooLong" };
+                results.extend(batch.map(|_| Err(too_long(code))));
+                continue;
+            }
+            for m in &messages[batch] {
                 if w.faults.refuse_next_sends > 0 {
                     w.faults.refuse_next_sends -= 1;
-                    return Err(PortError::from_code("InternalError", "simulated SendMessageBatch entry failure"));
+                    results
+                        .push(Err(PortError::from_code("InternalError", "simulated SendMessageBatch entry failure")));
+                    continue;
                 }
                 w.enqueue(m);
-                Ok(())
-            })
-            .collect()
+                results.push(Ok(()));
+            }
+        }
+        results
     }
 
     async fn dead_letter(&self, body: &str, reason: &str) -> Result<bool, PortError> {

@@ -129,6 +129,10 @@ pub struct World {
     pub sim_time: std::time::Duration,
     /// Admission leases (the stack's DynamoDB table), by key.
     pub leases: BTreeMap<String, super::lease::SimLease>,
+    /// The largest message and the largest SendMessageBatch (bytes) the function sent (MaximumMessageSize bounds
+    /// both).
+    pub largest_message_bytes: usize,
+    pub largest_batch_bytes: usize,
     /// The function's record of the copies CopyImage returned it, by (place key, copy): only the function writes.
     pub copy_records: BTreeSet<(String, ImageId)>,
     rng: u64,
@@ -172,6 +176,8 @@ impl World {
             sim_time: std::time::Duration::ZERO,
             leases: BTreeMap::new(),
             copy_records: BTreeSet::new(),
+            largest_message_bytes: 0,
+            largest_batch_bytes: 0,
             rng,
             next_id: 0x1000,
         }
