@@ -230,6 +230,9 @@ fn a_corpus_of_hostile_samples() {
         r#"{"detail-type": "EC2 AMI State Change", "source": "aws.ec2", "region": "us-east-1", "detail": {"ImageId": "ami-0123456789abcdef0", "State": 7}}"#.into(),
         r#"{"detail-type": "Something Else", "source": "custom.app", "detail": {"x": 1}}"#.into(),
         r#"{"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}}"#.into(),
+        // Issue 28: counters at their ceiling (they saturate, never wrap), and a body far over any message size.
+        r#"{"ami_replicator": 1, "jobs": [{"source_image": "ami-0123456789abcdef0", "source_region": "us-east-1", "destination": "eu-west-1", "phase": "copy", "polls": 4294967295, "retries": 4294967295, "throttles": 4294967295, "capacity_waits": 4294967295, "failed_copies": 4294967295}]}"#.into(),
+        format!(r#"{{"image_id": "ami-0123456789abcdef0", "source_region": "us-east-1", "x": "{}"}}"#, "x".repeat(300_000)),
         r#"{"detail-type": "EC2 Image Builder Image State Change", "source": "aws.imagebuilder", "resources": ["not an arn"], "detail": {"state": {"status": "AVAILABLE"}}}"#.into(),
         "{\"image_id\": \"ami-0123456789abcdef0\", \"source_region\": \"us-east-1\", \"target_regions\": [\"eu-west-1\u{202e}\"]}".into(),
         "{\"detail-type\": \"EC2 AMI State Change\", \"source\": \"aws.ec2\", \"region\": \"ü-wëst-1\", \"detail\": {\"ImageId\": \"ami-ñ\", \"State\": \"available\"}}".into(),
