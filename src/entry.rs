@@ -223,21 +223,32 @@ fn decode_work_item(value: Value) -> Result<Message, String> {
     Ok(Message::Request(request))
 }
 
-/// Runs one invocation. An SQS batch answers with the items to retry; a direct invocation fails (so Lambda
-/// retries it) when its message must be retried.
+/// Runs one invocation with no deadline ([`handle_until`]).
 pub async fn handle<R: Ec2Regions, Q: Queue, B: ImageBuilder>(
     replicator: &Replicator<R, Q, B>,
     payload: Value,
     account: &AccountId,
 ) -> Result<Value, EntryError> {
+    handle_until(replicator, payload, account, None).await
+}
+
+/// Runs one invocation that must answer by `deadline` (epoch seconds, Lambda's): no new work starts within
+/// `service::DEADLINE_MARGIN_SECONDS` of it; what is left comes back on the queue. An SQS batch answers with the
+/// items to retry; a direct invocation fails (so Lambda retries it) when its message must be retried.
+pub async fn handle_until<R: Ec2Regions, Q: Queue, B: ImageBuilder>(
+    replicator: &Replicator<R, Q, B>,
+    payload: Value,
+    account: &AccountId,
+    deadline: Option<f64>,
+) -> Result<Value, EntryError> {
     match decode_input(payload)? {
         Input::Batch(items) => {
-            let report = replicator.process(items, account).await;
+            let report = replicator.process_until(items, account, deadline).await;
             emit_metrics(&report, replicator.now());
             Ok(batch_response(&report))
         }
         Input::Direct(item) => {
-            let report = replicator.process(vec![item], account).await;
+            let report = replicator.process_until(vec![item], account, deadline).await;
             emit_metrics(&report, replicator.now());
             if !report.retry.is_empty() {
                 return Err(EntryError::Retry("the event could not be processed now; see the log".into()));

@@ -280,7 +280,7 @@ impl Emulator {
 
     /// SDK configuration pointed at the emulator (the same thing AWS_ENDPOINT_URL does for the function).
     pub async fn sdk_config(&self) -> aws_config::SdkConfig {
-        aws_config::defaults(aws_config::BehaviorVersion::latest())
+        crate::aws::sdk_defaults()
             .endpoint_url(&self.endpoint)
             .region(aws_config::Region::new("us-east-1"))
             .credentials_provider(aws_sdk_ec2::config::Credentials::new("testing", "testing", None, None, "emulator"))

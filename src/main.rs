@@ -4,8 +4,6 @@
 
 use ami_replicator::core::ids::AccountId;
 use ami_replicator::entry;
-use aws_config::retry::RetryConfig;
-use aws_config::BehaviorVersion;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use serde_json::Value;
 
@@ -13,7 +11,7 @@ use serde_json::Value;
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     // One SDK configuration for every client; AWS_ENDPOINT_URL (if set) points them all at an emulator.
-    let sdk = aws_config::defaults(BehaviorVersion::latest()).retry_config(RetryConfig::adaptive()).load().await;
+    let sdk = ami_replicator::aws::sdk_defaults().load().await;
     // The only call at start-up: REPLICATION_RULES=ssm:/path reads its document (one GetParameter).
     let config = ami_replicator::aws::rules::config_from_env(&sdk)
         .await
@@ -23,7 +21,9 @@ async fn main() -> Result<(), Error> {
     let replicator = &replicator;
     run(service_fn(move |event: LambdaEvent<Value>| async move {
         let account = AccountId::from_function_arn(&event.context.invoked_function_arn)?;
-        Ok::<Value, Error>(entry::handle(replicator, event.payload, &account).await?)
+        // Lambda's deadline (epoch milliseconds): no new work starts within a margin of it.
+        let deadline = Some(event.context.deadline as f64 / 1000.0);
+        Ok::<Value, Error>(entry::handle_until(replicator, event.payload, &account, deadline).await?)
     }))
     .await
 }

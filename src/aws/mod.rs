@@ -11,6 +11,27 @@ pub mod places;
 pub mod rules;
 pub mod sqs;
 
+/// No single call outlives this, its retries included (the SDK's operation timeout): a call started before the
+/// invocation's cut-off ([`crate::service::DEADLINE_MARGIN_SECONDS`] before Lambda's deadline) ends before it.
+pub const OPERATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// The SDK's configuration every client is built from, in Lambda and over the emulator alike: the standard retry
+/// mode (3 attempts, backoff capped at 5 s) and [`OPERATION_TIMEOUT`]. Not the adaptive mode: its client-side rate
+/// limiter makes callers wait for tokens, unbounded by anything the function controls, which under a throttling
+/// storm kept invocations past their deadline; throttling is the product's own to pace (jobs come back with
+/// backoff), so a call gives up after its three attempts instead of waiting.
+pub fn sdk_defaults() -> aws_config::ConfigLoader {
+    let retry = aws_config::retry::RetryConfig::standard()
+        .with_max_attempts(3)
+        .with_max_backoff(std::time::Duration::from_secs(5));
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .operation_timeout(OPERATION_TIMEOUT)
+        .operation_attempt_timeout(std::time::Duration::from_secs(8))
+        .connect_timeout(std::time::Duration::from_secs(3))
+        .build();
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).retry_config(retry).timeout_config(timeouts)
+}
+
 use crate::core::errors::PortError;
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 

@@ -108,6 +108,8 @@ struct Invocation {
     facts: Mutex<Vec<Fact>>,
     /// Who holds a place's admission lease taken by this invocation (unique per invocation).
     holder: String,
+    /// No new work starts after this time (epoch seconds): [`DEADLINE_MARGIN_SECONDS`] before Lambda's deadline.
+    cutoff: Option<f64>,
     /// Whether a lasting failure of the admission table was logged in this invocation (once is enough).
     admission_table_reported: std::sync::atomic::AtomicBool,
     /// Sources' launch permissions read by this invocation, per source region (paced: `share`).
@@ -122,6 +124,12 @@ fn once<K: std::hash::Hash + Eq, T>(map: &Memo<K, T>, key: K) -> Once<T> {
 fn push<T>(list: &Mutex<Vec<T>>, value: T) {
     list.lock().unwrap_or_else(|e| e.into_inner()).push(value);
 }
+
+/// No new work starts this close to the invocation's deadline: a call started before it ends within the SDK's
+/// operation timeout (20 s, `aws::OPERATION_TIMEOUT`), the copies shared are marked so (one CreateTags per place,
+/// as long again at most), and what is done is then made durable (a few SendMessageBatch calls) before Lambda
+/// stops the invocation.
+pub const DEADLINE_MARGIN_SECONDS: f64 = 45.0;
 
 /// The time now, in epoch seconds (the simulator's is virtual).
 pub type Clock = Arc<dyn Fn() -> f64 + Send + Sync>;
@@ -217,6 +225,11 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         (self.clock)()
     }
 
+    /// Whether the invocation is past its cut-off: no new work starts (see [`Self::process_until`]).
+    fn past_cutoff(&self, invocation: &Invocation) -> bool {
+        invocation.cutoff.is_some_and(|c| self.now() >= c)
+    }
+
     pub fn settings(&self) -> &Settings {
         &self.settings
     }
@@ -225,6 +238,14 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
     /// covers every job of the batch. Each item ends acknowledged (its effects are durable) or in `retry`.
     /// `home` is the function's own account.
     pub async fn process(&self, items: Vec<Item>, home: &AccountId) -> BatchReport {
+        self.process_until(items, home, None).await
+    }
+
+    /// [`Self::process`] for an invocation that must answer by `deadline` (epoch seconds): from
+    /// [`DEADLINE_MARGIN_SECONDS`] before it, no new work starts (no place is observed, no copy started, no share
+    /// begun, no source read for a fan-out); what is left goes back on the queue unchanged, as continuations, so it
+    /// comes back without counting as a failure. Calls already made end within the SDK's operation timeout.
+    pub async fn process_until(&self, items: Vec<Item>, home: &AccountId, deadline: Option<f64>) -> BatchReport {
         let mut effects: Vec<(usize, Effect)> = Vec::new();
         let mut requests = Vec::new();
         let mut jobs: Vec<(usize, Job)> = Vec::new();
@@ -265,7 +286,8 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                 Err(effect) => effects.push((i, effect)),
             }
         }
-        let invocation = Invocation { holder: lease::holder_id(self.now()), ..Invocation::default() };
+        let cutoff = deadline.map(|d| d - DEADLINE_MARGIN_SECONDS);
+        let invocation = Invocation { holder: lease::holder_id(self.now()), cutoff, ..Invocation::default() };
         let invocation = &invocation;
         // Every job passes the rules against its source as EC2 shows it, before duplicates are dropped: an edited
         // copy of a job never takes the genuine one's place.
@@ -322,7 +344,12 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         effects.extend(cleaned);
         self.mark_shared(invocation).await;
         let touched = std::mem::take(&mut *invocation.retain.lock().unwrap_or_else(|e| e.into_inner()));
-        self.retain(touched, home, invocation).await;
+        if self.past_cutoff(invocation) {
+            // Best effort at any time: the next share or sweep of these families retires what this one leaves.
+            info!(families = touched.len(), "the invocation's deadline is near: retention is left for later");
+        } else {
+            self.retain(touched, home, invocation).await;
+        }
 
         let mut report = self.make_durable(&items, effects, home).await;
         report.completed = std::mem::take(&mut *invocation.completed.lock().unwrap_or_else(|e| e.into_inner()));

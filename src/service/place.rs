@@ -53,6 +53,11 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                     .collect();
             }
         };
+        if self.past_cutoff(invocation) {
+            let _entered = span.enter();
+            info!(jobs = jobs.len(), "the invocation's deadline is near: this place is left for the next one");
+            return jobs.into_iter().map(|(i, job)| (i, Effect::enqueue(job, 0))).collect();
+        }
         let jobs = PlaceJobs::split(jobs);
         let sources = self.source_states(&jobs, invocation).await;
         let observed = observe(&ec2, &jobs, sources, self.now() as i64).instrument(span.clone()).await;
@@ -87,6 +92,11 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                 if !self.lease_allows_copy(until) {
                     info!("the admission lease is about to end; the job waits for the next step");
                     let decision = step::wait_for_capacity(&job, policy);
+                    return (i, job, decision);
+                }
+                if self.past_cutoff(invocation) {
+                    info!("the invocation's deadline is near; the copy starts in the next one");
+                    let decision = Decision::Continue { job: job.clone(), delay_seconds: 0 };
                     return (i, job, decision);
                 }
                 let result = match self.grant_copy_access(&job, home, invocation).await {
@@ -200,6 +210,14 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         invocation: &Invocation,
     ) -> Option<Effect> {
         let policy = &self.settings.step;
+        if let (Decision::Share { copy } | Decision::Disabled { copy }, true) =
+            (&decision, self.past_cutoff(invocation))
+        {
+            info!(copy = %copy, "the invocation's deadline is near; the copy is shared in the next one");
+            let mut waiting = job;
+            waiting.phase = Phase::Wait { copy_image: copy.clone() };
+            return Some(Effect::enqueue(waiting, 0));
+        }
         // A copy whose source is disabled, or that is disabled itself, follows its source first.
         let decision = self.follow_source(ec2, &job, decision, invocation).await;
         match decision {

@@ -119,6 +119,12 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
     ) -> Result<(), PortError> {
         let settings = self.settings.for_job(job);
         let policy = &settings.share;
+        // Between its calls, a share stops at the invocation's cut-off: the job comes back a few seconds later and
+        // the share, idempotent, is applied again.
+        let on_time = || match self.past_cutoff(invocation) {
+            true => Err(PortError::paced("the invocation's deadline is near: the share goes on in the next one")),
+            false => Ok(()),
+        };
         let source_permissions = if policy.copy_source_permissions {
             let cell = once(&invocation.permissions, (job.source_image.clone(), job.source_region.clone()));
             if !cell.initialized() && !spend(&invocation.source_reads, &job.source_region, SOURCE_READS_PER_INVOCATION)
@@ -147,6 +153,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         } else {
             Vec::new()
         };
+        on_time()?;
         if let Some(source_time) = &job.deprecation_time {
             // Part of the share: a copy is done only once it is deprecated as its source is (retried otherwise).
             // EC2 refuses a time in the past: a source already deprecated gets a copy deprecated at once.
@@ -165,13 +172,16 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         if decision.public_withheld {
             warn!(copy = %copy, "source is public, but ALLOW_PUBLIC is not true: the copy is not made public");
         }
+        on_time()?;
         if !decision.grants.is_empty() {
             ec2.add_launch_permissions(copy, &decision.grants).await?;
             info!(copy = %copy, grants = ?decision.grants.iter().map(ToString::to_string).collect::<Vec<_>>(), "launch permissions applied");
         }
+        on_time()?;
         if settings.share_snapshots {
             share_snapshots(ec2, copy, &decision.grants).await?;
         }
+        on_time()?;
         if let Some(template) = &settings.ssm_parameter_template {
             self.put_parameter(ec2, template, job, copy).await?;
         }

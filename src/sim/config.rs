@@ -31,6 +31,9 @@ pub struct SimConfig {
     /// The work queue's MaximumMessageSize: a larger message is refused (MessageTooLong), and so is a batch whose
     /// messages add up to more (BatchRequestTooLong), as SQS does.
     pub max_message_bytes: usize,
+    /// How long each EC2 call takes (milliseconds of tokio's clock, which the simulation's clock then includes:
+    /// run such a test with tokio's time paused). 0: no time passes within an invocation.
+    pub call_latency_ms: u64,
 }
 
 impl Default for SimConfig {
@@ -47,6 +50,7 @@ impl Default for SimConfig {
             copy_throughput_quota_mibps: 2000,
             request_buckets: true,
             max_message_bytes: crate::core::messages::DEFAULT_MAX_MESSAGE_BYTES,
+            call_latency_ms: 0,
         }
     }
 }

@@ -65,6 +65,17 @@ pub struct SimEc2 {
 }
 
 impl SimEc2 {
+    /// Every call yields to the scheduler; with `SimConfig::call_latency_ms` it takes that long (tokio's clock:
+    /// concurrent calls overlap, as real ones do).
+    async fn latency(&self) {
+        let ms = lock(&self.world).config.call_latency_ms;
+        if ms > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        } else {
+            tokio::task::yield_now().await;
+        }
+    }
+
     fn record(&self, w: &mut World, op: &'static str, target: impl ToString, detail: String) {
         let effect = SimEffect {
             op,
@@ -102,7 +113,7 @@ impl SimEc2 {
 
     /// DisableImage / EnableImage: [`World::set_disabled`].
     async fn set_disabled(&self, id: &ImageId, disabled: bool, op: &'static str) -> Result<(), PortError> {
-        tokio::task::yield_now().await;
+        self.latency().await;
         let mut w = lock(&self.world);
         let w = self.call(&mut w, op)?;
         w.set_disabled(&self.region, &self.account, id, disabled)?;
@@ -127,7 +138,7 @@ impl SimEc2 {
 
 impl Ec2 for SimEc2 {
     async fn describe_image(&self, id: &ImageId) -> Result<Option<ImageInfo>, PortError> {
-        tokio::task::yield_now().await;
+        self.latency().await;
         let mut w = lock(&self.world);
         let w = self.call(&mut w, "DescribeImages")?;
         // An image of another account is visible only when shared with this one.
@@ -135,7 +146,7 @@ impl Ec2 for SimEc2 {
     }
 
     async fn source_images_of(&self, owners: &[AccountId]) -> Result<Vec<ImageInfo>, PortError> {
-        tokio::task::yield_now().await;
+        self.latency().await;
         let mut w = lock(&self.world);
         let w = self.call(&mut w, "DescribeImages")?;
         w.settle(&self.region);
@@ -153,7 +164,7 @@ impl Ec2 for SimEc2 {
     }
 
     async fn describe_images(&self, ids: &[ImageId]) -> Result<Vec<ImageInfo>, PortError> {
-        tokio::task::yield_now().await;
+        self.latency().await;
         let mut w = lock(&self.world);
         let w = self.call(&mut w, "DescribeImages")?;
         w.settle(&self.region);
@@ -167,13 +178,13 @@ impl Ec2 for SimEc2 {
     }
 
     async fn describe_own_images(&self, ids: &[ImageId]) -> Result<Vec<ImageInfo>, PortError> {
-        tokio::task::yield_now().await;
+        self.latency().await;
         self.call(&mut lock(&self.world), "DescribeImages")?;
         Ok(self.own_images(|i| ids.contains(&i.id)))
     }
 
     async fn pending_images(&self) -> Result<Vec<ImageInfo>, PortError> {
-        tokio::task::yield_now().await;
+        self.latency().await;
         {
             let mut w = lock(&self.world);
             let w = self.call(&mut w, "DescribeImages")?;
@@ -183,13 +194,13 @@ impl Ec2 for SimEc2 {
     }
 
     async fn find_copies(&self, sources: &[ImageId]) -> Result<Vec<ImageInfo>, PortError> {
-        tokio::task::yield_now().await;
+        self.latency().await;
         self.call(&mut lock(&self.world), "DescribeImages")?;
         Ok(self.own_images(|i| i.tag(SOURCE_IMAGE_TAG).is_some_and(|s| sources.iter().any(|x| x.as_str() == s))))
     }
 
     async fn launch_template_versions(&self, template: &str) -> Result<Vec<Version>, PortError> {
-        tokio::task::yield_now().await;
+        self.latency().await;
         let mut w = lock(&self.world);
         let w = self.call(&mut w, "DescribeLaunchTemplateVersions")?;
         w.template_versions(&self.account, &self.region, template)
@@ -202,7 +213,7 @@ impl Ec2 for SimEc2 {
         image: &ImageId,
         token: &str,
     ) -> Result<i64, PortError> {
-        tokio::task::yield_now().await;
+        self.latency().await;
         let mut w = lock(&self.world);
         let w = self.call(&mut w, "CreateLaunchTemplateVersion")?;
         let (number, new) = w.new_template_version(&self.account, &self.region, template, from, image, token)?;
@@ -213,7 +224,7 @@ impl Ec2 for SimEc2 {
     }
 
     async fn set_default_launch_template_version(&self, template: &str, version: i64) -> Result<(), PortError> {
-        tokio::task::yield_now().await;
+        self.latency().await;
         let mut w = lock(&self.world);
         let w = self.call(&mut w, "ModifyLaunchTemplate")?;
         w.set_default_template_version(&self.account, &self.region, template, version)
@@ -228,20 +239,20 @@ impl Ec2 for SimEc2 {
     }
 
     async fn family_copies(&self, key: &str, value: &str) -> Result<Vec<ImageInfo>, PortError> {
-        tokio::task::yield_now().await;
+        self.latency().await;
         self.call(&mut lock(&self.world), "DescribeImages")?;
         Ok(self.own_images(|i| i.tag(key) == Some(value) && i.tag(SOURCE_IMAGE_TAG).is_some()))
     }
 
     async fn copy_image(&self, request: &CopyRequest) -> Result<ImageId, PortError> {
-        tokio::task::yield_now().await;
+        self.latency().await;
         let mut w = lock(&self.world);
         let w = self.call(&mut w, "CopyImage")?;
         w.copy_image(&self.region, &self.account, request)
     }
 
     async fn deregister_image(&self, id: &ImageId) -> Result<(), PortError> {
-        tokio::task::yield_now().await;
+        self.latency().await;
         let mut w = lock(&self.world);
         let w = self.call(&mut w, "DeregisterImage")?;
         match w.image(&self.region, id).map(|i| i.info.owner.as_ref() == Some(&self.account)) {
@@ -255,7 +266,7 @@ impl Ec2 for SimEc2 {
     }
 
     async fn launch_permissions(&self, id: &ImageId) -> Result<Vec<LaunchPermission>, PortError> {
-        tokio::task::yield_now().await;
+        self.latency().await;
         let mut w = lock(&self.world);
         let w = self.call(&mut w, "DescribeImageAttribute")?;
         match w.image(&self.region, id) {
@@ -265,7 +276,7 @@ impl Ec2 for SimEc2 {
     }
 
     async fn enable_deprecation(&self, id: &ImageId, time: &str) -> Result<(), PortError> {
-        tokio::task::yield_now().await;
+        self.latency().await;
         let mut w = lock(&self.world);
         let w = self.call(&mut w, "EnableImageDeprecation")?;
         // As EC2: a time in the past (or unreadable) is refused.
@@ -286,7 +297,7 @@ impl Ec2 for SimEc2 {
     }
 
     async fn enable_deregistration_protection(&self, id: &ImageId, with_cooldown: bool) -> Result<(), PortError> {
-        tokio::task::yield_now().await;
+        self.latency().await;
         let mut w = lock(&self.world);
         let w = self.call(&mut w, "EnableImageDeregistrationProtection")?;
         let account = self.account.clone();
@@ -300,7 +311,7 @@ impl Ec2 for SimEc2 {
     }
 
     async fn add_launch_permissions(&self, id: &ImageId, grants: &[LaunchPermission]) -> Result<(), PortError> {
-        tokio::task::yield_now().await;
+        self.latency().await;
         let mut w = lock(&self.world);
         let w = self.call(&mut w, "ModifyImageAttribute")?;
         let account = self.account.clone();
@@ -319,7 +330,7 @@ impl Ec2 for SimEc2 {
     }
 
     async fn add_create_volume_permission(&self, snapshot: &SnapshotId, account: &AccountId) -> Result<(), PortError> {
-        tokio::task::yield_now().await;
+        self.latency().await;
         let mut w = lock(&self.world);
         let w = self.call(&mut w, "ModifySnapshotAttribute")?;
         let me = self.account.clone();
@@ -343,7 +354,7 @@ impl Ec2 for SimEc2 {
     }
 
     async fn add_tags(&self, ids: &[ImageId], tags: &[Tag]) -> Result<(), PortError> {
-        tokio::task::yield_now().await;
+        self.latency().await;
         let mut w = lock(&self.world);
         let w = self.call(&mut w, "CreateTags")?;
         let allowed = [
@@ -374,7 +385,7 @@ impl Ec2 for SimEc2 {
     }
 
     async fn image_references(&self, ids: &[ImageId]) -> Result<Vec<(ImageId, String)>, PortError> {
-        tokio::task::yield_now().await;
+        self.latency().await;
         let mut w = lock(&self.world);
         let w = self.call(&mut w, "DescribeImageReferences")?;
         Ok(w.references
@@ -385,7 +396,7 @@ impl Ec2 for SimEc2 {
     }
 
     async fn deregister_with_snapshots(&self, id: &ImageId) -> Result<Vec<String>, PortError> {
-        tokio::task::yield_now().await;
+        self.latency().await;
         let mut w = lock(&self.world);
         let w = self.call(&mut w, "DeregisterImage")?;
         let Some(image) = w.image(&self.region, id) else { return Ok(vec![]) };

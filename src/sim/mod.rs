@@ -155,11 +155,18 @@ pub struct Simulation {
     /// The event source mapping's MaximumBatchingWindowInSeconds: once a message is visible, the mapping
     /// gathers messages this long before it invokes the function (0: at once).
     pub batching_window_seconds: u64,
+    /// The function's timeout: each invocation gets the deadline Lambda would give it (`None`: no deadline).
+    pub function_timeout_seconds: Option<f64>,
+    /// The longest invocation so far, by the simulation's clock (seconds).
+    pub longest_invocation_seconds: f64,
 }
 
 impl Simulation {
     pub fn new(world: World, settings: crate::service::Settings) -> Self {
         let account = world.account.clone();
+        let mut world = world;
+        // With call latency, time passes within an invocation too (tokio's clock, paused in such tests).
+        world.latency_origin = (world.config.call_latency_ms > 0).then(tokio::time::Instant::now);
         let world = Arc::new(Mutex::new(world));
         let replicator =
             Replicator::new(Arc::new(settings), SimRegions::new(world.clone()), SimQueue::new(world.clone()))
@@ -169,7 +176,11 @@ impl Simulation {
                 .with_records(Arc::new(SimRecords::new(world.clone())))
                 .with_clock({
                     let world = world.clone();
-                    Arc::new(move || world::SIM_EPOCH_SECS as f64 + lock(&world).now_ms as f64 / 1000.0)
+                    Arc::new(move || {
+                        let w = lock(&world);
+                        let inside = w.latency_origin.map_or(0.0, |t| t.elapsed().as_secs_f64());
+                        world::SIM_EPOCH_SECS as f64 + w.now_ms as f64 / 1000.0 + inside
+                    })
                 });
         Self {
             world,
@@ -181,6 +192,8 @@ impl Simulation {
             reports: Vec::new(),
             completions: Vec::new(),
             batching_window_seconds: 0,
+            function_timeout_seconds: None,
+            longest_invocation_seconds: 0.0,
         }
     }
 
@@ -281,14 +294,27 @@ impl Simulation {
         let started = Instant::now();
         let account = &self.account;
         let replicator = &self.replicator;
+        let began = replicator.now();
+        let deadline = self.function_timeout_seconds.map(|t| began + t);
         let reports = futures::future::join_all(batches.iter().map(|batch| {
             let items: Vec<Item> = batch
                 .iter()
                 .map(|m| Item { id: m.id.clone(), body: m.body.clone(), message: crate::entry::decode_record(&m.body) })
                 .collect();
-            replicator.process(items, account)
+            replicator.process_until(items, account, deadline)
         }))
         .await;
+        self.longest_invocation_seconds = self.longest_invocation_seconds.max(replicator.now() - began);
+        {
+            // The time the invocation's calls took is the world's too: copies progress meanwhile.
+            let mut w = lock(&self.world);
+            if let Some(origin) = w.latency_origin {
+                let spent = origin.elapsed().as_millis() as u64;
+                let now = w.now_ms + spent;
+                w.advance_to(now);
+                w.latency_origin = Some(tokio::time::Instant::now());
+            }
+        }
         let elapsed = started.elapsed();
         self.handler_time += elapsed;
         self.invocations += batches.len() as u64;

@@ -132,6 +132,9 @@ pub struct World {
     /// The largest message and the largest SendMessageBatch (bytes) the function sent (MaximumMessageSize bounds
     /// both).
     pub largest_message_bytes: usize,
+    /// With `SimConfig::call_latency_ms`: since when tokio's clock counts the time calls take (the simulation's
+    /// clock adds it; each invocation's share is then added to `now_ms`).
+    pub latency_origin: Option<tokio::time::Instant>,
     pub largest_batch_bytes: usize,
     /// The function's record of the copies CopyImage returned it, by (place key, copy): only the function writes.
     pub copy_records: BTreeSet<(String, ImageId)>,
@@ -177,6 +180,7 @@ impl World {
             leases: BTreeMap::new(),
             copy_records: BTreeSet::new(),
             largest_message_bytes: 0,
+            latency_origin: None,
             largest_batch_bytes: 0,
             rng,
             next_id: 0x1000,
