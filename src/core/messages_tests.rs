@@ -10,7 +10,7 @@ fn largest_job(n: u32) -> Job {
         Region::parse("us-east-1").unwrap(),
         Region::parse("ap-southeast-2").unwrap(),
         Some("n".repeat(128)),
-        Some("\\u{1F600}".repeat(1) + &"d".repeat(254)),
+        Some(format!("\u{1F600}{}", "d".repeat(254))),
     );
     job.account = Some(crate::core::ids::AccountId::parse("222222222222").unwrap());
     job.deprecation_time = Some("2027-06-01T00:00:00.000Z".into());
