@@ -25,7 +25,10 @@ moto 5.2.5 does not:
     policy does not name the replicator);
   * EC2 Image Builder's GetImage (moto has no Image Builder), answered from builds registered with
     POST /_emulator/imagebuilder {"ARN": [{"region", "image", "accountId"}, ...]}.
-It also counts calls per action: GET /_emulator/calls answers {"Action": count, ...}.
+It also counts calls per action: GET /_emulator/calls answers {"Action": count, ...}; with --throttle-rate R, a
+share R of DescribeImages, CopyImage and ModifyImageAttribute calls (seeded, repeatable) is answered with EC2's
+RequestLimitExceeded, as a busy account sees in a throttling storm (GET /_emulator/calls counts them as
+"Throttled"; POST /_emulator/throttle {"rate": R} changes the share).
 
 Usage: python scripts/emulator.py --port 0 --port-file PATH [--copy-pending-seconds N]
 (port 0 picks a free loopback port; its number is written to PATH once the server listens).
@@ -34,6 +37,7 @@ Usage: python scripts/emulator.py --port 0 --port-file PATH [--copy-pending-seco
 import argparse
 import datetime
 import io
+import random
 import json
 import re
 import threading
@@ -96,12 +100,16 @@ def respond(start_response, status, body, content_type="application/json"):
     return [body]
 
 
-def error(start_response, code, message):
+def error(start_response, code, message, status="400 Bad Request"):
     body = (
         f"<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors>"
         "<RequestID>r</RequestID></Response>"
     )
-    return respond(start_response, "400 Bad Request", body, "text/xml")
+    return respond(start_response, status, body, "text/xml")
+
+
+# The calls a throttling storm answers with RequestLimitExceeded (--throttle-rate).
+THROTTLED_ACTIONS = {"DescribeImages", "CopyImage", "ModifyImageAttribute"}
 
 
 def tag_specifications(params):
@@ -120,9 +128,11 @@ def tag_specifications(params):
 
 
 class Layer:
-    def __init__(self, app, pending_seconds):
+    def __init__(self, app, pending_seconds, throttle_rate=0.0):
         self.app = app
         self.pending_seconds = pending_seconds
+        self.throttle_rate = throttle_rate
+        self.random = random.Random(28)
         self.tokens = {}
         self.calls = Counter()
         self.builds = {}
@@ -141,6 +151,10 @@ class Layer:
             with self.lock:
                 self.builds.update(json.loads(raw or b"{}"))
             return respond(start_response, "200 OK", "{}")
+        if path == "/_emulator/throttle":
+            with self.lock:
+                self.throttle_rate = float(json.loads(raw or b"{}").get("rate", 0.0))
+            return respond(start_response, "200 OK", "{}")
         if path == "/_emulator/references":
             with self.lock:
                 self.references.update(json.loads(raw or b"{}"))
@@ -158,6 +172,11 @@ class Layer:
             action = params.get("Action", "?")
         with self.lock:
             self.calls[action] += 1
+            throttled = action in THROTTLED_ACTIONS and self.random.random() < self.throttle_rate
+            if throttled:
+                self.calls["Throttled"] += 1
+        if throttled:
+            return error(start_response, "RequestLimitExceeded", "Request limit exceeded.", "503 Service Unavailable")
         if action == "AssumeRole" and params.get("RoleArn", "").endswith("-untrusted"):
             body = (
                 '<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type>'
@@ -330,9 +349,10 @@ def main():
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--port-file")
     parser.add_argument("--copy-pending-seconds", type=float, default=0.0)
+    parser.add_argument("--throttle-rate", type=float, default=0.0)
     args = parser.parse_args()
     app = DomainDispatcherApplication(create_backend_app)
-    server = make_server(args.host, args.port, Layer(app, args.copy_pending_seconds), threaded=True)
+    server = make_server(args.host, args.port, Layer(app, args.copy_pending_seconds, args.throttle_rate), threaded=True)
     if args.port_file:
         with open(args.port_file + ".tmp", "w") as f:
             f.write(str(server.server_port))

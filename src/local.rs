@@ -20,7 +20,12 @@ pub struct PollSummary {
     pub invocations: u32,
     pub messages: u32,
     pub retried: u32,
+    /// The longest invocation, in milliseconds (each had Lambda's deadline, [`FUNCTION_TIMEOUT_SECONDS`] ahead).
+    pub longest_invocation_ms: u64,
 }
+
+/// The function's timeout in template.yaml: each invocation the drain makes gets Lambda's deadline from it.
+pub const FUNCTION_TIMEOUT_SECONDS: f64 = 120.0;
 
 /// Polls `queue_url` until it has been empty (nothing visible, in flight or delayed) or `deadline` passed.
 pub async fn drain_queue<R: Ec2Regions, Q: Queue, B: ImageBuilder>(
@@ -53,8 +58,13 @@ pub async fn drain_queue<R: Ec2Regions, Q: Queue, B: ImageBuilder>(
             .iter()
             .map(|m| json!({"messageId": m.message_id(), "receiptHandle": m.receipt_handle(), "body": m.body(), "eventSource": "aws:sqs"}))
             .collect();
-        let response =
-            entry::handle(replicator, json!({ "Records": records }), account).await.map_err(|e| e.to_string())?;
+        // As Lambda invokes it: with the deadline its timeout gives (template.yaml's Timeout).
+        let began = Instant::now();
+        let deadline = Some(replicator.now() + FUNCTION_TIMEOUT_SECONDS);
+        let response = entry::handle_until(replicator, json!({ "Records": records }), account, deadline)
+            .await
+            .map_err(|e| e.to_string())?;
+        summary.longest_invocation_ms = summary.longest_invocation_ms.max(began.elapsed().as_millis() as u64);
         let failed: Vec<&str> = response["batchItemFailures"]
             .as_array()
             .map(|a| a.iter().filter_map(|f| f["itemIdentifier"].as_str()).collect())
@@ -238,6 +248,12 @@ fn emulator_python() -> PathBuf {
 impl Emulator {
     /// Starts the emulator; copies stay pending for `copy_pending_seconds` before they become available.
     pub fn start(copy_pending_seconds: f64) -> Result<Emulator, String> {
+        Self::start_throttled(copy_pending_seconds, 0.0)
+    }
+
+    /// [`Self::start`], answering a share `throttle_rate` of DescribeImages, CopyImage and ModifyImageAttribute
+    /// calls with RequestLimitExceeded (a throttling storm).
+    pub fn start_throttled(copy_pending_seconds: f64, throttle_rate: f64) -> Result<Emulator, String> {
         static N: AtomicU32 = AtomicU32::new(0);
         let n = N.fetch_add(1, Ordering::SeqCst);
         let dir = std::env::temp_dir().join(format!("ami-replicator-emulator-{}-{n}", std::process::id()));
@@ -257,6 +273,7 @@ impl Emulator {
             .args(["--port", "0", "--port-file"])
             .arg(&port_file)
             .args(["--copy-pending-seconds", &copy_pending_seconds.to_string()])
+            .args(["--throttle-rate", &throttle_rate.to_string()])
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -382,6 +399,11 @@ pub fn register_image_references(emulator: &Emulator, image: &str, users: &[&str
     emulator
         .post("/_emulator/references", &json!({ image: users }).to_string())
         .map_err(|e| format!("registering references: {e}"))
+}
+
+/// Sets the share of DescribeImages, CopyImage and ModifyImageAttribute calls the emulator throttles.
+pub fn set_throttle_rate(emulator: &Emulator, rate: f64) -> Result<(), String> {
+    emulator.post("/_emulator/throttle", &json!({ "rate": rate }).to_string()).map_err(|e| format!("throttle: {e}"))
 }
 
 impl Emulator {

@@ -112,8 +112,16 @@ async fn instance_store_images_are_not_silently_left_unencrypted() {
     assert!(dead_letters(&sim)[0].contains("instance-store"), "{:?}", dead_letters(&sim));
     assert!(sim.world.lock().unwrap().copies.is_empty());
 
-    // Without encryption they copy as they are.
-    let (world, src) = source(SimConfig::default(), ME, traits);
+    // Without encryption they copy as they are, through S3: without the templates' S3 grants (issue 28) the copy
+    // is refused and the dead letter says which; with them it goes.
+    let (world, src) = source(SimConfig::default(), ME, traits.clone());
+    let mut sim = Simulation::new(world, settings());
+    sim.send(&work_item(&src, None));
+    sim.run_until_idle(10, DAY).await;
+    let reasons = dead_letters(&sim);
+    assert!(reasons.iter().any(|r| r.contains("InstanceStoreSourceBundleArns")), "{reasons:?}");
+    let (mut world, src) = source(SimConfig::default(), ME, traits);
+    world.s3_copiers.insert(acct(ME));
     let mut sim = Simulation::new(world, settings());
     sim.send(&work_item(&src, None));
     sim.run_until_idle(10, DAY).await;

@@ -157,3 +157,48 @@ async fn unknown_images_are_dead_lettered_with_their_reason_and_foreign_images_s
         assert!(copies_of(&sdk, region, foreign).await.is_empty());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttling_storm_loses_nothing_and_every_invocation_answers_in_time() {
+    // Issue 28: 30% of DescribeImages, CopyImage and ModifyImageAttribute answered RequestLimitExceeded, as a busy
+    // account sees. The SDK (standard mode, 3 attempts) retries a call a little; the product paces the rest with
+    // its own backoff. Every invocation had Lambda's deadline (120 s) and answered well before it; nothing lost.
+    let emulator = Emulator::start(1.0).unwrap();
+    let sdk = emulator.sdk_config().await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let (work, dlq) = create_queues(&sqs, "storm", 5).await.unwrap();
+    let east = ec2_client(&sdk, "us-east-1");
+    let mut sources = Vec::new();
+    for n in 0..3 {
+        sources.push(seed_source_image(&east, &format!("storm-{n}"), &[], &[]).await.unwrap());
+    }
+    let replicator = Replicator::new(
+        Arc::new(Settings {
+            target_regions: vec![Region::parse("eu-west-1").unwrap(), Region::parse("us-west-2").unwrap()],
+            ..settings()
+        }),
+        AwsEc2Regions::new(sdk.clone()),
+        AwsQueue::new(sqs.clone(), work.clone(), Some(dlq.clone())),
+    );
+    let account = AccountId::parse(ACCOUNT).unwrap();
+    ami_replicator::local::set_throttle_rate(&emulator, 0.3).unwrap();
+    for source in &sources {
+        sqs.send_message().queue_url(&work).message_body(event(source, "us-east-1").to_string()).send().await.unwrap();
+    }
+    let summary = drain_queue(&sqs, &work, &replicator, &account, Duration::from_secs(240)).await.unwrap();
+    ami_replicator::local::set_throttle_rate(&emulator, 0.0).unwrap();
+    let calls = emulator.calls().unwrap();
+    eprintln!("throttling storm (30%): {summary:?}; calls {calls}");
+    assert!(summary.longest_invocation_ms < 120_000, "{summary:?}");
+    assert!(calls["Throttled"].as_u64().unwrap_or(0) > 0, "the storm throttled calls: {calls}");
+    let reasons = ami_replicator::local::dead_letter_reasons(&sqs, &dlq).await.unwrap();
+    assert!(reasons.is_empty(), "{reasons:?}");
+    for source in &sources {
+        for region in ["eu-west-1", "us-west-2"] {
+            let copies = copies_of(&sdk, region, source).await;
+            assert_eq!(copies.len(), 1, "{source} -> {region}");
+            let shared = copies[0].tags().iter().any(|t| t.key() == Some(ami_replicator::core::provenance::SHARED_TAG));
+            assert!(shared, "{source} -> {region}: shared");
+        }
+    }
+}

@@ -174,3 +174,31 @@ fn the_rules_document_is_read_from_exactly_its_parameter() {
     let config = read("src/aws/rules.rs");
     assert!(config.contains("strip_prefix(\"ssm:\")") && config.contains("with_decryption(true)"));
 }
+
+#[test]
+fn instance_store_sources_get_exactly_the_s3_grants_the_copy_documentation_lists() {
+    // Issue 28: the AMI-copy documentation's policy, behind InstanceStoreSourceBundleArns, in both templates.
+    for name in ["template.yaml", "target-account.yaml"] {
+        let template = read(name);
+        assert!(
+            block(&template, "  InstanceStoreSourceBundleArns:").contains("Default: \"\""),
+            "{name}: off by default"
+        );
+        let write = block(&template, "- Sid: CopyInstanceStoreSourcesThroughS3");
+        assert!(write.contains("Action: [s3:CreateBucket, s3:GetBucketAcl, s3:PutObject, s3:PutObjectAcl]"), "{name}");
+        assert!(write.contains("s3:::amis-for-${AWS::AccountId}-in-*"), "{name}: this account's copy buckets only");
+        let read_bundles = block(&template, "- Sid: ReadInstanceStoreSourceBundles");
+        assert!(
+            read_bundles.contains("Action: s3:GetObject")
+                && read_bundles.contains("!Ref InstanceStoreSourceBundleArns")
+        );
+        assert!(block(&template, "- Sid: ListBucketsForInstanceStoreCopies").contains("Action: s3:ListAllMyBuckets"));
+        assert!(!template.contains("s3:*") && !template.contains("s3:Delete"), "{name}: no other S3 action");
+        for sid in
+            ["CopyInstanceStoreSourcesThroughS3", "ReadInstanceStoreSourceBundles", "ListBucketsForInstanceStoreCopies"]
+        {
+            let condition = format!("- CopiesInstanceStore\n                - Sid: {sid}");
+            assert!(template.contains(&condition), "{name}: {sid} only with InstanceStoreSourceBundleArns");
+        }
+    }
+}

@@ -129,6 +129,9 @@ pub struct Job {
     /// The source's owner as EC2 shows it, set at admission like `source_tags`: the copy says whose source it was.
     #[serde(skip)]
     pub source_owner: Option<AccountId>,
+    /// The source is instance-store-backed (set at admission): its copy goes through S3.
+    #[serde(skip)]
+    pub instance_store: bool,
 }
 
 impl Job {
@@ -164,6 +167,7 @@ impl Job {
             rule: None,
             source_tags: Vec::new(),
             source_owner: None,
+            instance_store: false,
         }
     }
 

@@ -202,6 +202,7 @@ pub fn refresh_from_source(job: &mut Job, source: &ImageInfo) {
     job.source_created = source.created.clone();
     job.source_tags = source.tags.clone();
     job.source_owner = source.owner.clone();
+    job.instance_store = source.traits.instance_store;
 }
 
 fn join(regions: &[Region]) -> String {

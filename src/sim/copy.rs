@@ -52,6 +52,16 @@ impl World {
                 ));
             }
         }
+        // An instance-store-backed AMI is copied through S3, with the caller's S3 permissions (the templates'
+        // InstanceStoreSourceBundleArns): EC2 creates amis-for-ACCOUNT-in-REGION-* on the first copy there.
+        if source.info.traits.instance_store && !self.s3_copiers.contains(caller) {
+            return Err(PortError::from_code(
+                "AccessDenied",
+                format!(
+                    "User is not authorized to perform: s3:CreateBucket on resource: arn:aws:s3:::amis-for-{caller}-in-{destination}-*"
+                ),
+            ));
+        }
         if source.info.traits.paravirtual && self.config.pv_unsupported.contains(destination) {
             return Err(PortError::from_code(
                 "InvalidParameterValue",

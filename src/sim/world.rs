@@ -131,6 +131,8 @@ pub struct World {
     pub leases: BTreeMap<String, super::lease::SimLease>,
     /// The largest message and the largest SendMessageBatch (bytes) the function sent (MaximumMessageSize bounds
     /// both).
+    /// Accounts whose role may copy instance-store-backed AMIs (the S3 grants of InstanceStoreSourceBundleArns).
+    pub s3_copiers: BTreeSet<AccountId>,
     pub largest_message_bytes: usize,
     /// With `SimConfig::call_latency_ms`: since when tokio's clock counts the time calls take (the simulation's
     /// clock adds it; each invocation's share is then added to `now_ms`).
@@ -180,6 +182,7 @@ impl World {
             leases: BTreeMap::new(),
             copy_records: BTreeSet::new(),
             largest_message_bytes: 0,
+            s3_copiers: BTreeSet::new(),
             latency_origin: None,
             largest_batch_bytes: 0,
             rng,
