@@ -185,7 +185,7 @@ fn instance_store_sources_get_exactly_the_s3_grants_the_copy_documentation_lists
             "{name}: off by default"
         );
         let write = block(&template, "- Sid: CopyInstanceStoreSourcesThroughS3");
-        assert!(write.contains("Action: [s3:CreateBucket, s3:GetBucketAcl, s3:PutObject, s3:PutObjectAcl]"), "{name}");
+        assert!(write.contains("Action: [s3:CreateBucket, s3:PutBucketOwnershipControls, s3:GetBucketAcl, s3:PutObject, s3:PutObjectAcl]"), "{name}");
         assert!(write.contains("s3:::amis-for-${AWS::AccountId}-in-*"), "{name}: this account's copy buckets only");
         let read_bundles = block(&template, "- Sid: ReadInstanceStoreSourceBundles");
         assert!(

@@ -94,7 +94,7 @@ pub fn explain_copy_error(job: &Job, err: &PortError) -> String {
         "AccessDenied" | "UnauthorizedOperation" if job.instance_store => Some(format!(
             "{} is instance-store-backed: its copy goes through S3, and the role of {} needs the S3 grants of the \
              template's InstanceStoreSourceBundleArns (s3:ListAllMyBuckets; s3:GetObject on the source's bundle, whose \
-             bucket must allow that account; s3:CreateBucket, s3:GetBucketAcl, s3:PutObject and s3:PutObjectAcl on \
+             bucket must allow that account; s3:CreateBucket, s3:PutBucketOwnershipControls, s3:GetBucketAcl, s3:PutObject and s3:PutObjectAcl on \
              amis-for-ACCOUNT-in-REGION-*)",
             job.source_image,
             job.account.as_ref().map_or("this account".to_string(), |a| format!("account {a}"))
