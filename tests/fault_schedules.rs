@@ -48,6 +48,10 @@ struct Schedule {
     crash_rate: f64,
     /// Deregister the first image this many seconds in (None: never).
     deregister_after: Option<u64>,
+    /// Issue 28: how often the admission table fails a lease or a record read (DynamoDB faults).
+    table_error_rate: f64,
+    /// Issue 28: how long each EC2 call takes (ms); every invocation has Lambda's 120 s deadline.
+    call_latency_ms: u64,
 }
 
 fn schedules() -> impl Strategy<Value = Schedule> {
@@ -63,7 +67,11 @@ fn schedules() -> impl Strategy<Value = Schedule> {
         prop::sample::select(vec![0.0, 0.1, 0.3]),
         prop::sample::select(vec![0.0, 0.2, 0.5]),
         0u32..=4,
-        prop::sample::select(vec![0.0, 0.1, 0.25]),
+        (
+            prop::sample::select(vec![0.0, 0.1, 0.25]),
+            prop::sample::select(vec![0.0, 0.2]),
+            prop::sample::select(vec![0u64, 0, 4_000, 12_000]),
+        ),
         prop::option::of(60u64..=1800),
     )
         .prop_map(
@@ -78,7 +86,7 @@ fn schedules() -> impl Strategy<Value = Schedule> {
                 throttle_rate,
                 fail_copy_rate,
                 refused_sends,
-                crash_rate,
+                (crash_rate, table_error_rate, call_latency_ms),
                 deregister_after,
             )| Schedule {
                 seed,
@@ -96,6 +104,8 @@ fn schedules() -> impl Strategy<Value = Schedule> {
                 refused_sends,
                 crash_rate,
                 deregister_after,
+                table_error_rate,
+                call_latency_ms,
             },
         )
 }
@@ -137,8 +147,10 @@ struct Totals {
 }
 
 fn run_case(s: &Schedule, totals: &mut Totals) -> Result<(), TestCaseError> {
-    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    // Tokio's clock paused: calls that take time (call_latency_ms) pass it at once.
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
     let config = SimConfig {
+        call_latency_ms: s.call_latency_ms,
         copy_limit: s.aws_limit,
         copy_seconds: (300, 1800),
         seed: s.seed,
@@ -155,7 +167,9 @@ fn run_case(s: &Schedule, totals: &mut Totals) -> Result<(), TestCaseError> {
     world.faults.fail_copy_rate = s.fail_copy_rate;
     world.faults.refuse_next_sends = s.refused_sends;
     world.faults.crash_rate = s.crash_rate;
-    let mut sim = Simulation::new(world, settings(s));
+    world.faults.table_error_rate = s.table_error_rate;
+    let mut sim = runtime.block_on(async { Simulation::new(world, settings(s)) });
+    sim.function_timeout_seconds = Some(120.0);
     for (image, deliveries) in images.iter().zip(&s.deliveries) {
         for _ in 0..*deliveries {
             sim.put_event(&event(image, "available"));

@@ -46,7 +46,7 @@ impl<E: Ec2> PlaceEc2<E> {
         };
         let ids: Vec<ImageId> = images.iter().filter(|i| local(i)).map(|i| i.id.clone()).collect();
         let Some(key) = self.key().filter(|_| !ids.is_empty()) else { return Ok(images) };
-        let recorded = self.records.recorded(&key, &ids).await?;
+        let recorded = self.records.recorded(&key, &ids).await.map_err(|e| table_fault(e, "reading"))?;
         for image in images.iter_mut().filter(|i| recorded.contains(&i.id)) {
             if let Some(origin) = image.origin.as_mut() {
                 origin.recorded = true;
@@ -120,10 +120,8 @@ impl<E: Ec2> Ec2 for PlaceEc2<E> {
     async fn copy_image(&self, request: &CopyRequest) -> Result<ImageId, PortError> {
         let copy = self.inner.copy_image(request).await?;
         if let Some(key) = self.key().filter(|_| request.source_region == self.place.region) {
-            self.records
-                .record(&key, &copy)
-                .await
-                .map_err(|e| PortError { message: format!("copy {copy} made but not recorded: {}", e.message), ..e })?;
+            let doing = format!("recording copy {copy} in");
+            self.records.record(&key, &copy).await.map_err(|e| table_fault(e, &doing))?;
         }
         Ok(copy)
     }
@@ -170,5 +168,15 @@ impl<E: Ec2> Ec2 for PlaceEc2<E> {
 
     async fn deregister_with_snapshots(&self, id: &ImageId) -> Result<Vec<String>, PortError> {
         self.inner.deregister_with_snapshots(id).await
+    }
+}
+
+/// A fault of the record's store (the admission table) is never a copy's failure: the job waits, as for capacity,
+/// until the table answers (its age still ends it at JOB_MAX_AGE_HOURS), whatever the fault's own class.
+fn table_fault(e: PortError, doing: &str) -> PortError {
+    PortError {
+        class: crate::core::errors::ErrorClass::Capacity,
+        message: format!("{doing} the function's record of its copies (ADMISSION_TABLE): {}", e.message),
+        code: e.code,
     }
 }

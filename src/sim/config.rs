@@ -77,4 +77,7 @@ pub struct Faults {
     pub halted: bool,
     /// The next N PutEvents calls fail.
     pub fail_next_publishes: u32,
+    /// Probability that the admission table fails a lease or a read of the function's record (a DynamoDB fault:
+    /// InternalServerError).
+    pub table_error_rate: f64,
 }

@@ -35,6 +35,9 @@ impl Leases for SimLeases {
                 return Err(PortError::transient("Halted", "the invocation has stopped"));
             }
             *w.calls.entry("PutItem").or_default() += 1;
+            if w.faults.table_error_rate > 0.0 && w.random() < w.faults.table_error_rate {
+                return Err(PortError::from_code("InternalServerError", "simulated DynamoDB fault"));
+            }
             let old = w.leases.get(key).cloned();
             match old {
                 Some(l) if l.holder.is_some() && l.until >= now => Ok(Lease::HeldUntil(l.until)),
@@ -102,6 +105,9 @@ impl crate::ports::CopyRecords for SimRecords {
                 return Err(PortError::transient("Halted", "the invocation has stopped"));
             }
             *w.calls.entry("BatchGetItem").or_default() += 1;
+            if w.faults.table_error_rate > 0.0 && w.random() < w.faults.table_error_rate {
+                return Err(PortError::from_code("InternalServerError", "simulated DynamoDB fault"));
+            }
             Ok(ids
                 .iter()
                 .filter(|id| w.copy_records.contains(&(place_key.to_string(), (*id).clone())))
