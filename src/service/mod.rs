@@ -242,9 +242,10 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
     }
 
     /// [`Self::process`] for an invocation that must answer by `deadline` (epoch seconds): from
-    /// [`DEADLINE_MARGIN_SECONDS`] before it, no new work starts (no place is observed, no copy started, no share
-    /// begun, no source read for a fan-out); what is left goes back on the queue unchanged, as continuations, so it
-    /// comes back without counting as a failure. Calls already made end within the SDK's operation timeout.
+    /// [`DEADLINE_MARGIN_SECONDS`] before it, no new work starts (no place is observed, no copy started, no step of
+    /// a share begun, no retention run); what is left goes back on the queue unchanged, as continuations, so it
+    /// comes back without counting as a failure. Fan-outs and sweeps start with the invocation and make a few calls,
+    /// each bounded by the SDK's operation timeout, as is every call already under way.
     pub async fn process_until(&self, items: Vec<Item>, home: &AccountId, deadline: Option<f64>) -> BatchReport {
         let mut effects: Vec<(usize, Effect)> = Vec::new();
         let mut requests = Vec::new();
