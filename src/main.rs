@@ -19,8 +19,25 @@ async fn main() -> Result<(), Error> {
     // Target accounts' roles are assumed on their first call, not here; no client makes a call at start-up.
     let replicator = ami_replicator::aws::replicator(&sdk, config).await;
     let replicator = &replicator;
+    // The account comes from the invocation's function ARN. Where an emulator sends a placeholder there (cargo
+    // lambda's runtime emulator does), STS says whose credentials these are: asked once, on the first such
+    // invocation (never at start-up; GetCallerIdentity needs no permission), and the answer kept.
+    let sts = aws_sdk_sts::Client::new(&sdk);
+    let (sts, asked) = (&sts, &tokio::sync::OnceCell::<AccountId>::new());
     run(service_fn(move |event: LambdaEvent<Value>| async move {
-        let account = AccountId::from_function_arn(&event.context.invoked_function_arn)?;
+        let account = match AccountId::from_function_arn(&event.context.invoked_function_arn) {
+            Ok(account) => account,
+            Err(placeholder) => asked
+                .get_or_try_init(|| async {
+                    let who = sts.get_caller_identity().send().await.map_err(|e| {
+                        let e = aws_sdk_sts::error::DisplayErrorContext(e);
+                        format!("{placeholder}, and STS could not say whose credentials these are: {e}")
+                    })?;
+                    AccountId::parse(who.account().unwrap_or_default()).map_err(|e| e.to_string())
+                })
+                .await?
+                .clone(),
+        };
         // Lambda's deadline (epoch milliseconds): no new work starts within a margin of it.
         let deadline = Some(event.context.deadline as f64 / 1000.0);
         Ok::<Value, Error>(entry::handle_until(replicator, event.payload, &account, deadline).await?)
