@@ -131,6 +131,9 @@ fn push<T>(list: &Mutex<Vec<T>>, value: T) {
 /// stops the invocation.
 pub const DEADLINE_MARGIN_SECONDS: f64 = 45.0;
 
+/// With a function timeout shorter than 120 s, the margin is this share of the time the invocation has.
+pub const DEADLINE_MARGIN_SHARE: f64 = 0.375;
+
 /// The time now, in epoch seconds (the simulator's is virtual).
 pub type Clock = Arc<dyn Fn() -> f64 + Send + Sync>;
 
@@ -287,7 +290,9 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                 Err(effect) => effects.push((i, effect)),
             }
         }
-        let cutoff = deadline.map(|d| d - DEADLINE_MARGIN_SECONDS);
+        // A shorter function timeout than the template's (cargo lambda's default is 30 s) keeps a share of it too.
+        let started = self.now();
+        let cutoff = deadline.map(|d| d - DEADLINE_MARGIN_SECONDS.min((d - started).max(0.0) * DEADLINE_MARGIN_SHARE));
         let invocation = Invocation { holder: lease::holder_id(self.now()), cutoff, ..Invocation::default() };
         let invocation = &invocation;
         // Every job passes the rules against its source as EC2 shows it, before duplicates are dropped: an edited
