@@ -292,7 +292,15 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         }
         // A shorter function timeout than the template's (cargo lambda's default is 30 s) keeps a share of it too.
         let started = self.now();
-        let cutoff = deadline.map(|d| d - DEADLINE_MARGIN_SECONDS.min((d - started).max(0.0) * DEADLINE_MARGIN_SHARE));
+        // A deadline already past when the invocation starts is not one Lambda set (a local emulator's): ignored.
+        let deadline = deadline.filter(|d| {
+            let sane = *d > started;
+            if !sane {
+                warn!(deadline = d, now = started, "the invocation's deadline is already past: ignored");
+            }
+            sane
+        });
+        let cutoff = deadline.map(|d| d - DEADLINE_MARGIN_SECONDS.min((d - started) * DEADLINE_MARGIN_SHARE));
         let invocation = Invocation { holder: lease::holder_id(self.now()), cutoff, ..Invocation::default() };
         let invocation = &invocation;
         // Every job passes the rules against its source as EC2 shows it, before duplicates are dropped: an edited
