@@ -6,6 +6,8 @@
 
 mod admit;
 mod copy_events;
+mod deadline;
+pub use deadline::{DEADLINE_MARGIN_SECONDS, DEADLINE_MARGIN_SHARE};
 mod durable;
 mod fan_out;
 mod follow;
@@ -125,15 +127,6 @@ fn push<T>(list: &Mutex<Vec<T>>, value: T) {
     list.lock().unwrap_or_else(|e| e.into_inner()).push(value);
 }
 
-/// No new work starts this close to the invocation's deadline: a call started before it ends within the SDK's
-/// operation timeout (20 s, `aws::OPERATION_TIMEOUT`), the copies shared are marked so (one CreateTags per place,
-/// as long again at most), and what is done is then made durable (a few SendMessageBatch calls) before Lambda
-/// stops the invocation.
-pub const DEADLINE_MARGIN_SECONDS: f64 = 45.0;
-
-/// With a function timeout shorter than 120 s, the margin is this share of the time the invocation has.
-pub const DEADLINE_MARGIN_SHARE: f64 = 0.375;
-
 /// The time now, in epoch seconds (the simulator's is virtual).
 pub type Clock = Arc<dyn Fn() -> f64 + Send + Sync>;
 
@@ -228,11 +221,6 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         (self.clock)()
     }
 
-    /// Whether the invocation is past its cut-off: no new work starts (see [`Self::process_until`]).
-    fn past_cutoff(&self, invocation: &Invocation) -> bool {
-        invocation.cutoff.is_some_and(|c| self.now() >= c)
-    }
-
     pub fn settings(&self) -> &Settings {
         &self.settings
     }
@@ -291,16 +279,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
             }
         }
         // A shorter function timeout than the template's (cargo lambda's default is 30 s) keeps a share of it too.
-        let started = self.now();
-        // A deadline already past when the invocation starts is not one Lambda set (a local emulator's): ignored.
-        let deadline = deadline.filter(|d| {
-            let sane = *d > started;
-            if !sane {
-                warn!(deadline = d, now = started, "the invocation's deadline is already past: ignored");
-            }
-            sane
-        });
-        let cutoff = deadline.map(|d| d - DEADLINE_MARGIN_SECONDS.min((d - started) * DEADLINE_MARGIN_SHARE));
+        let cutoff = deadline::cutoff(deadline, self.now());
         let invocation = Invocation { holder: lease::holder_id(self.now()), cutoff, ..Invocation::default() };
         let invocation = &invocation;
         // Every job passes the rules against its source as EC2 shows it, before duplicates are dropped: an edited

@@ -16,6 +16,19 @@ pub struct SimLease {
     pub released_at: Option<f64>,
 }
 
+/// One call to the table: refused once the invocation has stopped, counted, and (`faulty`: the calls that
+/// `Faults::table_error_rate` applies to) sometimes failed as DynamoDB can.
+fn table_call(w: &mut super::World, op: &'static str, faulty: bool) -> Result<(), PortError> {
+    if w.faults.halted {
+        return Err(PortError::transient("Halted", "the invocation has stopped"));
+    }
+    *w.calls.entry(op).or_default() += 1;
+    if faulty && w.faults.table_error_rate > 0.0 && w.random() < w.faults.table_error_rate {
+        return Err(PortError::from_code("InternalServerError", "simulated DynamoDB fault"));
+    }
+    Ok(())
+}
+
 pub struct SimLeases {
     world: Shared,
 }
@@ -31,13 +44,7 @@ impl Leases for SimLeases {
         Box::pin(async move {
             tokio::task::yield_now().await;
             let mut w = lock(&self.world);
-            if w.faults.halted {
-                return Err(PortError::transient("Halted", "the invocation has stopped"));
-            }
-            *w.calls.entry("PutItem").or_default() += 1;
-            if w.faults.table_error_rate > 0.0 && w.random() < w.faults.table_error_rate {
-                return Err(PortError::from_code("InternalServerError", "simulated DynamoDB fault"));
-            }
+            table_call(&mut w, "PutItem", true)?;
             let old = w.leases.get(key).cloned();
             match old {
                 Some(l) if l.holder.is_some() && l.until >= now => Ok(Lease::HeldUntil(l.until)),
@@ -55,10 +62,7 @@ impl Leases for SimLeases {
         Box::pin(async move {
             tokio::task::yield_now().await;
             let mut w = lock(&self.world);
-            if w.faults.halted {
-                return Err(PortError::transient("Halted", "the invocation has stopped"));
-            }
-            *w.calls.entry("PutItem").or_default() += 1;
+            table_call(&mut w, "PutItem", false)?;
             if let Some(lease) = w.leases.get_mut(key).filter(|l| l.holder.as_deref() == Some(holder)) {
                 *lease = SimLease { holder: None, until: 0.0, released_at: Some(now) };
             }
@@ -84,10 +88,7 @@ impl crate::ports::CopyRecords for SimRecords {
         Box::pin(async move {
             tokio::task::yield_now().await;
             let mut w = lock(&self.world);
-            if w.faults.halted {
-                return Err(PortError::transient("Halted", "the invocation has stopped"));
-            }
-            *w.calls.entry("PutItem").or_default() += 1;
+            table_call(&mut w, "PutItem", false)?;
             w.copy_records.insert((place_key.to_string(), copy.clone()));
             Ok(())
         })
@@ -101,13 +102,7 @@ impl crate::ports::CopyRecords for SimRecords {
         Box::pin(async move {
             tokio::task::yield_now().await;
             let mut w = lock(&self.world);
-            if w.faults.halted {
-                return Err(PortError::transient("Halted", "the invocation has stopped"));
-            }
-            *w.calls.entry("BatchGetItem").or_default() += 1;
-            if w.faults.table_error_rate > 0.0 && w.random() < w.faults.table_error_rate {
-                return Err(PortError::from_code("InternalServerError", "simulated DynamoDB fault"));
-            }
+            table_call(&mut w, "BatchGetItem", true)?;
             Ok(ids
                 .iter()
                 .filter(|id| w.copy_records.contains(&(place_key.to_string(), (*id).clone())))
