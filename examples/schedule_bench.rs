@@ -14,7 +14,8 @@
 //! Copy times: each AMI has a size (8-200 GiB, uniform) that fixes its copy time (10-40 min, uniform across
 //! AMIs); each copy takes that time ±5%. `bound_s` is a lower bound on any schedule's makespan: per region, the
 //! largest of the longest copy, the total copy time over the limit, and CopyImage's pacing (see
-//! [`lower_bound_s`]); the largest over regions. `cpu_ms_per_copy` is the handler's own time (the simulated ports'
+//! [`lower_bound_s`]); the largest over regions. `offline_lpt_ratio` is what the offline LPT schedule of the same
+//! copies reaches over the same bound ([`offline_lpt_s`]). `cpu_ms_per_copy` is the handler's own time (the simulated ports'
 //! bookkeeping taken out) per copy.
 
 use ami_replicator::core::ids::{AccountId, ImageId, Region, KNOWN_REGIONS};
@@ -126,6 +127,33 @@ fn lower_bound_s(w: &World, limit: u32) -> f64 {
         .fold(0.0, f64::max)
 }
 
+/// The makespan of the offline LPT schedule of the same copies (what a greedy scheduler that sees every copy and
+/// its duration up front reaches): per region, longest first onto `limit` slots, the k-th start (from 0) no earlier
+/// than max(0, k - 99) s (CopyImage's bucket); the largest over regions.
+fn offline_lpt_s(w: &World, limit: u32) -> f64 {
+    let mut durations: BTreeMap<&Region, Vec<f64>> = BTreeMap::new();
+    for c in w.copies.iter().filter(|c| !c.fails) {
+        durations.entry(&c.destination).or_default().push((c.ready_at_ms - c.started_ms) as f64 / 1000.0);
+    }
+    durations
+        .values_mut()
+        .map(|d| {
+            d.sort_by(|a, b| b.total_cmp(a));
+            // Slots' free times in ms, smallest first.
+            let mut free: BinaryHeap<Reverse<u64>> = (0..limit).map(|_| Reverse(0)).collect();
+            let mut end = 0.0f64;
+            for (k, d) in d.iter().enumerate() {
+                let Reverse(at) = free.pop().unwrap_or(Reverse(0));
+                let start = (at as f64 / 1000.0).max((k as f64 - 99.0).max(0.0));
+                let finish = start + d;
+                end = end.max(finish);
+                free.push(Reverse((finish * 1000.0) as u64));
+            }
+            end
+        })
+        .fold(0.0, f64::max)
+}
+
 /// What one run measured, for [`figures`].
 struct Run<'a> {
     strategy: &'a str,
@@ -181,6 +209,7 @@ fn figures(s: &Scenario, w: &World, run: &Run) -> serde_json::Value {
         *per_pair.entry((&c.source, &c.destination)).or_default() += 1;
     }
     let bound_s = lower_bound_s(w, s.limit);
+    let lpt_s = offline_lpt_s(w, s.limit);
     let expected = s.amis * s.regions;
     let round = |x: f64, digits: i32| (x * 10f64.powi(digits)).round() / 10f64.powi(digits);
     json!({
@@ -195,6 +224,7 @@ fn figures(s: &Scenario, w: &World, run: &Run) -> serde_json::Value {
         "makespan_s": makespan_s.round(),
         "bound_s": bound_s.round(),
         "makespan_ratio": round(makespan_s / bound_s, 3),
+        "offline_lpt_ratio": round(lpt_s / bound_s, 3),
         "api_calls_per_copy": round(w.total_calls() as f64 / copies.max(1) as f64, 2),
         "copyimage_calls": w.calls.get("CopyImage").copied().unwrap_or(0),
         "limit_errors": w.limit_errors,

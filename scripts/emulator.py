@@ -23,6 +23,9 @@ moto 5.2.5 does not:
     with InvalidParameterValue, as EC2 does;
   * STS AssumeRole of a role whose name ends in `-untrusted` is refused with AccessDenied (a role whose trust
     policy does not name the replicator);
+  * DynamoDB's atomic writes: moto reads, changes and stores an item without a lock, so two conditional updates
+    at once could both pass and two updates of different attributes could lose one; requests are served one at a
+    time;
   * EC2 Image Builder's GetImage (moto has no Image Builder), answered from builds registered with
     POST /_emulator/imagebuilder {"ARN": [{"region", "image", "accountId"}, ...]}.
 It also counts calls per action: GET /_emulator/calls answers {"Action": count, ...}; with --throttle-rate R, a
@@ -138,6 +141,7 @@ class Layer:
         self.builds = {}
         self.references = {}
         self.lock = threading.Lock()
+        self.dynamodb = threading.Lock()
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
@@ -206,6 +210,11 @@ class Layer:
         if action == "CopyImage":
             match = REGION_RE.search(environ.get("HTTP_AUTHORIZATION", ""))
             return self.copy_image(environ, start_response, params, match.group(1) if match else "us-east-1")
+        if target.startswith("DynamoDB_"):
+            # DynamoDB applies each write to an item atomically (a conditional UpdateItem, concurrent updates of
+            # different attributes); moto reads, changes and stores the item without a lock: one request at a time.
+            with self.dynamodb:
+                return list(self.app(environ, start_response))
         return self.app(environ, start_response)
 
     def image_references(self, start_response, params):

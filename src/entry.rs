@@ -124,6 +124,9 @@ fn decode_known(value: Value) -> Result<Message, String> {
         if c.jobs.is_empty() && !c.watch.is_empty() {
             return Ok(Message::Watch(c.watch));
         }
+        if c.jobs.is_empty() && !c.wake.is_empty() {
+            return Ok(Message::Wake { places: c.wake, check: c.check });
+        }
         return Ok(Message::Jobs(c.jobs));
     }
     if value.get("detail-type").is_some() {

@@ -202,3 +202,79 @@ async fn a_throttling_storm_loses_nothing_and_every_invocation_answers_in_time()
         }
     }
 }
+
+/// EC2's own actions among the emulator's counts (queue, table and STS calls are not EC2's).
+const EC2_ACTIONS: [&str; 8] = [
+    "DescribeImages",
+    "DescribeImageAttribute",
+    "CopyImage",
+    "ModifyImageAttribute",
+    "CreateTags",
+    "DeregisterImage",
+    "ModifySnapshotAttribute",
+    "EnableImageDeprecation",
+];
+
+/// Issue 29: a small throttled run end to end, the production handler over the emulator's EC2, SQS and DynamoDB
+/// (24 copies, 8 sources to 3 regions, a limit of 3 per place, 10% of DescribeImages, CopyImage and
+/// ModifyImageAttribute throttled): the jobs that find a place full wait in its waiting list; every copy is made
+/// once and shared, and the EC2 calls per copy (throttled ones included) stay at most 4.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_throttled_run_waits_in_the_table_and_needs_few_ec2_calls_per_copy() {
+    let emulator = Emulator::start(2.0).unwrap();
+    let sdk = emulator.sdk_config().await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let (work, dlq) = create_queues(&sqs, "small", 5).await.unwrap();
+    let east = ec2_client(&sdk, "us-east-1");
+    let mut sources = Vec::new();
+    for n in 0..8 {
+        sources.push(seed_source_image(&east, &format!("small-{n}"), &[], &[]).await.unwrap());
+    }
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+    let table = create_admission_table(&ddb, "small-admission").await.unwrap();
+    let replicator = Replicator::new(
+        Arc::new(Settings {
+            target_regions: DESTINATIONS.iter().map(|r| Region::parse(r).unwrap()).collect(),
+            max_copies_per_region: 3,
+            step: StepPolicy { poll_seconds: 2, capacity_max_seconds: 2, ..StepPolicy::default() },
+            ..settings()
+        }),
+        AwsEc2Regions::new(sdk.clone()),
+        AwsQueue::new(sqs.clone(), work.clone(), Some(dlq.clone())),
+    )
+    .with_leases(Arc::new(ami_replicator::aws::leases::AwsLeases::new(ddb.clone(), table.clone())));
+    let account = AccountId::parse(ACCOUNT).unwrap();
+    let before = emulator.calls().unwrap();
+    ami_replicator::local::set_throttle_rate(&emulator, 0.1).unwrap();
+    for source in &sources {
+        sqs.send_message().queue_url(&work).message_body(event(source, "us-east-1").to_string()).send().await.unwrap();
+    }
+    let summary = drain_queue(&sqs, &work, &replicator, &account, Duration::from_secs(240)).await.unwrap();
+    ami_replicator::local::set_throttle_rate(&emulator, 0.0).unwrap();
+    let calls = emulator.calls().unwrap();
+    let count = |v: &serde_json::Value, k: &str| v[k].as_u64().unwrap_or(0);
+    let ec2: u64 = EC2_ACTIONS.iter().map(|a| count(&calls, a) - count(&before, a)).sum();
+    let table_calls: u64 =
+        ["UpdateItem", "GetItem", "PutItem"].iter().map(|a| count(&calls, a) - count(&before, a)).sum();
+    let per_copy = ec2 as f64 / 24.0;
+    eprintln!(
+        "small throttled run, 24 copies at a limit of 3: {ec2} EC2 calls ({per_copy:.2} per copy), {table_calls} \
+         table calls, {} throttled; {summary:?}; calls {calls}",
+        count(&calls, "Throttled") - count(&before, "Throttled")
+    );
+    let reasons = ami_replicator::local::dead_letter_reasons(&sqs, &dlq).await.unwrap();
+    assert!(reasons.is_empty(), "{reasons:?}");
+    for source in &sources {
+        for region in DESTINATIONS {
+            let copies = copies_of(&sdk, region, source).await;
+            assert_eq!(copies.len(), 1, "{source} -> {region}");
+            let shared = copies[0].tags().iter().any(|t| t.key() == Some(ami_replicator::core::provenance::SHARED_TAG));
+            assert!(shared, "{source} -> {region}: shared");
+        }
+    }
+    // Jobs waited in the places' items, and none is left there.
+    let items = ddb.scan().table_name(&table).send().await.unwrap();
+    assert!(items.items().iter().all(|i| !i.keys().any(|k| k.starts_with("w:"))), "{:?}", items.items());
+    assert!(count(&calls, "UpdateItem") > count(&before, "UpdateItem"), "the waiting lists were used");
+    assert!(per_copy <= 4.0, "{per_copy:.2} EC2 calls per copy");
+}

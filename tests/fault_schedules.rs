@@ -307,8 +307,9 @@ fn debug_outcome(
         .get(&place.region)
         .map(|m| m.values().filter(|i| i.info.tag(SOURCE_IMAGE_TAG) == Some(image.as_str())).map(|i| &i.info).collect())
         .unwrap_or_default();
+    let waiting: Vec<_> = w.leases.iter().filter(|(_, l)| !l.waiting.is_empty()).collect();
     eprintln!(
-        "{what}: {label}\ncopies made {copies:?}\nimages there {images:?}\ncompleted {completed:?}\nstopped {stopped:?}\ndead letters {dead:?}"
+        "{what}: {label}\ncopies made {copies:?}\nimages there {images:?}\ncompleted {completed:?}\nstopped {stopped:?}\ndead letters {dead:?}\nwaiting lists {waiting:?}"
     );
 }
 

@@ -507,29 +507,58 @@ async fn requests_are_paced_under_ec2s_buckets_not_refused() {
 mod admission_table_faults {
     use super::*;
     use ami_replicator::core::errors::PortError;
-    use ami_replicator::ports::{Lease, Leases, PortFuture};
+    use ami_replicator::ports::{Lease, Leases, PortFuture, WaitingChanges, WaitingList};
     use std::sync::atomic::{AtomicU32, Ordering};
     use std::sync::Arc;
 
-    /// A lease store that fails its first `failing` acquires with `error`, then grants every lease.
+    /// A lease store that fails its first `failing` calls with `error`, then works as the simulated table does.
     struct FailingTable {
         failing: u32,
         error: PortError,
         calls: AtomicU32,
+        table: ami_replicator::sim::SimLeases,
+    }
+
+    impl FailingTable {
+        fn fails(&self) -> Option<PortError> {
+            (self.calls.fetch_add(1, Ordering::Relaxed) < self.failing).then(|| self.error.clone())
+        }
     }
 
     impl Leases for FailingTable {
-        fn acquire<'a>(&'a self, _key: &'a str, _holder: &'a str, now: f64, _until: f64) -> PortFuture<'a, Lease> {
-            Box::pin(async move {
-                if self.calls.fetch_add(1, Ordering::Relaxed) < self.failing {
-                    return Err(self.error.clone());
-                }
-                Ok(Lease::Taken { released_at: Some(now - 3600.0) })
-            })
+        fn acquire<'a>(&'a self, key: &'a str, holder: &'a str, now: f64, until: f64) -> PortFuture<'a, Lease> {
+            match self.fails() {
+                Some(e) => Box::pin(async move { Err(e) }),
+                None => self.table.acquire(key, holder, now, until),
+            }
         }
 
-        fn release<'a>(&'a self, _key: &'a str, _holder: &'a str, _now: f64) -> PortFuture<'a, ()> {
-            Box::pin(async { Ok(()) })
+        fn release_with<'a>(&'a self, k: &'a str, h: &'a str, now: f64, c: WaitingChanges) -> PortFuture<'a, ()> {
+            match self.fails() {
+                Some(e) => Box::pin(async move { Err(e) }),
+                None => self.table.release_with(k, h, now, c),
+            }
+        }
+
+        fn park<'a>(&'a self, key: &'a str, entries: &'a [(String, String)], now: f64) -> PortFuture<'a, Option<f64>> {
+            match self.fails() {
+                Some(e) => Box::pin(async move { Err(e) }),
+                None => self.table.park(key, entries, now),
+            }
+        }
+
+        fn waiting<'a>(&'a self, key: &'a str) -> PortFuture<'a, WaitingList> {
+            match self.fails() {
+                Some(e) => Box::pin(async move { Err(e) }),
+                None => self.table.waiting(key),
+            }
+        }
+
+        fn set_wake<'a>(&'a self, key: &'a str, at: f64) -> PortFuture<'a, ()> {
+            match self.fails() {
+                Some(e) => Box::pin(async move { Err(e) }),
+                None => self.table.set_wake(key, at),
+            }
         }
     }
 
@@ -545,7 +574,12 @@ mod admission_table_faults {
         ];
         for error in errors {
             let (mut sim, ids) = many(3, &["eu-west-1"], 6, 100);
-            let table = FailingTable { failing: 25, error: error.clone(), calls: AtomicU32::new(0) };
+            let table = FailingTable {
+                failing: 25,
+                error: error.clone(),
+                calls: AtomicU32::new(0),
+                table: ami_replicator::sim::SimLeases::new(sim.world.clone()),
+            };
             sim.replicator.set_leases(Arc::new(table));
             sim.run_until_idle(10, 2 * DAY).await;
             let w = sim.world.lock().unwrap();
@@ -668,4 +702,71 @@ async fn every_invocation_answers_before_its_deadline_and_nothing_is_lost() {
     assert!(w.dead_letters.is_empty() && w.redriven.is_empty(), "{:?}", w.dead_letters.first());
     drop(w);
     assert_all_replicated_once(&sim, &ids, &DEADLINE_TARGETS);
+}
+
+/// Issue 29: a place's waiting jobs are seen by one admission, whatever invocation it is and however many run: 60
+/// sources of random sizes (copy time growing with size) to two places with a limit of 4, all fanned out at once.
+/// Once every job has reached its place (the first minute), each place starts its copies longest first: the
+/// starts after that are in non-increasing size order, with 1, 2 or 20 invocations at once. And a waiting job costs
+/// nothing until its turn: far fewer messages than jobs times the minutes they wait.
+#[tokio::test]
+async fn one_admission_sees_every_waiting_job_and_starts_the_longest_first_at_any_concurrency() {
+    let targets = ["eu-west-1", "us-west-2"];
+    for concurrency in [1, 2, 20] {
+        let mut world = World::new(acct(ME), SimConfig { seed: 29, ..SimConfig::default() });
+        let east = r("us-east-1");
+        let mut ids = Vec::new();
+        for n in 0..60 {
+            let id = world.add_image(&east, &acct(ME), &format!("img-{n}"), vec![], vec![]);
+            let fraction = world.random();
+            let image = world.image_mut(&east, &id).unwrap();
+            image.info.size_gib = 8 + (fraction * 192.0) as u32;
+            image.copy_seconds = Some(600 + (fraction * 1800.0) as u64);
+            ids.push(id);
+        }
+        let mut s = settings(&targets);
+        s.max_copies_per_region = 4;
+        let mut sim = Simulation::new(world, s);
+        sim.batching_window_seconds = 5;
+        for id in &ids {
+            sim.put_event(&event(id, "us-east-1", "available"));
+        }
+        sim.run_concurrently_until_idle(concurrency, 10, 30 * DAY).await;
+        assert_all_replicated_once(&sim, &ids, &targets);
+        let w = sim.world.lock().unwrap();
+        let size = |image: &ImageId| w.images[&east][image].info.size_gib;
+        for t in targets {
+            // Copies one step starts together (the same virtual instant) count as started at once.
+            let mut starts: Vec<(u64, std::cmp::Reverse<u32>)> = w
+                .copies
+                .iter()
+                .filter(|c| c.destination == r(t))
+                .map(|c| (c.started_ms, std::cmp::Reverse(size(&c.source))))
+                .collect();
+            starts.sort();
+            let starts: Vec<(u64, u32)> = starts.into_iter().map(|(ms, s)| (ms, s.0)).collect();
+            let later: Vec<u32> = starts.iter().filter(|(ms, _)| *ms > 60_000).map(|(_, s)| *s).collect();
+            assert!(later.len() >= 50, "{concurrency} at once, {t}: {starts:?}");
+            assert!(
+                later.windows(2).all(|p| p[0] >= p[1]),
+                "{concurrency} at once, {t}: started out of order (sizes {later:?})"
+            );
+            assert!(w.peak_in_flight.values().all(|p| *p <= 4), "{:?}", w.peak_in_flight);
+        }
+        // A waiting job is parked once, not sent back every minute: the capacity waits counted (one per job
+        // parked, or per job sent back on the queue) stay near the 112 jobs that waited, where the queue's wait
+        // counted each of them every minute for hours (thousands).
+        let waits: u32 = sim
+            .reports
+            .iter()
+            .flat_map(|rep| &rep.facts)
+            .map(|f| match f {
+                ami_replicator::core::facts::Fact::CapacityWait { jobs, .. } => *jobs,
+                _ => 0,
+            })
+            .sum();
+        let sent = w.calls.get("SendMessageBatch").copied().unwrap_or(0);
+        eprintln!("{concurrency} at once: {waits} capacity waits, {sent} SendMessageBatch for 120 copies");
+        assert!(waits <= 240, "{concurrency} at once: {waits} waits");
+    }
 }

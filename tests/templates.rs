@@ -131,22 +131,24 @@ fn admission_leases_are_the_table_the_code_writes_and_nothing_more() {
     for needed in ["Type: AWS::DynamoDB::Table", "AttributeName: place", "KeyType: HASH", "AttributeName: expires"] {
         assert!(table.contains(needed), "{needed}");
     }
-    // The adapter's calls: PutItem (a lease taken and given back, both conditional; a copy recorded) and
-    // BatchGetItem (recorded copies read back), on that table only.
+    // The adapter's calls: UpdateItem (a lease taken and given back, both conditional; waiting jobs parked), GetItem
+    // (the waiting list read), PutItem (a copy recorded) and BatchGetItem (recorded copies read back), on that table
+    // only.
     let leases = read("src/aws/leases.rs");
     assert!(
-        leases.matches(".put_item()").count() == 2
+        leases.matches(".put_item()").count() == 1
             && leases.matches(".batch_get_item()").count() == 1
+            && leases.matches(".update_item()").count() == 1
+            && leases.matches(".get_item()").count() == 1
             && !leases.contains(".delete_item()")
-            && !leases.contains(".update_item()")
     );
     let grant = block(&template, "- Sid: TakeAndGiveBackAdmissionLeases");
     assert!(
-        grant.contains("Action: [dynamodb:PutItem, dynamodb:BatchGetItem]")
+        grant.contains("Action: [dynamodb:UpdateItem, dynamodb:GetItem, dynamodb:PutItem, dynamodb:BatchGetItem]")
             && grant.contains("Resource: !GetAtt AdmissionTable.Arn"),
         "{grant}"
     );
-    assert_eq!(template.matches("dynamodb:").count(), 2, "no other DynamoDB action");
+    assert_eq!(template.matches("dynamodb:").count(), 4, "no other DynamoDB action");
     assert!(template.contains("ADMISSION_TABLE: !Ref AdmissionTable"));
 }
 

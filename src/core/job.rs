@@ -109,6 +109,10 @@ pub struct Job {
     /// Consecutive waits for capacity in the destination region; never a failure.
     #[serde(default)]
     pub capacity_waits: u32,
+    /// A hint for polling: when this job's copy started, its place was full or jobs waited there, so the poll that
+    /// finds the copy settled also admits from the place's waiting list.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub behind: bool,
     /// When the job was made (fan-out or sweep), in epoch seconds: the age of the oldest job is a metric.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub since: Option<i64>,
@@ -161,6 +165,7 @@ impl Job {
             retries: 0,
             throttles: 0,
             capacity_waits: 0,
+            behind: false,
             since: None,
             copy_started: None,
             source_created: None,
@@ -208,17 +213,47 @@ pub struct Continuation {
     /// Watched replications (PUBLISH_EVENTS): `{"ami_replicator": 1, "jobs": [], "watch": [...]}`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub watch: Vec<super::finish::Watch>,
+    /// Places whose waiting jobs to look at (a wake-up): `{"ami_replicator": 1, "jobs": [], "wake": [{"region":
+    /// ...}]}`. `check`: only when some wait there (a copy event's; read first, without the lease).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub wake: Vec<Place>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub check: bool,
 }
 
 impl Continuation {
     /// The body of a watch message.
     pub fn watch_body(watch: &[super::finish::Watch]) -> String {
-        let envelope = Continuation { ami_replicator: MESSAGE_VERSION, jobs: vec![], watch: watch.to_vec() };
+        let envelope = Continuation {
+            ami_replicator: MESSAGE_VERSION,
+            jobs: vec![],
+            watch: watch.to_vec(),
+            wake: vec![],
+            check: false,
+        };
+        serde_json::to_string(&envelope).unwrap_or_default()
+    }
+
+    /// The body of a wake-up of `place` (`check`: a copy event's, that looks only when jobs wait).
+    pub fn wake_body(place: &Place, check: bool) -> String {
+        let envelope = Continuation {
+            ami_replicator: MESSAGE_VERSION,
+            jobs: vec![],
+            watch: vec![],
+            wake: vec![place.clone()],
+            check,
+        };
         serde_json::to_string(&envelope).unwrap_or_default()
     }
 
     pub fn body(jobs: &[Job]) -> String {
-        let envelope = Continuation { ami_replicator: MESSAGE_VERSION, jobs: jobs.to_vec(), watch: vec![] };
+        let envelope = Continuation {
+            ami_replicator: MESSAGE_VERSION,
+            jobs: jobs.to_vec(),
+            watch: vec![],
+            wake: vec![],
+            check: false,
+        };
         // Serialising plain strings and integers cannot fail.
         serde_json::to_string(&envelope).unwrap_or_default()
     }

@@ -25,3 +25,4 @@ pub mod status;
 pub mod step;
 pub mod sweep;
 pub mod time;
+pub mod waiting;

@@ -43,9 +43,10 @@ impl<T> PlaceJobs<T> {
         self.len() == 0
     }
 
-    /// Whether the in-flight count is needed: only admission uses it.
+    /// Whether the in-flight count is needed: only admission uses it (for new jobs, and for the jobs waiting at a
+    /// place that a poll of its copies may make room for).
     pub fn needs_in_flight(&self) -> bool {
-        !self.to_copy.is_empty()
+        !self.to_copy.is_empty() || self.waiting.iter().any(|(_, _, j)| j.behind)
     }
 
     /// The sources whose existing copies must be looked up (one call covers them all).
@@ -117,6 +118,11 @@ pub struct PlacePlan<T> {
     pub copy_tokens: usize,
     /// Jobs that wait for capacity (the place is at its limit).
     pub waiting_for_capacity: usize,
+    /// Those jobs, longest first, not decided yet: the shell parks them in the place's waiting list, or sends them
+    /// back on the queue ([`PlacePlan::wait_on_queue`]).
+    pub refused: Vec<(T, Job)>,
+    /// How many copies the place took when observed (its room under the limit and the request bucket).
+    pub room: usize,
     /// The policy the decisions used (the poll delay depends on how many copies one poll covers).
     pub policy: StepPolicy,
     /// Image ids a message named that EC2 does not confirm (not this product's copy of the job's source at this
@@ -133,7 +139,29 @@ impl<T> PlacePlan<T> {
         let started: Vec<i64> =
             pending.iter().filter_map(|i| i.created.as_deref().and_then(super::time::parse_rfc3339)).collect();
         self.copy_tokens = admission::copy_tokens(&started, now_seconds);
-        admission::room(limit, self.in_flight).min(self.copy_tokens)
+        self.room = admission::room(limit, self.in_flight).min(self.copy_tokens);
+        self.room
+    }
+
+    /// The refused jobs go back on the queue after the capacity delay (no waiting list, or it failed).
+    pub fn wait_on_queue(&mut self) {
+        let refused = std::mem::take(&mut self.refused);
+        if refused.is_empty() {
+            return;
+        }
+        for (tag, job) in refused {
+            let d = step::wait_for_capacity(&job, &self.policy);
+            self.decided.push((tag, job, d));
+        }
+        let policy = self.policy.clone();
+        align_full_place(&mut self.decided, &policy);
+    }
+
+    /// The admitted jobs do not start in this step: they wait with the refused ones.
+    pub fn refuse_starts(&mut self) {
+        let start = std::mem::take(&mut self.start);
+        self.waiting_for_capacity += start.len();
+        self.refused.splice(0..0, start);
     }
 
     /// The admissions checked against the place's pending copies read again under its lease (another invocation
@@ -144,12 +172,7 @@ impl<T> PlacePlan<T> {
         if self.start.len() > room {
             let refused = self.start.split_off(room);
             self.waiting_for_capacity += refused.len();
-            for (tag, job) in refused {
-                let d = step::wait_for_capacity(&job, &self.policy);
-                self.decided.push((tag, job, d));
-            }
-            let policy = self.policy.clone();
-            align_full_place(&mut self.decided, &policy);
+            self.refused.splice(0..0, refused);
         }
     }
 
@@ -191,6 +214,8 @@ pub fn decide<T>(
         in_flight: 0,
         copy_tokens: 0,
         waiting_for_capacity: 0,
+        refused: Vec::new(),
+        room: 0,
         policy,
         rejected_hints: Vec::new(),
     };
@@ -265,12 +290,31 @@ pub fn decide<T>(
         plan.decided.push((tag, job, decision));
     }
 
+    let candidates = decide_copies(jobs.to_copy, &observed.existing, owner, policy, &mut plan.decided);
+    let room = plan.room(pending.as_deref().unwrap_or_default(), limit, observed.now_seconds);
+    let (admitted, refused) = admission::admit(candidates, room);
+    plan.waiting_for_capacity = refused.len();
+    plan.refused = refused;
+    plan.start = admitted;
+    plan
+}
+
+/// Decides the jobs that need a copy from the lookup of their sources' existing copies (`existing`): an existing
+/// copy of ours resumed or done, a replication given up here stopped, a disabled copy followed; answers the
+/// candidates for a new copy (their attempt and the failed copy they replace read from EC2).
+pub fn decide_copies<T>(
+    to_copy: Vec<(T, Job)>,
+    existing: &Result<Vec<ImageInfo>, PortError>,
+    owner: &AccountId,
+    policy: &StepPolicy,
+    decided: &mut Vec<(T, Job, Decision)>,
+) -> Vec<(T, Job)> {
     let mut candidates = Vec::new();
-    for (tag, mut job) in jobs.to_copy {
-        let images = match &observed.existing {
+    for (tag, mut job) in to_copy {
+        let images = match existing {
             Err(e) => {
                 let d = step::on_error(&job, e, policy);
-                plan.decided.push((tag, job, d));
+                decided.push((tag, job, d));
                 continue;
             }
             Ok(images) => images,
@@ -278,7 +322,7 @@ pub fn decide<T>(
         let mine: Vec<&ImageInfo> = images.iter().filter(|i| Policy::is_our_copy(i, &job, owner)).collect();
         if let Some(tombstone) = mine.iter().find(|i| gave_up(i)) {
             let d = given_up(&job, &tombstone.id);
-            plan.decided.push((tag, job, d));
+            decided.push((tag, job, d));
             continue;
         }
         // The last failed copy of this source here, if any: the next attempt follows it, and replaces it.
@@ -288,36 +332,25 @@ pub fn decide<T>(
         let disabled = mine.iter().find(|i| i.state.is_disabled()).map(|i| i.id.clone());
         match best_existing_copy(images, &job, owner) {
             Some(copy) if copy.state == ImageState::Available && is_shared(copy) => {
-                plan.decided.push((tag, job, Decision::Done { copy: copy.id.clone() }));
+                decided.push((tag, job, Decision::Done { copy: copy.id.clone() }));
             }
             Some(copy) => {
                 let d = step::on_copy_observed(&job, &copy.id, Some(&copy.state), policy);
-                plan.decided.push((tag, job, d));
+                decided.push((tag, job, d));
             }
             // A disabled copy is still this source's copy here: a new one would duplicate it.
             None if disabled.is_some() => {
-                plan.decided.extend(disabled.map(|copy| (tag, job, Decision::Disabled { copy })));
+                decided.extend(disabled.map(|copy| (tag, job, Decision::Disabled { copy })));
             }
             None if job.failed_copies >= policy.max_failed_copies => {
                 let reason = format!("{} copies failed in {}, giving up", job.failed_copies, job.place());
                 let failed_copy = job.replaces.clone();
-                plan.decided.push((tag, job, Decision::GiveUp { reason, failed_copy }));
+                decided.push((tag, job, Decision::GiveUp { reason, failed_copy }));
             }
             None => candidates.push((tag, job)),
         }
     }
-    let room = plan.room(pending.as_deref().unwrap_or_default(), limit, observed.now_seconds);
-    let (admitted, refused) = admission::admit(candidates, room);
-    plan.waiting_for_capacity = refused.len();
-    for (tag, job) in refused {
-        let d = step::wait_for_capacity(&job, policy);
-        plan.decided.push((tag, job, d));
-    }
-    plan.start = admitted;
-    if plan.waiting_for_capacity > 0 {
-        align_full_place(&mut plan.decided, policy);
-    }
-    plan
+    candidates
 }
 
 /// At a full place, the copies being waited for and the jobs waiting for room come back together, after the

@@ -64,8 +64,10 @@ fn split_tells_what_to_observe() {
 fn admission_fills_the_room_largest_first_and_the_rest_wait() {
     let jobs = PlaceJobs::split(vec![(0, job(1, 8)), (1, job(2, 200)), (2, job(3, 50))]);
     let pending: Vec<ImageInfo> = (100..198).map(|n| image(n, ImageState::Pending, vec![])).collect();
-    let plan = decide(jobs, observed(Some(pending), vec![], vec![]), 100, &StepPolicy::default(), &owner());
+    let mut plan = decide(jobs, observed(Some(pending), vec![], vec![]), 100, &StepPolicy::default(), &owner());
     assert_eq!(plan.in_flight, 98);
+    assert_eq!(plan.refused.iter().map(|(t, _)| *t).collect::<Vec<_>>(), [0], "not decided: parked or sent back");
+    plan.wait_on_queue();
     let started: Vec<u32> = plan.start.iter().map(|(t, _)| *t).collect();
     assert_eq!(started, vec![1, 2], "two slots, the largest images first");
     assert_eq!(plan.waiting_for_capacity, 1);
@@ -145,9 +147,10 @@ fn at_a_full_place_polls_and_waiters_come_back_together() {
     // for the waiter in the same step.
     let policy = StepPolicy { poll_seconds: 300, capacity_max_seconds: 60, ..StepPolicy::default() };
     let jobs = PlaceJobs::split(vec![(0, waiting(2, 20)), (1, job(1, 8))]);
-    let plan =
+    let mut plan =
         decide(jobs, observed(Some(vec![copy_of(20, 2, ImageState::Pending)]), vec![], vec![]), 1, &policy, &owner());
     assert_eq!(plan.waiting_for_capacity, 1);
+    plan.wait_on_queue();
     let delays: Vec<u32> = plan
         .decided
         .iter()
@@ -293,6 +296,7 @@ fn a_second_look_under_the_lease_takes_back_what_no_longer_fits() {
     // Another invocation started two copies meanwhile: one slot is left, for the largest image.
     let fresh: Vec<ImageInfo> = (100..199).map(created).collect();
     plan.readmit(&fresh, 100, t);
+    plan.wait_on_queue();
     let started: Vec<u32> = plan.start.iter().map(|(t, _)| *t).collect();
     assert_eq!((started, plan.in_flight, plan.waiting_for_capacity), (vec![1], 99, 2));
     assert!(plan

@@ -10,12 +10,12 @@ use super::{push, Effect, Invocation, Replicator};
 use crate::core::facts::{Completion, Fact};
 use crate::core::ids::{AccountId, ImageId, Place};
 use crate::core::image::{ImageInfo, ImageState};
-use crate::core::job::{Job, Phase};
+use crate::core::job::{Continuation, Job, Phase};
 use crate::core::plan;
 use crate::core::policy::JobVerdict;
 use crate::core::provenance::{attempt, false_claim, gave_up, is_shared, verified_source};
 use crate::core::time::parse_rfc3339;
-use crate::ports::{Ec2, Ec2Regions, ImageBuilder, Queue};
+use crate::ports::{Ec2, Ec2Regions, ImageBuilder, OutgoingMessage, Queue};
 use tracing::{info, warn, Instrument};
 
 impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
@@ -75,6 +75,11 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                 };
                 push(&invocation.facts, Fact::CopyCompleted(Box::new(completion)));
                 push(&invocation.completed, (job, image.id.clone()));
+                if self.leases.keeps_waiting_jobs() {
+                    // Its slot is free: the place's waiting jobs, if any, are looked at now, not at the next poll.
+                    let body = Continuation::wake_body(place, true);
+                    return vec![Effect::Send(OutgoingMessage { body, delay_seconds: 0 })];
+                }
             }
             Err(e) => warn!(copy = %image.id, error = %e, "copy event: sharing failed; left to polling"),
         }

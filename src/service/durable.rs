@@ -78,13 +78,14 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
     }
 
     /// Sends what the effects ask for: continuations grouped per place and delay (one message carries up to
-    /// `JOBS_PER_MESSAGE` jobs and at most MAX_MESSAGE_BYTES), and dead letters. Items whose effects failed are retried.
+    /// `JOBS_PER_MESSAGE` jobs and at most MAX_MESSAGE_BYTES), and dead letters. Items whose effects failed are retried;
+    /// also answers whether an effect of a job taken from a waiting list failed (its entry then stays there).
     pub(super) async fn make_durable(
         &self,
         items: &[Item],
         effects: Vec<(usize, Effect)>,
         home: &AccountId,
-    ) -> BatchReport {
+    ) -> (BatchReport, bool) {
         let mut report = BatchReport::default();
         let mut retry: BTreeSet<usize> = BTreeSet::new();
         let mut groups: BTreeMap<(Place, u32), Vec<(usize, Job)>> = BTreeMap::new();
@@ -93,7 +94,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         for (i, effect) in effects {
             match effect {
                 Effect::Retry(reason) => {
-                    warn!(message_id = %items[i].id, phase = "retry", reason = %reason, "message will be delivered again");
+                    warn!(message_id = %message_id(items, i), phase = "retry", reason = %reason, "message will be delivered again");
                     retry.insert(i);
                 }
                 Effect::Enqueue { job, delay_seconds } => {
@@ -126,15 +127,17 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
             for k in too_large {
                 let (i, job) = &jobs[k];
                 let reason = format!("{job}: its continuation can never fit MAX_MESSAGE_BYTES ({limit} bytes)");
-                error!(message_id = %items[*i].id, phase = "enqueue", reason = %reason, "job too large for the queue");
-                dead.push((*i, items[*i].body.clone(), reason, None));
+                error!(message_id = %message_id(items, *i), phase = "enqueue", reason = %reason, "job too large for the queue");
+                let body =
+                    items.get(*i).map_or_else(|| Continuation::body(std::slice::from_ref(job)), |it| it.body.clone());
+                dead.push((*i, body, reason, None));
             }
         }
         let dead_results = join_all(dead.iter().map(|(_, body, reason, _)| self.queue.dead_letter(body, reason))).await;
         for ((i, body, reason, tombstone), result) in dead.into_iter().zip(dead_results) {
             match result {
                 Ok(true) => {
-                    warn!(message_id = %items[i].id, phase = "dead_letter", reason = %reason, "sent to the dead-letter queue");
+                    warn!(message_id = %message_id(items, i), phase = "dead_letter", reason = %reason, "sent to the dead-letter queue");
                     if let Some((place, copy)) = &tombstone {
                         self.mark_given_up(place, copy, &reason).await;
                     }
@@ -144,12 +147,12 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                     report.dead_lettered.push(reason);
                 }
                 Ok(false) => {
-                    warn!(message_id = %items[i].id, phase = "dead_letter", reason = %reason,
+                    warn!(message_id = %message_id(items, i), phase = "dead_letter", reason = %reason,
                         "can never succeed; no DEAD_LETTER_QUEUE_URL, left to the queue's redrive policy");
                     retry.insert(i);
                 }
                 Err(e) => {
-                    warn!(message_id = %items[i].id, phase = "dead_letter", reason = %reason, error = %e, "dead-lettering failed");
+                    warn!(message_id = %message_id(items, i), phase = "dead_letter", reason = %reason, error = %e, "dead-lettering failed");
                     retry.insert(i);
                 }
             }
@@ -163,9 +166,16 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                 }
             }
         }
-        report.retry = retry.into_iter().map(|i| items[i].id.clone()).collect();
-        report
+        // A job from a place's waiting list has no message: what failed of it stays in the list.
+        let list_failed = retry.contains(&super::waiting::FROM_LIST);
+        report.retry = retry.into_iter().filter_map(|i| items.get(i).map(|it| it.id.clone())).collect();
+        (report, list_failed)
     }
+}
+
+/// The id of the message of item `i`; a job taken from a place's waiting list has none.
+fn message_id(items: &[Item], i: usize) -> &str {
+    items.get(i).map_or("(waiting list)", |it| it.id.as_str())
 }
 
 /// The place a dead letter gives up on, when its body is the continuation of one job (a job's give-up); a work

@@ -11,7 +11,7 @@ use crate::core::facts::Fact;
 use crate::core::ids::{AccountId, Place};
 use crate::core::region::PlacePlan;
 use crate::core::step::{self, Decision};
-use crate::ports::{Ec2, Ec2Regions, ImageBuilder, Lease, Queue};
+use crate::ports::{Ec2, Ec2Regions, ImageBuilder, Lease, Queue, WaitingList};
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -44,11 +44,24 @@ pub(super) fn lease_key(place: &Place, home: &AccountId) -> String {
 /// first read may have admitted copies that read did not see.
 pub const CLOCK_SKEW_SECONDS: f64 = 2.0;
 
+/// What the place's step learnt from taking its lease.
+#[derive(Debug, Default)]
+pub(super) struct LeaseRound {
+    /// The lease is held until then (`None`: not taken).
+    pub until: Option<f64>,
+    /// The place's waiting list, read by the write that took the lease.
+    pub waiting: WaitingList,
+    /// Another invocation held it.
+    pub held: bool,
+    /// The table failed: nothing can be parked either.
+    pub failed: bool,
+}
+
 impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
     /// Before the admitted jobs of `plan` start: takes the place's lease, and when another invocation may have
     /// admitted there since the place was read (`observed_at`), reads its pending copies again and admits only
-    /// what still fits. Without the lease (held, or the store failed) nothing starts: the jobs come back.
-    /// Returns when the lease taken ends (`None`: none taken).
+    /// what still fits. Without the lease (held, or the store failed) nothing starts: with a waiting list the jobs
+    /// wait there, otherwise they come back on the queue.
     pub(super) async fn admit_under_lease(
         &self,
         ec2: &super::PlaceEc2<R::Ec2>,
@@ -57,29 +70,33 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         plan: &mut PlacePlan<usize>,
         observed_at: i64,
         invocation: &Invocation,
-    ) -> Option<f64> {
-        if plan.start.is_empty() {
-            return None;
-        }
+    ) -> LeaseRound {
         let now = self.now();
         let until = now + LEASE_SECONDS;
         let policy = &self.settings.step;
+        let parks = self.leases.keeps_waiting_jobs();
         match self.leases.acquire(&lease_key(place, home), &invocation.holder, now, until).await {
-            Ok(Lease::Taken { released_at }) => {
+            Ok(Lease::Taken { released_at, waiting }) => {
                 // Given back before the place was read: the read is still true. Otherwise read it again.
-                if released_at.is_some_and(|r| r < observed_at as f64 - CLOCK_SKEW_SECONDS) {
-                    return Some(until);
+                if !released_at.is_some_and(|r| r < observed_at as f64 - CLOCK_SKEW_SECONDS) {
+                    match ec2.pending_images().await {
+                        Ok(pending) => plan.readmit(&pending, self.settings.max_copies_per_region, self.now() as i64),
+                        Err(e) => {
+                            plan.hold_starts(|job| step::on_error(job, &e, policy));
+                            plan.room = 0;
+                        }
+                    }
                 }
-                match ec2.pending_images().await {
-                    Ok(pending) => plan.readmit(&pending, self.settings.max_copies_per_region, self.now() as i64),
-                    Err(e) => plan.hold_starts(|job| step::on_error(job, &e, policy)),
-                }
-                Some(until)
+                LeaseRound { until: Some(until), waiting, ..LeaseRound::default() }
             }
             Ok(Lease::HeldUntil(t)) => {
                 info!(held_until = t, jobs = plan.start.len(), "another invocation admits copies here; jobs wait");
-                plan.hold_starts(|job| Decision::Continue { job: job.clone(), delay_seconds: LEASE_RETRY_SECONDS });
-                None
+                if parks {
+                    plan.refuse_starts();
+                } else {
+                    plan.hold_starts(|job| Decision::Continue { job: job.clone(), delay_seconds: LEASE_RETRY_SECONDS });
+                }
+                LeaseRound { held: true, ..LeaseRound::default() }
             }
             Err(e) => {
                 // Never a copy failure: the jobs wait. A lasting fault is logged once per invocation, by name.
@@ -92,7 +109,12 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                 }
                 push(&invocation.facts, Fact::AdmissionTableFailed { permanent });
                 plan.hold_starts(|job| step::wait_for_admission_table(job, &e, policy));
-                None
+                let refused = std::mem::take(&mut plan.refused);
+                plan.decided.extend(refused.into_iter().map(|(i, job)| {
+                    let d = step::wait_for_admission_table(&job, &e, policy);
+                    (i, job, d)
+                }));
+                LeaseRound { failed: true, ..LeaseRound::default() }
             }
         }
     }

@@ -24,6 +24,7 @@ mod settings;
 pub use settings::{Settings, DEFAULT_IN_USE_DAYS, DEFAULT_JOB_MAX_AGE_HOURS};
 mod share;
 mod sweep;
+mod waiting;
 
 use crate::core::errors::PortError;
 use crate::core::facts::Fact;
@@ -61,6 +62,8 @@ pub enum Message {
     CopyFailed { image: ImageId, region: Region, account: Option<AccountId> },
     /// Watched replications: say when all places of a source are done (PUBLISH_EVENTS).
     Watch(Vec<crate::core::finish::Watch>),
+    /// Look at the waiting jobs of these places (a wake-up); `check`: only if some wait (a copy event's).
+    Wake { places: Vec<Place>, check: bool },
     /// Nothing to do, with the reason (e.g. an AMI state other than `available`).
     Ignore(String),
 }
@@ -116,6 +119,8 @@ struct Invocation {
     admission_table_reported: std::sync::atomic::AtomicBool,
     /// Sources' launch permissions read by this invocation, per source region (paced: `share`).
     source_reads: Mutex<BTreeMap<Region, u32>>,
+    /// Leases this invocation holds, given back with their waiting lists' changes once the batch is durable.
+    releases: Mutex<Vec<waiting::Release>>,
 }
 
 /// The cell of `key` in one of the invocation's memories.
@@ -247,6 +252,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         let mut sweeps = Vec::new();
         let mut failed = Vec::new();
         let mut watches = Vec::new();
+        let mut wakes: BTreeMap<Place, waiting::Wake> = BTreeMap::new();
         for (i, item) in items.iter().enumerate() {
             match &item.message {
                 Err(reason) => {
@@ -264,6 +270,14 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                 Ok(Message::ImageBuilt { arn }) => builds.push((i, arn.clone(), item.body.clone())),
                 Ok(Message::Sweep { time }) => sweeps.push((i, time.clone())),
                 Ok(Message::Watch(list)) => watches.extend(list.iter().map(|w| (i, w.clone()))),
+                Ok(Message::Wake { places, check }) => {
+                    for place in places {
+                        let wake = wakes.entry(place.clone()).or_insert(waiting::Wake { items: vec![], check: true });
+                        wake.items.push(i);
+                        // A wake-up of the chain looks whatever a copy event's would.
+                        wake.check &= *check;
+                    }
+                }
                 Ok(Message::CopyFailed { image, region, account }) => {
                     failed.push((i, image.clone(), self.event_place(account.as_ref(), region, home)))
                 }
@@ -290,6 +304,9 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         for (i, job) in dedup_jobs(jobs) {
             by_place.entry(job.place()).or_default().push((i, job));
         }
+        for place in wakes.keys() {
+            by_place.entry(place.clone()).or_default();
+        }
 
         let now = self.now();
         let oldest = by_place.values().flatten().filter_map(|(_, j)| j.since).min();
@@ -307,8 +324,10 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         let fan_outs = join_all(requests.iter().map(|(i, r)| async move {
             self.fan_out(r, home, invocation).await.into_iter().map(move |e| (*i, e)).collect::<Vec<_>>()
         }));
-        let places =
-            join_all(by_place.into_iter().map(|(place, jobs)| self.advance_place(place, jobs, home, invocation)));
+        let places = join_all(by_place.into_iter().map(|(place, jobs)| {
+            let wake = wakes.remove(&place);
+            self.advance_place(place, jobs, wake, home, invocation)
+        }));
         let swept = join_all(sweeps.iter().map(|(i, time)| async move {
             self.sweep(time, home, invocation).await.into_iter().map(move |e| (*i, e)).collect::<Vec<_>>()
         }));
@@ -344,7 +363,9 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
             self.retain(touched, home, invocation).await;
         }
 
-        let mut report = self.make_durable(&items, effects, home).await;
+        let (mut report, list_failed) = self.make_durable(&items, effects, home).await;
+        // Only now, with the taken jobs' next messages durable, do the places' waiting lists let them go.
+        self.release_places(&items, invocation, list_failed, &mut report).await;
         report.completed = std::mem::take(&mut *invocation.completed.lock().unwrap_or_else(|e| e.into_inner()));
         report.stopped = std::mem::take(&mut *invocation.stopped.lock().unwrap_or_else(|e| e.into_inner()));
         let mut facts = std::mem::take(&mut *invocation.facts.lock().unwrap_or_else(|e| e.into_inner()));

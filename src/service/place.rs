@@ -2,18 +2,22 @@
 //! in the core, then act (CopyImage for the admitted jobs, then sharing, replacing or ending each job).
 
 use super::durable::decision_effect;
+use super::lease::{lease_key, LeaseRound};
+use super::waiting::{wake_again, Taken, Wake};
 use super::{push, Effect, Invocation, Replicator};
 use crate::core::facts::{Completion, Fact};
 use crate::core::ids::{AccountId, ImageId, Place, Region};
 use crate::core::image::{ImageState, Tag};
 use crate::core::job::{Continuation, Job, Phase};
 use crate::core::provenance::{
-    client_token, copy_tags, provenance_tags, ATTEMPT_TAG, SHARE_FAILED_TAG, SOURCE_CREATED_TAG, SOURCE_OWNER_TAG,
+    client_token, copy_tags, provenance_tags, ATTEMPT_TAG, SHARE_FAILED_TAG, SOURCE_CREATED_TAG, SOURCE_IMAGE_TAG,
+    SOURCE_OWNER_TAG,
 };
 use crate::core::region::{self, Observations, PlaceJobs};
 use crate::core::rules;
 use crate::core::ruleset::RULE_TAG;
 use crate::core::step::{self, Decision};
+use crate::core::waiting;
 use crate::ports::{CopyRequest, Ec2, Ec2Regions, ImageBuilder, Queue};
 use futures::future::join_all;
 use futures::StreamExt;
@@ -37,6 +41,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         &self,
         place: Place,
         jobs: Vec<(usize, Job)>,
+        wake: Option<Wake>,
         home: &AccountId,
         invocation: &Invocation,
     ) -> Vec<(usize, Effect)> {
@@ -56,20 +61,60 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         if self.past_cutoff(invocation) {
             let _entered = span.enter();
             info!(jobs = jobs.len(), "the invocation's deadline is near: this place is left for the next one");
-            return jobs.into_iter().map(|(i, job)| (i, Effect::enqueue(job, 0))).collect();
+            let mut left: Vec<(usize, Effect)> =
+                jobs.into_iter().map(|(i, job)| (i, Effect::enqueue(job, 0))).collect();
+            left.extend(wake_again(&place, wake.as_ref(), 0));
+            return left;
+        }
+        if let Some(w) = wake.as_ref().filter(|w| w.check && jobs.is_empty()) {
+            // A copy event's: look only when some jobs wait (one read, without the lease).
+            match self.leases.waiting(&lease_key(&place, home)).instrument(span.clone()).await {
+                Ok(list) if list.entries.is_empty() => return vec![],
+                Ok(_) => {}
+                Err(e) => {
+                    let _entered = span.enter();
+                    warn!(error = %e, items = w.items.len(), "the waiting list could not be read; left to the polls");
+                    return vec![];
+                }
+            }
         }
         let jobs = PlaceJobs::split(jobs);
+        let behind = jobs.waiting.iter().any(|(_, _, j)| j.behind);
         let sources = self.source_states(&jobs, invocation).await;
-        let observed = observe(&ec2, &jobs, sources, self.now() as i64).instrument(span.clone()).await;
+        let observed = observe(&ec2, &jobs, wake.is_some(), sources, self.now() as i64).instrument(span.clone()).await;
         let owner = place.owner(home).clone();
         let observed_at = observed.now_seconds;
+        let own_in_flight = observed
+            .pending
+            .as_ref()
+            .and_then(|p| p.as_ref().ok())
+            .map_or(0, |p| p.iter().filter(|i| i.tag(SOURCE_IMAGE_TAG).is_some()).count());
         let mut plan = region::decide(jobs, observed, self.settings.max_copies_per_region, &self.settings.step, &owner);
+        let parks = self.leases.keeps_waiting_jobs();
         // Copies start only under the place's admission lease, from an in-flight count no other invocation
-        // changed since it was read.
-        let until = self
-            .admit_under_lease(&ec2, &place, home, &mut plan, observed_at, invocation)
-            .instrument(span.clone())
-            .await;
+        // changed since it was read; the lease's holder sees every job waiting at the place.
+        let wanted = plan.room > 0 && (!plan.start.is_empty() || (parks && (wake.is_some() || behind)));
+        let mut round = LeaseRound::default();
+        let mut taken = Taken::default();
+        let mut effects = Vec::new();
+        if wanted {
+            round = self
+                .admit_under_lease(&ec2, &place, home, &mut plan, observed_at, invocation)
+                .instrument(span.clone())
+                .await;
+            if round.until.is_some() && parks {
+                let (t, refused) =
+                    self.take_waiting(&ec2, &place, home, &mut plan, &round, invocation).instrument(span.clone()).await;
+                taken = t;
+                effects.extend(refused);
+            }
+        }
+        let until = round.until;
+        // The copies started now say whether jobs still wait here: their polls then look at the waiting list.
+        let full = plan.start.len() >= plan.room || !plan.refused.is_empty() || !taken.left.is_empty();
+        for (_, job) in plan.start.iter_mut() {
+            job.behind = parks && full;
+        }
         for (image, why) in &plan.rejected_hints {
             let _entered = span.enter();
             warn!(hint = %image, reason = %why, "an image id in a message is not confirmed by EC2; ignored");
@@ -84,8 +129,10 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                 "place at its copy limit or out of CopyImage request tokens; jobs wait for capacity"
             );
         }
-        let policy = &plan.policy;
-        let started: Vec<_> = futures::stream::iter(plan.start.into_iter().map(|(i, job)| {
+        let policy = plan.policy.clone();
+        let policy = &policy;
+        let start = std::mem::take(&mut plan.start);
+        let started: Vec<_> = futures::stream::iter(start.into_iter().map(|(i, job)| {
             let ec2 = &ec2;
             let span = job_span(&job);
             async move {
@@ -126,11 +173,33 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         .buffer_unordered(COPY_CONCURRENCY)
         .collect()
         .await;
-        if until.is_some() {
-            self.release_lease(&place, home, invocation).instrument(span.clone()).await;
+        if parks {
+            let left = self
+                .settle_waiting(&place, home, &mut plan, &round, taken, own_in_flight, wake.as_ref(), invocation)
+                .instrument(span.clone())
+                .await;
+            effects.extend(left);
+        } else {
+            if until.is_some() {
+                self.release_lease(&place, home, invocation).instrument(span.clone()).await;
+            }
+            plan.wait_on_queue();
         }
 
-        let decided: Vec<_> = plan.decided.into_iter().chain(started).collect();
+        let mut decided: Vec<_> = std::mem::take(&mut plan.decided).into_iter().chain(started).collect();
+        if parks {
+            // Every copy of the place is polled at the same instants: one step covers them all.
+            let now = self.now() as i64;
+            let key = lease_key(&place, home);
+            for (_, _, decision) in decided.iter_mut() {
+                if let Decision::Continue { job, delay_seconds } = decision {
+                    let poll = matches!(job.phase, Phase::Wait { .. }) && job.retries == 0 && job.throttles == 0;
+                    if poll && *delay_seconds == plan.policy.poll_seconds {
+                        *delay_seconds = waiting::poll_on_grid(now, self.settings.step.poll_seconds, &key);
+                    }
+                }
+            }
+        }
         // One fact per place and kind, however many jobs wait: a full place may hold thousands of waiters.
         let (mut waits, mut throttles) = (0, 0);
         for (_, job, decision) in &decided {
@@ -139,21 +208,21 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                 throttles += u32::from(next.throttles > job.throttles);
             }
         }
+        let waits = waits + plan.waiting_for_capacity as u32 * u32::from(parks);
         if waits > 0 {
             push(&invocation.facts, Fact::CapacityWait { region: place.region.clone(), jobs: waits });
         }
         if throttles > 0 {
             push(&invocation.facts, Fact::Throttled { region: place.region.clone(), calls: throttles });
         }
-        join_all(decided.into_iter().map(|(i, job, decision)| {
+        let carried = join_all(decided.into_iter().map(|(i, job, decision)| {
             let span = job_span(&job);
             let ec2 = &ec2;
             async move { (i, self.carry_out(ec2, job, decision, home, invocation).await) }.instrument(span)
         }))
-        .await
-        .into_iter()
-        .filter_map(|(i, effect)| effect.map(|e| (i, e)))
-        .collect()
+        .await;
+        effects.extend(carried.into_iter().filter_map(|(i, effect)| effect.map(|e| (i, e))));
+        effects
     }
 
     fn copy_request(&self, job: &Job, home: &AccountId) -> CopyRequest {
@@ -352,13 +421,14 @@ async fn deregister_failed<E: Ec2>(ec2: &E, copy: Option<&ImageId>) {
 async fn observe<E: Ec2>(
     ec2: &E,
     jobs: &PlaceJobs<usize>,
+    woken: bool,
     source_states: BTreeMap<(ImageId, Region), ImageState>,
     now_seconds: i64,
 ) -> Observations {
     let sources: Vec<ImageId> = jobs.sources();
     let (pending, existing) = tokio::join!(
         async {
-            if jobs.needs_in_flight() {
+            if woken || jobs.needs_in_flight() {
                 Some(ec2.pending_images().await)
             } else {
                 None

@@ -3,10 +3,11 @@
 
 use super::{lock, Shared};
 use crate::core::errors::PortError;
-use crate::ports::{Lease, Leases, PortFuture};
+use crate::ports::{Lease, Leases, PortFuture, WaitingChanges, WaitingList};
+use std::collections::BTreeMap;
 
-/// A lease's item.
-#[derive(Debug, Clone, PartialEq)]
+/// A place's item: its lease, and the jobs waiting there.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct SimLease {
     /// Who holds it; `None`: given back.
     pub holder: Option<String>,
@@ -14,6 +15,43 @@ pub struct SimLease {
     pub until: f64,
     /// When it was given back.
     pub released_at: Option<f64>,
+    /// The waiting jobs' entries (attribute name, value).
+    pub waiting: BTreeMap<String, String>,
+    /// When the place's wake-up message is due.
+    pub wake_at: Option<f64>,
+}
+
+/// DynamoDB's item size limit (400 KB): the names and values of the attributes.
+pub const ITEM_BYTES: usize = 400 * 1024;
+
+impl SimLease {
+    fn list(&self) -> WaitingList {
+        WaitingList {
+            entries: self.waiting.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            wake_at: self.wake_at,
+        }
+    }
+
+    /// Applies `changes` as one write would: refused whole when the item would outgrow DynamoDB's limit.
+    fn change(&mut self, park: &[(String, String)], unpark: &[String], wake_at: Option<f64>) -> Result<(), PortError> {
+        let mut next = self.waiting.clone();
+        for key in unpark {
+            next.remove(key);
+        }
+        next.extend(park.iter().cloned());
+        let bytes: usize = next.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>() + 100;
+        if bytes > ITEM_BYTES {
+            return Err(PortError::from_code(
+                "ValidationException",
+                "Item size to update has exceeded the maximum allowed size",
+            ));
+        }
+        self.waiting = next;
+        if wake_at.is_some() {
+            self.wake_at = wake_at;
+        }
+        Ok(())
+    }
 }
 
 /// One call to the table: refused once the invocation has stopped, counted, and (`faulty`: the calls that
@@ -27,6 +65,13 @@ fn table_call(w: &mut super::World, op: &'static str, faulty: bool) -> Result<()
         return Err(PortError::from_code("InternalServerError", "simulated DynamoDB fault"));
     }
     Ok(())
+}
+
+/// Entries one write changes (the update expression's size): more take more writes.
+const ENTRIES_PER_WRITE: usize = 100;
+
+fn writes(entries: usize) -> usize {
+    entries.div_ceil(ENTRIES_PER_WRITE).max(1)
 }
 
 pub struct SimLeases {
@@ -44,28 +89,71 @@ impl Leases for SimLeases {
         Box::pin(async move {
             tokio::task::yield_now().await;
             let mut w = lock(&self.world);
-            table_call(&mut w, "PutItem", true)?;
-            let old = w.leases.get(key).cloned();
-            match old {
-                Some(l) if l.holder.is_some() && l.until >= now => Ok(Lease::HeldUntil(l.until)),
-                _ => {
-                    let released_at = old.and_then(|l| l.released_at.filter(|_| l.holder.is_none()));
-                    let lease = SimLease { holder: Some(holder.to_string()), until, released_at: None };
-                    w.leases.insert(key.to_string(), lease);
-                    Ok(Lease::Taken { released_at })
-                }
+            table_call(&mut w, "UpdateItem", true)?;
+            let item = w.leases.entry(key.to_string()).or_default();
+            if item.holder.is_some() && item.until >= now {
+                return Ok(Lease::HeldUntil(item.until));
             }
+            let released_at = item.released_at.take().filter(|_| item.holder.is_none());
+            let waiting = item.list();
+            item.holder = Some(holder.to_string());
+            item.until = until;
+            Ok(Lease::Taken { released_at, waiting })
         })
     }
 
-    fn release<'a>(&'a self, key: &'a str, holder: &'a str, now: f64) -> PortFuture<'a, ()> {
+    fn release_with<'a>(
+        &'a self,
+        key: &'a str,
+        holder: &'a str,
+        now: f64,
+        changes: WaitingChanges,
+    ) -> PortFuture<'a, ()> {
         Box::pin(async move {
             tokio::task::yield_now().await;
             let mut w = lock(&self.world);
-            table_call(&mut w, "PutItem", false)?;
-            if let Some(lease) = w.leases.get_mut(key).filter(|l| l.holder.as_deref() == Some(holder)) {
-                *lease = SimLease { holder: None, until: 0.0, released_at: Some(now) };
+            for _ in 0..writes(changes.park.len() + changes.unpark.len()) {
+                table_call(&mut w, "UpdateItem", false)?;
             }
+            let item = w.leases.entry(key.to_string()).or_default();
+            if item.holder.as_deref() == Some(holder) {
+                item.holder = None;
+                item.until = 0.0;
+                item.released_at = Some(now);
+            }
+            item.change(&changes.park, &changes.unpark, changes.wake_at)
+        })
+    }
+
+    fn park<'a>(&'a self, key: &'a str, entries: &'a [(String, String)], _now: f64) -> PortFuture<'a, Option<f64>> {
+        Box::pin(async move {
+            tokio::task::yield_now().await;
+            let mut w = lock(&self.world);
+            for _ in 0..writes(entries.len()) {
+                table_call(&mut w, "UpdateItem", true)?;
+            }
+            let item = w.leases.entry(key.to_string()).or_default();
+            let wake_at = item.wake_at;
+            item.change(entries, &[], None)?;
+            Ok(wake_at)
+        })
+    }
+
+    fn waiting<'a>(&'a self, key: &'a str) -> PortFuture<'a, WaitingList> {
+        Box::pin(async move {
+            tokio::task::yield_now().await;
+            let mut w = lock(&self.world);
+            table_call(&mut w, "GetItem", true)?;
+            Ok(w.leases.get(key).map(SimLease::list).unwrap_or_default())
+        })
+    }
+
+    fn set_wake<'a>(&'a self, key: &'a str, at: f64) -> PortFuture<'a, ()> {
+        Box::pin(async move {
+            tokio::task::yield_now().await;
+            let mut w = lock(&self.world);
+            table_call(&mut w, "UpdateItem", false)?;
+            w.leases.entry(key.to_string()).or_default().wake_at = Some(at);
             Ok(())
         })
     }
