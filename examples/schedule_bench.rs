@@ -312,8 +312,13 @@ async fn one_invocation_rss() {
     for id in &ids {
         sim.send(&event(id));
     }
-    // The fan-out of 100 sources, then the first steps of their 1,600 jobs (up to 100 messages each time).
-    for _ in 0..2 {
+    // The fan-out of 100 sources, then the first steps of their 1,600 jobs (up to 100 messages each time), then
+    // the wake-ups that start them once the burst has gathered (100 per place, as the bucket allows).
+    for n in 0..4 {
+        if n == 3 {
+            let t = sim.world.lock().unwrap_or_else(|e| e.into_inner()).now_ms + 30_000;
+            sim.world.lock().unwrap_or_else(|e| e.into_inner()).advance_to(t);
+        }
         let next = sim.world.lock().unwrap_or_else(|e| e.into_inner()).next_event_at();
         if let Some(t) = next {
             sim.world.lock().unwrap_or_else(|e| e.into_inner()).advance_to(t);
@@ -419,7 +424,9 @@ async fn main() {
         .map(|c| c.split(',').filter_map(|n| n.trim().parse().ok()).collect())
         .unwrap_or_else(|| vec![mapping().1, 20]);
     for s in scenarios.iter().filter(|s| only.as_deref().is_none_or(|o| o.split(',').any(|n| n == s.name))) {
-        for events in [false, true] {
+        for events in
+            [false, true].into_iter().filter(|e| std::env::var("BENCH_EVENTS").map_or(true, |v| v == e.to_string()))
+        {
             for &c in &concurrencies {
                 println!("{}", product(s, 42, events, c).await);
             }

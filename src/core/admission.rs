@@ -33,6 +33,17 @@ pub fn copy_tokens(started: &[i64], now: i64) -> usize {
     tokens.max(0.0).floor() as usize
 }
 
+/// The CopyImage calls admission spends of the `tokens` the replay found: one fewer unless the bucket is full. The
+/// replay sees starts to the second and never the calls EC2 refused; a call over the bucket puts it in debt that
+/// every further call deepens, so the estimate errs low.
+pub fn usable_tokens(tokens: usize) -> usize {
+    if tokens >= COPY_BUCKET.0 as usize {
+        tokens
+    } else {
+        tokens.saturating_sub(1)
+    }
+}
+
 /// Jobs tagged with the caller's `T`: `(start now, wait)`.
 pub type Admission<T> = (Vec<(T, Job)>, Vec<(T, Job)>);
 

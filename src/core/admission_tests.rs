@@ -63,3 +63,10 @@ fn the_copy_bucket_is_replayed_from_the_starts_ec2_shows() {
     assert_eq!(copy_tokens(&two, 1_060), 20);
     assert_eq!(copy_tokens(&[1_070], 1_060), 99);
 }
+
+#[test]
+fn admission_spends_one_token_fewer_than_a_partly_spent_bucket_shows() {
+    assert_eq!(usable_tokens(100), 100);
+    assert_eq!(usable_tokens(30), 29);
+    assert_eq!(usable_tokens(0), 0);
+}

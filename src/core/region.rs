@@ -139,7 +139,7 @@ impl<T> PlacePlan<T> {
         let started: Vec<i64> =
             pending.iter().filter_map(|i| i.created.as_deref().and_then(super::time::parse_rfc3339)).collect();
         self.copy_tokens = admission::copy_tokens(&started, now_seconds);
-        self.room = admission::room(limit, self.in_flight).min(self.copy_tokens);
+        self.room = admission::room(limit, self.in_flight).min(admission::usable_tokens(self.copy_tokens));
         self.room
     }
 

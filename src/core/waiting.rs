@@ -129,12 +129,12 @@ pub struct Choice<T> {
 /// Jobs still [`gathering`] at `now` are not started yet (a batch's are parked), unless they replace a failed copy.
 pub fn choose<T>(batch: Vec<(T, Job)>, stored: Vec<Waiting>, room: usize, now: i64) -> Choice<T> {
     enum Candidate<T> {
-        Batch(T, Job),
+        Batch(T, Box<Job>),
         Stored(Waiting),
     }
     let in_batch: std::collections::BTreeSet<String> = batch.iter().map(|(_, j)| Waiting::of(j).key()).collect();
     let mut all: Vec<(Waiting, Candidate<T>)> =
-        batch.into_iter().map(|(t, j)| (Waiting::of(&j), Candidate::Batch(t, j))).collect();
+        batch.into_iter().map(|(t, j)| (Waiting::of(&j), Candidate::Batch(t, Box::new(j)))).collect();
     all.extend(stored.into_iter().filter(|w| !in_batch.contains(&w.key())).map(|w| (w.clone(), Candidate::Stored(w))));
     all.sort_by_key(|(w, _)| w.priority());
     let mut choice = Choice { start: Vec::new(), take: Vec::new(), park: Vec::new() };
@@ -145,8 +145,8 @@ pub fn choose<T>(batch: Vec<(T, Job)>, stored: Vec<Waiting>, room: usize, now: i
         let admit = n < room && (replaces || !gathering(w.since, now));
         n += usize::from(admit);
         match (candidate, admit) {
-            (Candidate::Batch(t, j), true) => choice.start.push((t, j)),
-            (Candidate::Batch(t, j), false) => choice.park.push((t, j)),
+            (Candidate::Batch(t, j), true) => choice.start.push((t, *j)),
+            (Candidate::Batch(t, j), false) => choice.park.push((t, *j)),
             (Candidate::Stored(w), true) => choice.take.push(w),
             (Candidate::Stored(_), false) => {}
         }
@@ -164,18 +164,22 @@ pub fn gathering(since: Option<i64>, now: i64) -> bool {
     since.is_some_and(|s| s <= now && now < s + GATHER_SECONDS)
 }
 
-/// The delay of a poll of the copies at a place, on a grid of `poll` seconds shifted per place (`seed`): every
-/// copy of a place is looked at at the same instants, so their messages arrive together and one step covers
-/// them (and admits from the waiting list once), however many admission rounds started them. Between half and
-/// one and a half `poll`.
+/// The delay of a poll of copies, on a grid of `poll` seconds shifted by `seed` (the deployment's account): every
+/// copy is looked at at the same instants, so the messages of a place arrive together and one step covers them
+/// (and admits from the waiting list once), however many admission rounds started them. Between half and one and
+/// a half `poll`.
 pub fn poll_on_grid(now: i64, poll: u32, seed: &str) -> u32 {
+    let half = poll.max(2) / 2;
+    half + next_on_grid(now + i64::from(half), poll, seed)
+}
+
+/// Seconds from `now` to the next instant (now included) of the grid of `period` seconds shifted by `seed`.
+pub fn next_on_grid(now: i64, period: u32, seed: &str) -> u32 {
     use sha2::{Digest, Sha256};
-    let poll = i64::from(poll.max(2));
+    let period = i64::from(period.max(2));
     let digest = Sha256::digest(seed.as_bytes());
-    let offset = i64::from(u32::from_le_bytes([digest[0], digest[1], digest[2], digest[3]])) % poll;
-    let earliest = now + poll / 2;
-    let next = earliest + (offset - earliest).rem_euclid(poll);
-    (next - now) as u32
+    let offset = i64::from(u32::from_le_bytes([digest[0], digest[1], digest[2], digest[3]])) % period;
+    (offset - now).rem_euclid(period) as u32
 }
 
 /// The wake-up's period when copies of ours are in flight at the place: their polls and copy events look at the

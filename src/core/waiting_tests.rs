@@ -121,5 +121,11 @@ fn a_places_polls_fall_on_one_grid() {
             (1_000_000 + i64::from(poll_on_grid(1_000_000, 60, "123456789012/eu-west-1"))) % 60
         );
     }
-    assert_ne!(poll_on_grid(0, 60, "a/eu-west-1") % 60, poll_on_grid(0, 60, "a/us-west-2") % 60);
+}
+
+#[test]
+fn copy_events_of_a_minute_come_together() {
+    let at = |now: i64| now + i64::from(next_on_grid(now, 60, "s"));
+    assert!((0..60).all(|k| at(1_000_000 + k) == at(1_000_000) || at(1_000_000 + k) == at(1_000_000) + 60));
+    assert!((0..60).map(|k| next_on_grid(1_000_000 + k, 60, "s")).all(|d| d < 60));
 }

@@ -76,9 +76,13 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                 push(&invocation.facts, Fact::CopyCompleted(Box::new(completion)));
                 push(&invocation.completed, (job, image.id.clone()));
                 if self.leases.keeps_waiting_jobs() {
-                    // Its slot is free: the place's waiting jobs, if any, are looked at now, not at the next poll.
+                    // Its slot is free: the place's waiting jobs, if any, are looked at soon, not at the next poll
+                    // (300 s with copy events). At the next instant of a one-minute grid: the events of a place in
+                    // that minute come together, and one step admits for all of them.
+                    let grid = self.settings.step.capacity_max_seconds.clamp(1, 60);
+                    let delay = crate::core::waiting::next_on_grid(now as i64, grid, home.as_str());
                     let body = Continuation::wake_body(place, true);
-                    return vec![Effect::Send(OutgoingMessage { body, delay_seconds: 0 })];
+                    return vec![Effect::Send(OutgoingMessage { body, delay_seconds: delay })];
                 }
             }
             Err(e) => warn!(copy = %image.id, error = %e, "copy event: sharing failed; left to polling"),

@@ -1,8 +1,9 @@
 //! The replicator: runs a batch of decoded messages through the core, using the ports. The same code runs in
 //! Lambda, in the tests and in the simulator. One file per phase: [`durable`] (what an item's effects are and
 //! how they are made durable), [`fan_out`] (a source to one job per place), [`place`] (a place's step:
-//! observe, decide in `core::region`, act), [`share`] (grants on the source and launch permissions on copies),
-//! [`lifecycle`] (a deregistered source's copies).
+//! observe, decide in `core::region`, start copies), [`waiting`] (the place's waiting list: park, take, give the
+//! lease back, wake-ups), [`outcome`] (what a job's decision then means), [`share`] (grants on the source and
+//! launch permissions on copies), [`lifecycle`] (a deregistered source's copies).
 
 mod admit;
 mod copy_events;
@@ -16,6 +17,7 @@ mod lease;
 mod lifecycle;
 mod outputs;
 pub use outputs::{completed_event, failed_event, finished_event, retired_event, COMPLETED, FAILED, FINISHED, RETIRED};
+mod outcome;
 mod place;
 mod records;
 pub use records::PlaceEc2;

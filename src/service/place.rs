@@ -8,10 +8,9 @@ use super::{push, Effect, Invocation, Replicator};
 use crate::core::facts::{Completion, Fact};
 use crate::core::ids::{AccountId, ImageId, Place, Region};
 use crate::core::image::{ImageState, Tag};
-use crate::core::job::{Continuation, Job, Phase};
+use crate::core::job::{Job, Phase};
 use crate::core::provenance::{
-    client_token, copy_tags, provenance_tags, ATTEMPT_TAG, SHARE_FAILED_TAG, SOURCE_CREATED_TAG, SOURCE_IMAGE_TAG,
-    SOURCE_OWNER_TAG,
+    client_token, copy_tags, provenance_tags, ATTEMPT_TAG, SOURCE_CREATED_TAG, SOURCE_IMAGE_TAG, SOURCE_OWNER_TAG,
 };
 use crate::core::region::{self, Observations, PlaceJobs};
 use crate::core::rules;
@@ -22,7 +21,7 @@ use crate::ports::{CopyRequest, Ec2, Ec2Regions, ImageBuilder, Queue};
 use futures::future::join_all;
 use futures::StreamExt;
 use std::collections::{BTreeMap, BTreeSet};
-use tracing::{error, info, warn, Instrument};
+use tracing::{info, warn, Instrument};
 
 /// CopyImage calls in flight at once per place and invocation (the SDK's adaptive retry paces them further).
 const COPY_CONCURRENCY: usize = 8;
@@ -132,10 +131,17 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         let policy = plan.policy.clone();
         let policy = &policy;
         let start = std::mem::take(&mut plan.start);
+        let copy_throttled = std::sync::atomic::AtomicBool::new(false);
+        let copy_throttled = &copy_throttled;
         let started: Vec<_> = futures::stream::iter(start.into_iter().map(|(i, job)| {
             let ec2 = &ec2;
             let span = job_span(&job);
             async move {
+                if copy_throttled.load(std::sync::atomic::Ordering::Relaxed) {
+                    info!("CopyImage was throttled at this place; the job waits for the next step");
+                    let decision = step::wait_for_capacity(&job, policy);
+                    return (i, job, decision);
+                }
                 if !self.lease_allows_copy(until) {
                     info!("the admission lease is about to end; the job waits for the next step");
                     let decision = step::wait_for_capacity(&job, policy);
@@ -163,7 +169,13 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                             },
                         );
                     }
-                    Err(e) => warn!(error = %e, "copy not started"),
+                    Err(e) => {
+                        // The bucket is in debt: a further call would deepen it.
+                        if e.class == crate::core::errors::ErrorClass::Throttled {
+                            copy_throttled.store(true, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        warn!(error = %e, "copy not started")
+                    }
                 }
                 let decision = region::after_copy(&job, &result, policy);
                 (i, job, decision)
@@ -188,14 +200,16 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
 
         let mut decided: Vec<_> = std::mem::take(&mut plan.decided).into_iter().chain(started).collect();
         if parks {
-            // Every copy of the place is polled at the same instants: one step covers them all.
+            // Every copy is polled at the same instants, whatever round started it: one step covers a place's
+            // copies, and the copies of one source in every place (they finish together: the same size, started
+            // together) are shared by few invocations, which read the source's launch permissions once each.
             let now = self.now() as i64;
-            let key = lease_key(&place, home);
+            let key = home.as_str();
             for (_, _, decision) in decided.iter_mut() {
                 if let Decision::Continue { job, delay_seconds } = decision {
                     let poll = matches!(job.phase, Phase::Wait { .. }) && job.retries == 0 && job.throttles == 0;
                     if poll && *delay_seconds == plan.policy.poll_seconds {
-                        *delay_seconds = waiting::poll_on_grid(now, self.settings.step.poll_seconds, &key);
+                        *delay_seconds = waiting::poll_on_grid(now, self.settings.step.poll_seconds, key);
                     }
                 }
             }
@@ -269,100 +283,6 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         }
     }
 
-    /// Carries out a decision; `None` when the job is done.
-    async fn carry_out(
-        &self,
-        ec2: &super::PlaceEc2<R::Ec2>,
-        job: Job,
-        decision: Decision,
-        home: &AccountId,
-        invocation: &Invocation,
-    ) -> Option<Effect> {
-        let policy = &self.settings.step;
-        if let (Decision::Share { copy } | Decision::Disabled { copy }, true) =
-            (&decision, self.past_cutoff(invocation))
-        {
-            info!(copy = %copy, "the invocation's deadline is near; the copy is shared in the next one");
-            let mut waiting = job;
-            waiting.phase = Phase::Wait { copy_image: copy.clone() };
-            return Some(Effect::enqueue(waiting, 0));
-        }
-        // A copy whose source is disabled, or that is disabled itself, follows its source first.
-        let decision = self.follow_source(ec2, &job, decision, invocation).await;
-        match decision {
-            Decision::Share { copy } => match self.share(ec2, &job, &copy, home, invocation).await {
-                Ok(()) => {
-                    info!(copy = %copy, "replicated");
-                    let completion = Completion {
-                        copy_seconds: job.copy_started.map(|s| (self.now() - s as f64).max(0.0)),
-                        ..self.completion(&job, &copy, home)
-                    };
-                    push(&invocation.facts, Fact::CopyCompleted(Box::new(completion)));
-                    // Best effort: a failed copy left behind is harmless (never resumed, never counted).
-                    deregister_failed(ec2, older_failed(&job, &copy)).await;
-                    push(&invocation.completed, (job, copy));
-                    None
-                }
-                Err(e) if e.code == crate::core::errors::PACED => {
-                    // Not a failure: the copy is shared a few seconds later, when the request bucket has refilled.
-                    info!(copy = %copy, reason = %e.message, "share put off (request pacing)");
-                    let mut waiting = job;
-                    waiting.phase = Phase::Wait { copy_image: copy };
-                    Some(Effect::enqueue(waiting, super::share::PACED_RETRY_SECONDS))
-                }
-                Err(e) => {
-                    warn!(copy = %copy, error = %e, "sharing failed");
-                    if e.class == crate::core::errors::ErrorClass::Permanent {
-                        // The copy stays unshared: say so on it (the status command shows it `incomplete`).
-                        let reason: String = e.to_string().chars().take(200).collect();
-                        if let Err(e) =
-                            ec2.add_tags(std::slice::from_ref(&copy), &[Tag::new(SHARE_FAILED_TAG, reason)]).await
-                        {
-                            warn!(copy = %copy, error = %e, "could not mark the copy's failed share");
-                        }
-                    }
-                    let mut waiting = job;
-                    waiting.phase = Phase::Wait { copy_image: copy };
-                    Some(decision_effect(step::on_error(&waiting, &e, policy), &waiting))
-                }
-            },
-            Decision::Done { copy } => {
-                info!(copy = %copy, "replicated (already shared)");
-                deregister_failed(ec2, older_failed(&job, &copy)).await;
-                push(&invocation.completed, (job, copy));
-                None
-            }
-            Decision::Replace { deregister, job: next } => {
-                push(&invocation.facts, Fact::CopyFailed { region: job.destination.clone() });
-                push(&invocation.facts, Fact::CopyReplaced { region: job.destination.clone() });
-                deregister_failed(ec2, deregister.as_ref()).await;
-                warn!(copy = ?next.replaces.as_ref().map(ImageId::as_str), failed_copies = next.failed_copies,
-                    "copy failed; copying again");
-                Some(Effect::enqueue(next, 0))
-            }
-            Decision::GiveUp { failed_copy: Some(copy), reason } => {
-                push(&invocation.facts, Fact::CopyFailed { region: job.destination.clone() });
-                // The last failed copy stays as a tombstone (tagged once the dead letter is stored): duplicates of
-                // this job and the sweep see that this place was given up on, and stop, instead of trying (and
-                // dead-lettering) again.
-                deregister_failed(ec2, older_failed(&job, &copy)).await;
-                error!(reason = %reason, "replication failed");
-                Some(Effect::GiveUp {
-                    body: Continuation::body(std::slice::from_ref(&job)),
-                    reason: format!("{job}: {reason}"),
-                    place: job.place(),
-                    tombstone: copy,
-                })
-            }
-            Decision::Stop { reason } => {
-                info!(reason = %reason, "replication stopped");
-                push(&invocation.stopped, (job, reason));
-                None
-            }
-            other => Some(decision_effect(other, &job)),
-        }
-    }
-
     /// The states of the place's sources, as admission read them (no call: the invocation remembers them).
     async fn source_states(
         &self,
@@ -399,20 +319,6 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
             source_created: job.source_created.clone(),
             rule: job.rule.clone(),
         }
-    }
-}
-
-/// The failed copy `job` replaced, unless it is `copy` itself: deregistered once its successor is settled.
-fn older_failed<'a>(job: &'a Job, copy: &ImageId) -> Option<&'a ImageId> {
-    job.replaces.as_ref().filter(|old| *old != copy)
-}
-
-/// Deregisters a failed copy, best effort (a failed copy left behind is harmless).
-async fn deregister_failed<E: Ec2>(ec2: &E, copy: Option<&ImageId>) {
-    let Some(copy) = copy else { return };
-    match ec2.deregister_image(copy).await {
-        Ok(()) => info!(copy = %copy, "failed copy deregistered"),
-        Err(e) => warn!(copy = %copy, error = %e, "could not deregister the failed copy"),
     }
 }
 
