@@ -106,16 +106,21 @@ fn percentiles(mut values: Vec<f64>) -> (f64, f64) {
     (at(0.50), at(0.99))
 }
 
-/// A lower bound on any schedule's makespan, per destination region and the largest over regions: the longest
-/// copy; the total copy time over the limit; and CopyImage's request bucket (100 calls at once, then one per
-/// second), which starts the k-th copy (from 0) no earlier than max(0, k - 99) s, so with durations sorted
-/// longest first, max over k of (max(0, k - 99) + d_k).
-fn lower_bound_s(w: &World, limit: u32) -> f64 {
+/// The durations of the copies that succeeded (seconds), per destination region.
+fn durations_by_region(w: &World) -> BTreeMap<&Region, Vec<f64>> {
     let mut durations: BTreeMap<&Region, Vec<f64>> = BTreeMap::new();
     for c in w.copies.iter().filter(|c| !c.fails) {
         durations.entry(&c.destination).or_default().push((c.ready_at_ms - c.started_ms) as f64 / 1000.0);
     }
     durations
+}
+
+/// A lower bound on any schedule's makespan, per destination region and the largest over regions: the longest
+/// copy; the total copy time over the limit; and CopyImage's request bucket (100 calls at once, then one per
+/// second), which starts the k-th copy (from 0) no earlier than max(0, k - 99) s, so with durations sorted
+/// longest first, max over k of (max(0, k - 99) + d_k).
+fn lower_bound_s(w: &World, limit: u32) -> f64 {
+    durations_by_region(w)
         .values_mut()
         .map(|d| {
             d.sort_by(|a, b| b.total_cmp(a));
@@ -131,11 +136,7 @@ fn lower_bound_s(w: &World, limit: u32) -> f64 {
 /// its duration up front reaches): per region, longest first onto `limit` slots, the k-th start (from 0) no earlier
 /// than max(0, k - 99) s (CopyImage's bucket); the largest over regions.
 fn offline_lpt_s(w: &World, limit: u32) -> f64 {
-    let mut durations: BTreeMap<&Region, Vec<f64>> = BTreeMap::new();
-    for c in w.copies.iter().filter(|c| !c.fails) {
-        durations.entry(&c.destination).or_default().push((c.ready_at_ms - c.started_ms) as f64 / 1000.0);
-    }
-    durations
+    durations_by_region(w)
         .values_mut()
         .map(|d| {
             d.sort_by(|a, b| b.total_cmp(a));

@@ -11,13 +11,18 @@ use std::sync::Arc;
 
 const PLACE: &str = "123456789012/eu-west-1";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_invocation_at_a_time_holds_a_places_lease() {
+/// The emulator (kept running by the caller) and the leases adapter over its admission table.
+async fn table() -> (Emulator, Arc<AwsLeases>) {
     let emulator = Emulator::start(1.0).unwrap();
     let sdk = emulator.sdk_config().await;
     let ddb = aws_sdk_dynamodb::Client::new(&sdk);
     let table = create_admission_table(&ddb, "admission").await.unwrap();
-    let leases = Arc::new(AwsLeases::new(ddb.clone(), table));
+    (emulator, Arc::new(AwsLeases::new(ddb, table)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_invocation_at_a_time_holds_a_places_lease() {
+    let (_emulator, leases) = table().await;
     let now = 1_800_000_000.0;
 
     // Twenty invocations at once: one lease.
@@ -68,11 +73,7 @@ async fn one_invocation_at_a_time_holds_a_places_lease() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_places_waiting_jobs_are_parked_by_anyone_and_read_and_taken_by_the_lease_holder() {
-    let emulator = Emulator::start(1.0).unwrap();
-    let sdk = emulator.sdk_config().await;
-    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
-    let table = create_admission_table(&ddb, "admission").await.unwrap();
-    let leases = Arc::new(AwsLeases::new(ddb.clone(), table));
+    let (_emulator, leases) = table().await;
     let now = 1_800_000_000.0;
     let entry = |n: usize| (format!("w:us-east-1:ami-{n:017x}"), format!("{n} - -"));
 
