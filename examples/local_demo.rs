@@ -24,11 +24,12 @@ const TARGET_REGIONS: &str = "eu-west-1,ap-southeast-2,us-west-2";
 async fn main() -> Result<(), String> {
     tracing_subscriber::fmt()
         .with_target(false)
+        .with_ansi(false)
+        .with_writer(std::io::stdout)
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
     let started = Instant::now();
     let emulator = Emulator::start(3.0)?;
-    println!("emulator: {}", emulator.endpoint);
     let sdk = emulator.sdk_config().await;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let (work, dlq) = create_queues(&sqs, "ami-replicator", 5).await?;
@@ -45,7 +46,11 @@ async fn main() -> Result<(), String> {
         &[LaunchPermission::Account(partner), LaunchPermission::Organization(org)],
     )
     .await?;
-    println!("source: {source} in us-east-1 (tags team, os; shared with 111122223333 and an organization)");
+    eprintln!(
+        "A pipeline built {source} in us-east-1 (tags team=platform, os=al2023; launch permissions for 111122223333 \
+         and an organization).\nEventBridge delivers its \"available\" event; the function copies it to {TARGET_REGIONS} \
+         through the SQS work queue, and shares each copy as the source is shared, plus 444455556666.\n"
+    );
 
     let env: HashMap<&str, String> = HashMap::from([
         ("TARGET_REGIONS", TARGET_REGIONS.to_string()),
@@ -66,7 +71,7 @@ async fn main() -> Result<(), String> {
     entry::handle(&replicator, event, &account).await.map_err(|e| e.to_string())?;
     let summary = drain_queue(&sqs, &work, &replicator, &account, Duration::from_secs(120)).await?;
 
-    println!("\n{:<16} {:<23} {:<10} {:<40} launch permissions", "region", "copy", "state", "tags");
+    let mut rows = vec![format!("{:<16} {:<23} {:<10} {:<40} launch permissions", "region", "copy", "state", "tags")];
     let mut copies = 0;
     for region in TARGET_REGIONS.split(',') {
         let ec2 = ec2_client(&sdk, region);
@@ -91,17 +96,25 @@ async fn main() -> Result<(), String> {
                 .filter_map(|p| p.user_id().or(p.organization_arn()).or(p.organizational_unit_arn()))
                 .collect();
             let state = image.state().map(|s| s.as_str()).unwrap_or("?");
-            println!("{region:<16} {id:<23} {state:<10} {:<40} {}", tags.join(","), grants.join(","));
+            rows.push(format!("{region:<16} {id:<23} {state:<10} {:<40} {}", tags.join(","), grants.join(",")));
         }
     }
     let calls = emulator.calls()?;
-    let total: u64 = calls.as_object().map(|m| m.values().filter_map(Value::as_u64).sum()).unwrap_or(0);
-    println!(
-        "\ninvocations: {} (+1 direct), messages: {}, retried: {}",
-        summary.invocations, summary.messages, summary.retried
+    let mut by_action: Vec<(&String, u64)> =
+        calls.as_object().map(|m| m.iter().filter_map(|(k, v)| Some((k, v.as_u64()?))).collect()).unwrap_or_default();
+    by_action.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let total: u64 = by_action.iter().map(|(_, n)| n).sum();
+    let listed: Vec<String> = by_action.iter().map(|(action, n)| format!("{action} {n}")).collect();
+    eprintln!("What happened");
+    eprintln!(
+        "  {copies} copies in {:.1} s: 1 direct invocation, then {} from the work queue ({} messages, {} retried)",
+        started.elapsed().as_secs_f64(),
+        summary.invocations,
+        summary.messages,
+        summary.retried
     );
-    println!("emulator API calls (incl. the demo's own setup and checks): {calls}");
-    println!("copies: {copies}, wall time: {:.1}s, total calls: {total}", started.elapsed().as_secs_f64());
+    eprintln!("  {total} API calls to the emulator (the demo's own setup and checks included): {}", listed.join(", "));
+    eprintln!("\nThe copies\n  {}", rows.join("\n  "));
     // What `ami-replicator-ctl status IMAGE --region us-east-1` prints for the source (the same code).
     let status_queue = ami_replicator::aws::sqs::AwsQueue::new(
         sqs.clone(),
@@ -124,8 +137,8 @@ async fn main() -> Result<(), String> {
         now,
     )
     .await;
-    println!(
-        "\nami-replicator-ctl status {source} --region us-east-1\n{}",
+    eprintln!(
+        "\nWhat `ami-replicator-ctl status {source} --region us-east-1` answers\n{}",
         ami_replicator::core::status::table(&report)
     );
     if copies != 3 {

@@ -21,10 +21,11 @@
 use ami_replicator::core::ids::{AccountId, ImageId, Region, KNOWN_REGIONS};
 use ami_replicator::core::image::LaunchPermission;
 use ami_replicator::core::provenance::{client_token, provenance_tags};
-use ami_replicator::core::share::SharePolicy;
-use ami_replicator::core::step::StepPolicy;
+use ami_replicator::core::replication_rules::RuleSettings;
+use ami_replicator::core::share::ShareSettings;
+use ami_replicator::core::step::JobLimits;
 use ami_replicator::ports::{CopyRequest, Ec2, Ec2Regions};
-use ami_replicator::service::Settings;
+use ami_replicator::service::DeploymentSettings;
 use ami_replicator::sim::{SimConfig, SimRegions, Simulation, World};
 use serde_json::json;
 use std::cmp::Reverse;
@@ -257,21 +258,24 @@ async fn product(s: &Scenario, seed: u64, events: bool, concurrency: usize) -> s
         world.config.copy_event_loss =
             std::env::var("BENCH_EVENT_LOSS").ok().and_then(|p| p.parse().ok()).unwrap_or(0.01);
     }
-    let settings = Settings {
-        target_regions: destinations(s.regions),
+    let settings = DeploymentSettings {
         tag_filter: None,
         max_copies_per_region: s.limit,
-        step: StepPolicy {
+        step: JobLimits {
             poll_seconds: poll,
             capacity_max_seconds: std::env::var("BENCH_CAPACITY_MAX")
                 .ok()
                 .and_then(|p| p.parse().ok())
                 .unwrap_or(POLL_SECONDS),
-            ..StepPolicy::default()
+            ..JobLimits::default()
         },
-        share: SharePolicy { copy_source_permissions: true, extra: vec![], allow_public: false },
         copy_events: events,
-        ..Settings::default()
+        rule: RuleSettings {
+            target_regions: destinations(s.regions),
+            share: ShareSettings { copy_source_permissions: true, extra: vec![], allow_public: false },
+            ..RuleSettings::default()
+        },
+        ..DeploymentSettings::default()
     };
     let (batch_size, _, window) = mapping();
     let mut sim = Simulation::new(world, settings);
@@ -307,8 +311,11 @@ fn mapping() -> (usize, usize, u64) {
 async fn one_invocation_rss() {
     let s = Scenario { name: "C", amis: 100, regions: 16, limit: 300 };
     let (world, ids) = world(&s, 42);
-    let settings =
-        Settings { target_regions: destinations(s.regions), max_copies_per_region: s.limit, ..Settings::default() };
+    let settings = DeploymentSettings {
+        max_copies_per_region: s.limit,
+        rule: RuleSettings { target_regions: destinations(s.regions), ..RuleSettings::default() },
+        ..DeploymentSettings::default()
+    };
     let mut sim = Simulation::new(world, settings);
     for id in &ids {
         sim.send(&event(id));

@@ -13,7 +13,7 @@ async fn main() -> Result<(), Error> {
     // One SDK configuration for every client; AWS_ENDPOINT_URL (if set) points them all at an emulator.
     let sdk = ami_replicator::aws::sdk_defaults().load().await;
     // The only call at start-up: REPLICATION_RULES=ssm:/path reads its document (one GetParameter).
-    let config = ami_replicator::aws::rules::config_from_env(&sdk)
+    let config = ami_replicator::aws::replication_rules::config_from_env(&sdk)
         .await
         .inspect_err(|e| tracing::error!(error = %e, "start-up failed"))?;
     // Target accounts' roles are assumed on their first call, not here; no client makes a call at start-up.

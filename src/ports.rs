@@ -1,10 +1,10 @@
 //! The ports: the only ways the core touches AWS. Production implements them with the SDK (`crate::aws`),
 //! tests and the benchmark with the simulator (`crate::sim`).
 
+use crate::core::copy_rules::CopyEncryption;
 use crate::core::errors::PortError;
 use crate::core::ids::{AccountId, ImageId, Place, Region, SnapshotId};
 use crate::core::image::{ImageInfo, LaunchPermission, Tag};
-use crate::core::rules::CopyEncryption;
 use std::future::Future;
 
 /// A CopyImage request, as the core decides it.

@@ -11,7 +11,7 @@ use crate::core::provenance::is_our_copy_at;
 use crate::core::share;
 use crate::core::status::{self, PlaceObservation, Report};
 use crate::ports::{CopyRecords, Ec2, Ec2Regions, Queue};
-use crate::service::{PlaceEc2, Settings};
+use crate::service::{DeploymentSettings, PlaceEc2};
 use futures::future::join_all;
 use std::sync::Arc;
 
@@ -22,7 +22,7 @@ pub async fn status<R: Ec2Regions, Q: Queue>(
     ec2: &R,
     queue: &Q,
     records: &Arc<dyn CopyRecords>,
-    settings: &Settings,
+    settings: &DeploymentSettings,
     home: &AccountId,
     source: &ImageId,
     source_region: &Region,
@@ -44,9 +44,10 @@ pub async fn status<R: Ec2Regions, Q: Queue>(
         _ => (std::borrow::Cow::Borrowed(settings), None),
     };
     let settings = settings.as_ref();
-    let places = plan::configured_places(source_region, &settings.target_regions, &settings.target_accounts, home);
+    let places =
+        plan::configured_places(source_region, &settings.rule.target_regions, &settings.rule.target_accounts, home);
     // The source's family (RETAIN_COPIES): the value of its family tag, as EC2 shows the source.
-    let family = settings.retention.as_ref().and_then(|policy| {
+    let family = settings.rule.retention.as_ref().and_then(|policy| {
         let value = image.as_ref()?.tag(&policy.family_tag)?;
         Some((policy.clone(), value.to_string()))
     });
@@ -54,7 +55,8 @@ pub async fn status<R: Ec2Regions, Q: Queue>(
         let (source_permissions, family) = (&source_permissions, &family);
         async move {
             let owner = place.owner(home).clone();
-            let wanted = share::decide(source_permissions, &settings.share, &owner, &settings.target_accounts).grants;
+            let wanted =
+                share::decide(source_permissions, &settings.rule.share, &owner, &settings.rule.target_accounts).grants;
             let ec2 = match ec2.at(&place) {
                 Ok(ec2) => PlaceEc2::new(ec2, place.clone(), Some(home), records.clone()),
                 Err(e) => {
@@ -80,7 +82,7 @@ pub async fn status<R: Ec2Regions, Q: Queue>(
                 }
                 None => None,
             };
-            let template = match settings.launch_templates.get(&place) {
+            let template = match settings.rule.launch_templates.get(&place) {
                 Some(name) => Some((name.clone(), ec2.launch_template_versions(name).await.map_err(|e| e.to_string()))),
                 None => None,
             };

@@ -8,7 +8,7 @@ pub mod launch_templates;
 pub mod leases;
 pub mod outputs;
 pub mod places;
-pub mod rules;
+pub mod replication_rules;
 pub mod sqs;
 
 /// No single call outlives this, its retries included (the SDK's operation timeout): a call started before the

@@ -11,7 +11,7 @@
 //!   one), then, for an image described by its tags, name, owner and region, prints which rule applies and
 //!   where its copies would go.
 
-use ami_replicator::aws::rules::config_from;
+use ami_replicator::aws::replication_rules::config_from;
 use ami_replicator::aws::{ec2::AwsEc2Regions, sqs::AwsQueue};
 use ami_replicator::config::Config;
 use ami_replicator::core::ids::{AccountId, ImageId, Region};
@@ -150,8 +150,8 @@ fn rules_check(args: CheckArgs) -> Result<bool, String> {
     let settings = &config.settings;
     println!("{} rules, valid:", settings.rules.len());
     for rule in &settings.rules {
-        let regions: Vec<&str> = rule.treatment.target_regions.iter().map(Region::as_str).collect();
-        let accounts: Vec<&str> = rule.treatment.target_accounts.iter().map(AccountId::as_str).collect();
+        let regions: Vec<&str> = rule.settings.target_regions.iter().map(Region::as_str).collect();
+        let accounts: Vec<&str> = rule.settings.target_accounts.iter().map(AccountId::as_str).collect();
         println!("  {}: regions [{}], accounts [{}]", rule.name, regions.join(", "), accounts.join(", "));
     }
     let Some(region) = &args.region else { return Ok(true) };
@@ -183,12 +183,16 @@ fn rules_check(args: CheckArgs) -> Result<bool, String> {
     match settings.for_source(&image, &region, &home) {
         Ok((rule_settings, rule)) => {
             println!("rule: {}", rule.unwrap_or("(none)"));
-            let places =
-                plan::configured_places(&region, &rule_settings.target_regions, &rule_settings.target_accounts, &home);
+            let places = plan::configured_places(
+                &region,
+                &rule_settings.rule.target_regions,
+                &rule_settings.rule.target_accounts,
+                &home,
+            );
             for place in places {
                 let account = place.account.as_ref().map_or("this account".to_string(), ToString::to_string);
                 let key =
-                    rule_settings.encryption.kms_keys.get(&place).map_or(String::new(), |k| format!(" (key {k})"));
+                    rule_settings.rule.encryption.kms_keys.get(&place).map_or(String::new(), |k| format!(" (key {k})"));
                 println!("  copy to {} in {account}{key}", place.region);
             }
         }

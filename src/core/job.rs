@@ -126,7 +126,7 @@ pub struct Job {
     /// it from the rule that matches the source as EC2 shows it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rule: Option<String>,
-    /// The source's tags as EC2 shows them now, set at admission (`policy::refresh_from_source`) and never carried
+    /// The source's tags as EC2 shows them now, set at admission (`trust::refresh_from_source`) and never carried
     /// by a message: the copy is created with its user tags (`provenance::copy_tags`).
     #[serde(skip)]
     pub source_tags: Vec<super::image::Tag>,
@@ -212,7 +212,7 @@ pub struct Continuation {
     pub jobs: Vec<Job>,
     /// Watched replications (PUBLISH_EVENTS): `{"ami_replicator": 1, "jobs": [], "watch": [...]}`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub watch: Vec<super::finish::Watch>,
+    pub watch: Vec<super::watch::Watch>,
     /// Places whose waiting jobs to look at (a wake-up): `{"ami_replicator": 1, "jobs": [], "wake": [{"region":
     /// ...}]}`. `check`: only when some wait there (a copy event's; read first, without the lease).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -223,7 +223,7 @@ pub struct Continuation {
 
 impl Continuation {
     /// The body of a watch message.
-    pub fn watch_body(watch: &[super::finish::Watch]) -> String {
+    pub fn watch_body(watch: &[super::watch::Watch]) -> String {
         let envelope = Continuation {
             ami_replicator: MESSAGE_VERSION,
             jobs: vec![],

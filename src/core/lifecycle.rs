@@ -3,7 +3,9 @@
 
 use super::ids::{AccountId, ImageId, Place, Region, SnapshotId};
 use super::image::{ImageInfo, ImageState};
+use super::job::Job;
 use super::provenance::{is_our_copy_at, source_was_home};
+use super::step::Decision;
 
 /// What to do with one copy of a deregistered source.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,6 +128,51 @@ pub fn follow(copy: &ImageState, source: Option<&ImageState>, follows: bool) -> 
         (ImageState::Available, Some(s)) if s.is_disabled() => Follow::Disable,
         (c, Some(ImageState::Available)) if c.is_disabled() => Follow::Enable,
         _ => Follow::Stay,
+    }
+}
+
+/// The place step's decision about a job's existing copy, once its source's state is known (`None`: EC2 does not
+/// know the source), its rule having DISABLE_COPIES_WITH_SOURCE when `follows`: an available copy about to be
+/// shared whose source is disabled is disabled instead; a disabled copy whose source is available again is
+/// enabled and shared; a disabled copy otherwise stops its job, saying why it is left alone. Other decisions are
+/// unchanged.
+pub fn with_source(job: &Job, decision: Decision, source: Option<&ImageState>, follows: bool) -> Decision {
+    let (copy, state) = match &decision {
+        Decision::Share { copy } => (copy.clone(), ImageState::Available),
+        Decision::Disabled { copy } => (copy.clone(), ImageState::Other("disabled".into())),
+        _ => return decision,
+    };
+    match follow(&state, source, follows) {
+        Follow::Disable => Decision::DisableWithSource { copy },
+        Follow::Enable => Decision::EnableAndShare { copy },
+        Follow::Stay if matches!(decision, Decision::Disabled { .. }) => Decision::Stop {
+            reason: format!(
+                "copy {copy} in {} is disabled and left so ({}): enable it, or deregister it for a new copy",
+                job.place(),
+                match source {
+                    Some(s) if s.is_disabled() => "its source is disabled too",
+                    _ if !follows => "DISABLE_COPIES_WITH_SOURCE is off",
+                    _ => "its source is not available",
+                }
+            ),
+        },
+        Follow::Stay => decision,
+    }
+}
+
+/// After [`Decision::DisableWithSource`]: the job stops once its copy is disabled; a copy kept because something
+/// uses it (`disabled` false) is shared as any copy.
+pub fn after_disable(job: &Job, copy: ImageId, disabled: bool) -> Decision {
+    if !disabled {
+        return Decision::Share { copy };
+    }
+    Decision::Stop {
+        reason: format!(
+            "source {} is disabled: its copy {copy} in {} follows it (DISABLE_COPIES_WITH_SOURCE); enabling the \
+             source enables and shares the copy",
+            job.source_image,
+            job.place()
+        ),
     }
 }
 

@@ -124,7 +124,7 @@ pub fn fan_out(source: &ImageInfo, source_region: &Region, places: &[Place]) -> 
         .map(|place| {
             let mut job = Job::new(source.id.clone(), source_region.clone(), place.region.clone(), None, None);
             job.account = place.account.clone();
-            super::policy::refresh_from_source(&mut job, source);
+            super::trust::refresh_from_source(&mut job, source);
             job
         })
         .collect()

@@ -5,7 +5,7 @@ use super::image::LaunchPermission;
 
 /// The operator's sharing settings.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SharePolicy {
+pub struct ShareSettings {
     /// Re-apply the source image's own launch permissions (COPY_SOURCE_LAUNCH_PERMISSIONS).
     pub copy_source_permissions: bool,
     /// Always share with these (SHARE_WITH_ACCOUNTS, SHARE_WITH_ORGANIZATION_ARNS, SHARE_WITH_OU_ARNS).
@@ -27,7 +27,7 @@ pub struct ShareDecision {
 /// those grants on the source are not passed on to copies (the target accounts get copies of their own).
 pub fn decide(
     source: &[LaunchPermission],
-    policy: &SharePolicy,
+    policy: &ShareSettings,
     owner: &AccountId,
     copy_grants: &[AccountId],
 ) -> ShareDecision {

@@ -13,7 +13,7 @@ fn merges_source_and_configured_without_duplicates_or_owner() {
     let org = LaunchPermission::Organization(
         OrganizationArn::parse("arn:aws:organizations::123456789012:organization/o-abc123def4").unwrap(),
     );
-    let policy = SharePolicy {
+    let policy = ShareSettings {
         copy_source_permissions: true,
         extra: vec![acct("222222222222"), acct("123456789012"), org.clone()],
         allow_public: false,
@@ -26,7 +26,7 @@ fn merges_source_and_configured_without_duplicates_or_owner() {
 #[test]
 fn public_needs_explicit_permission() {
     let owner = AccountId::parse("123456789012").unwrap();
-    let mut policy = SharePolicy { copy_source_permissions: true, ..Default::default() };
+    let mut policy = ShareSettings { copy_source_permissions: true, ..Default::default() };
     let d = decide(&[LaunchPermission::Public, acct("111111111111")], &policy, &owner, &[]);
     assert_eq!(d.grants, vec![acct("111111111111")]);
     assert!(d.public_withheld);
@@ -38,7 +38,8 @@ fn public_needs_explicit_permission() {
 #[test]
 fn source_permissions_can_be_ignored() {
     let owner = AccountId::parse("123456789012").unwrap();
-    let policy = SharePolicy { copy_source_permissions: false, extra: vec![acct("333333333333")], allow_public: false };
+    let policy =
+        ShareSettings { copy_source_permissions: false, extra: vec![acct("333333333333")], allow_public: false };
     let d = decide(&[acct("111111111111")], &policy, &owner, &[]);
     assert_eq!(d.grants, vec![acct("333333333333")]);
 }

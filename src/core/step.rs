@@ -12,7 +12,7 @@ pub const MAX_DELAY_SECONDS: u32 = 900;
 
 /// Limits of a job's life.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StepPolicy {
+pub struct JobLimits {
     /// Delay before checking a pending copy again (COPY_POLL_SECONDS).
     pub poll_seconds: u32,
     /// Copies that may end `failed` before the job gives up (3).
@@ -28,7 +28,7 @@ pub struct StepPolicy {
     pub capacity_max_seconds: u32,
 }
 
-impl Default for StepPolicy {
+impl Default for JobLimits {
     fn default() -> Self {
         Self {
             poll_seconds: 60,
@@ -61,10 +61,50 @@ pub enum Decision {
     Vanished { copy: ImageId },
     /// Nothing failed, but there is nothing left to do (e.g. the source was deregistered): log and end.
     Stop { reason: String },
-    /// The copy exists but is disabled (DisableImage): never copied again, never counted failed. The shell
-    /// enables and shares it when the source is available and its rule has DISABLE_COPIES_WITH_SOURCE
-    /// ([`super::lifecycle::follow`]); otherwise the job stops and says so.
+    /// The copy exists but is disabled (DisableImage): never copied again, never counted failed. The place step
+    /// turns it into [`Decision::EnableAndShare`] or [`Decision::Stop`] from its source's state
+    /// ([`super::lifecycle::with_source`]).
     Disabled { copy: ImageId },
+    /// The copy is available, its source EC2 shows disabled and its rule has DISABLE_COPIES_WITH_SOURCE: disable
+    /// it, unless something uses it (then it is shared as any copy); the job then stops
+    /// ([`super::lifecycle::after_disable`]).
+    DisableWithSource { copy: ImageId },
+    /// The copy is disabled and its source available again (DISABLE_COPIES_WITH_SOURCE): enable it, then share it
+    /// (enabling restores no launch permission).
+    EnableAndShare { copy: ImageId },
+}
+
+/// How long a share put off by the pacing of sources' reads waits: the request bucket refills 100 calls in 5 s.
+pub const PACED_RETRY_SECONDS: u32 = 5;
+
+/// What a failed share of `copy` means for its job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShareFailure {
+    /// Not a failure: the share was put off by request pacing; the job waits for its copy again.
+    PutOff { job: Job, delay_seconds: u32 },
+    /// The share failed: the job's next step, and the reason to mark on the copy when the failure is for good
+    /// (the status command then shows the place `incomplete`).
+    Failed { decision: Decision, mark: Option<String> },
+}
+
+/// What a failed share means: put off when it was paced, else the job (waiting for its copy) takes the error as
+/// any step does ([`on_error`]), and a permanent error is marked on the copy.
+pub fn on_share_error(job: &Job, copy: &ImageId, err: &PortError, policy: &JobLimits) -> ShareFailure {
+    if err.code == super::errors::PACED {
+        let mut waiting = job.clone();
+        waiting.phase = Phase::Wait { copy_image: copy.clone() };
+        return ShareFailure::PutOff { job: waiting, delay_seconds: PACED_RETRY_SECONDS };
+    }
+    let mark = (err.class == ErrorClass::Permanent).then(|| err.to_string().chars().take(200).collect());
+    ShareFailure::Failed { decision: on_copy_error(job, copy, err, policy), mark }
+}
+
+/// A call about the job's existing `copy` (sharing, disabling, enabling it) failed: the job, waiting for that copy,
+/// takes the error as any step does ([`on_error`]).
+pub fn on_copy_error(job: &Job, copy: &ImageId, err: &PortError, policy: &JobLimits) -> Decision {
+    let mut waiting = job.clone();
+    waiting.phase = Phase::Wait { copy_image: copy.clone() };
+    on_error(&waiting, err, policy)
 }
 
 /// Backoff for the `n`-th retry (1-based): exponential, capped, with deterministic "equal jitter" so that
@@ -91,7 +131,7 @@ pub const POLL_STRETCH_MAX_SECONDS: u64 = 60;
 /// The delay before the next check of a region's copies, when `copies` of them are checked together: one
 /// DescribeImages covers them all, so a region with few copies is checked less often: up to twice the delay,
 /// and at most [`POLL_STRETCH_MAX_SECONDS`] later.
-pub fn poll_seconds_for(policy: &StepPolicy, copies: usize) -> u32 {
+pub fn poll_seconds_for(policy: &JobLimits, copies: usize) -> u32 {
     let missing = POLL_FULL_BATCH.saturating_sub(copies) as u64;
     let base = u64::from(policy.poll_seconds);
     let scaled = base + base.min(POLL_STRETCH_MAX_SECONDS) * missing / POLL_FULL_BATCH as u64;
@@ -99,7 +139,7 @@ pub fn poll_seconds_for(policy: &StepPolicy, copies: usize) -> u32 {
 }
 
 /// A copy was observed in `state` (`None`: EC2 does not know it).
-pub fn on_copy_observed(job: &Job, copy: &ImageId, state: Option<&ImageState>, policy: &StepPolicy) -> Decision {
+pub fn on_copy_observed(job: &Job, copy: &ImageId, state: Option<&ImageState>, policy: &JobLimits) -> Decision {
     let waiting = |mut next: Job| {
         next.phase = Phase::Wait { copy_image: copy.clone() };
         next.polls = next.polls.saturating_add(1);
@@ -149,7 +189,7 @@ pub fn after_vanished(
     others: &[ImageInfo],
     source: Option<&ImageState>,
     owner: &super::ids::AccountId,
-    policy: &StepPolicy,
+    policy: &JobLimits,
 ) -> Decision {
     let ours = |o: &&ImageInfo| is_our_copy(o, &job.source_image, &job.source_region, owner, &job.destination);
     let chain: Vec<&ImageInfo> = others.iter().filter(|o| &o.id != copy).filter(ours).collect();
@@ -190,7 +230,7 @@ pub fn after_vanished(
 
 /// The destination region has no room for another copy: wait, with a jittered delay that grows with the wait
 /// and is capped so that a freed slot is used soon. Waiting is never a failure: it leaves `retries` alone.
-pub fn wait_for_capacity(job: &Job, policy: &StepPolicy) -> Decision {
+pub fn wait_for_capacity(job: &Job, policy: &JobLimits) -> Decision {
     let mut next = job.clone();
     next.capacity_waits = next.capacity_waits.saturating_add(1);
     // Jittered per region, not per job: the jobs refused together wait together and travel in one message.
@@ -203,7 +243,7 @@ pub fn wait_for_capacity(job: &Job, policy: &StepPolicy) -> Decision {
 /// fails for it (its age still ends it at JOB_MAX_AGE_HOURS). A passing fault (throttling, a short outage) backs
 /// off like a wait for capacity; a lasting one (the table missing, access denied) waits at the capacity delay's
 /// ceiling while the operator fixes it (the invocation logs it once and the AdmissionTableErrors alarm fires).
-pub fn wait_for_admission_table(job: &Job, err: &PortError, policy: &StepPolicy) -> Decision {
+pub fn wait_for_admission_table(job: &Job, err: &PortError, policy: &JobLimits) -> Decision {
     let mut next = job.clone();
     next.capacity_waits = next.capacity_waits.saturating_add(1);
     let ceiling = policy.capacity_max_seconds.max(1);
@@ -229,7 +269,7 @@ pub enum RequestDecision {
 
 /// Reading the source failed with `err`: throttling backs off without limit, transient errors a bounded
 /// number of times, permanent ones give up.
-pub fn on_request_error(request: &ReplicationRequest, err: &PortError, policy: &StepPolicy) -> RequestDecision {
+pub fn on_request_error(request: &ReplicationRequest, err: &PortError, policy: &JobLimits) -> RequestDecision {
     let mut next = request.clone();
     next.retries = next.retries.saturating_add(1);
     let seed = format!("{}|{}", request.image, request.source_region);
@@ -258,7 +298,7 @@ pub fn on_source_pending(
     created: Option<&str>,
     now: i64,
     max_age_seconds: i64,
-    policy: &StepPolicy,
+    policy: &JobLimits,
 ) -> RequestDecision {
     let mut next = request.clone();
     next.retries = next.retries.saturating_add(1);
@@ -279,11 +319,11 @@ pub fn on_source_pending(
 }
 
 /// A port call for this job failed with `err`.
-pub fn on_error(job: &Job, err: &PortError, policy: &StepPolicy) -> Decision {
+pub fn on_error(job: &Job, err: &PortError, policy: &JobLimits) -> Decision {
     let mut next = job.clone();
     match err.class {
         ErrorClass::Permanent => {
-            Decision::GiveUp { reason: super::rules::explain_copy_error(job, err), failed_copy: None }
+            Decision::GiveUp { reason: super::copy_rules::explain_copy_error(job, err), failed_copy: None }
         }
         ErrorClass::Capacity => wait_for_capacity(job, policy),
         // Throttling slows the job down but never fails it: the request is valid, only too early.

@@ -23,7 +23,7 @@ fn copy() -> ImageId {
 
 #[test]
 fn available_copies_are_shared_and_pending_ones_polled() {
-    let p = StepPolicy::default();
+    let p = JobLimits::default();
     assert_eq!(on_copy_observed(&job(), &copy(), Some(&ImageState::Available), &p), Decision::Share { copy: copy() });
     match on_copy_observed(&job(), &copy(), Some(&ImageState::Pending), &p) {
         Decision::Continue { job, delay_seconds } => {
@@ -37,7 +37,7 @@ fn available_copies_are_shared_and_pending_ones_polled() {
 
 #[test]
 fn failed_copies_are_replaced_three_times_then_given_up() {
-    let p = StepPolicy::default();
+    let p = JobLimits::default();
     let mut j = job();
     let failed = ImageState::Failed(Some("snapshot error".into()));
     for attempt in 1..3 {
@@ -63,7 +63,7 @@ fn failed_copies_are_replaced_three_times_then_given_up() {
 
 #[test]
 fn a_copy_missing_after_polling_was_cancelled() {
-    let p = StepPolicy::default();
+    let p = JobLimits::default();
     assert!(matches!(on_copy_observed(&job(), &copy(), None, &p), Decision::Continue { .. }));
     let mut j = job();
     j.polls = 3;
@@ -106,7 +106,7 @@ fn a_copy_missing_after_polling_was_cancelled() {
 
 #[test]
 fn errors_by_class() {
-    let p = StepPolicy::default();
+    let p = JobLimits::default();
     let perm = PortError::from_code("InvalidAMIID.NotFound", "gone");
     assert!(
         matches!(on_error(&job(), &perm, &p), Decision::GiveUp { reason, .. } if reason.contains("InvalidAMIID.NotFound"))
@@ -146,7 +146,7 @@ fn errors_by_class() {
 
 #[test]
 fn requests_back_off_on_throttling_and_give_up_on_permanent_errors() {
-    let p = StepPolicy::default();
+    let p = JobLimits::default();
     let mut request = ReplicationRequest::new(
         ImageId::parse("ami-0123456789abcdef0").unwrap(),
         Region::parse("us-east-1").unwrap(),
@@ -174,24 +174,24 @@ fn requests_back_off_on_throttling_and_give_up_on_permanent_errors() {
 
 #[test]
 fn regions_with_few_copies_are_polled_less_often() {
-    let p = StepPolicy::default();
+    let p = JobLimits::default();
     assert_eq!(poll_seconds_for(&p, POLL_FULL_BATCH), 60);
     assert_eq!(poll_seconds_for(&p, 500), 60);
     assert_eq!(poll_seconds_for(&p, 0), 120);
     let one = poll_seconds_for(&p, 1);
     assert!(one > 110 && one < 120, "{one}");
-    let zero = StepPolicy { poll_seconds: 0, ..StepPolicy::default() };
+    let zero = JobLimits { poll_seconds: 0, ..JobLimits::default() };
     assert_eq!(poll_seconds_for(&zero, 1), 0, "tests may poll at once");
-    let long = StepPolicy { poll_seconds: 900, ..StepPolicy::default() };
+    let long = JobLimits { poll_seconds: 900, ..JobLimits::default() };
     assert_eq!(poll_seconds_for(&long, 1), MAX_DELAY_SECONDS);
     // The safety net of copy events (300 s) is put off by a minute at most.
-    let net = StepPolicy { poll_seconds: 300, ..StepPolicy::default() };
+    let net = JobLimits { poll_seconds: 300, ..JobLimits::default() };
     assert_eq!((poll_seconds_for(&net, 0), poll_seconds_for(&net, POLL_FULL_BATCH)), (360, 300));
 }
 
 #[test]
 fn throttling_slows_down_but_never_gives_up() {
-    let p = StepPolicy::default();
+    let p = JobLimits::default();
     let throttled = PortError::from_code("RequestLimitExceeded", "slow down");
     let mut j = job();
     let mut last = 0;
@@ -227,7 +227,7 @@ fn backoff_grows_is_capped_and_jittered() {
 #[test]
 fn counters_carried_in_messages_saturate_instead_of_wrapping() {
     // Issue 28: a message may carry any u32; release builds would wrap `+= 1` to 0 and retry forever.
-    let p = StepPolicy::default();
+    let p = JobLimits::default();
     let mut j = job();
     j.retries = u32::MAX;
     let err = PortError::transient("InternalError", "x");
@@ -254,7 +254,7 @@ fn counters_carried_in_messages_saturate_instead_of_wrapping() {
 
 #[test]
 fn a_pending_sources_request_ends_at_the_job_age_limit() {
-    let p = StepPolicy { poll_seconds: 60, ..StepPolicy::default() };
+    let p = JobLimits { poll_seconds: 60, ..JobLimits::default() };
     let request = ReplicationRequest::new(
         ImageId::parse("ami-0123456789abcdef0").unwrap(),
         crate::core::ids::Region::parse("us-east-1").unwrap(),

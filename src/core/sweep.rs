@@ -7,12 +7,13 @@ use super::job::Job;
 use super::job::Phase;
 use super::plan;
 use super::provenance::{gave_up, is_our_copy_at, is_shared, share_failed};
+use super::retention::Retention;
 use super::time::parse_rfc3339;
 use std::collections::BTreeMap;
 
 /// What the sweep needs from the configuration.
 #[derive(Debug, Clone, Copy)]
-pub struct SweepPolicy<'a> {
+pub struct SweepScope<'a> {
     pub target_regions: &'a [Region],
     pub target_accounts: &'a [AccountId],
     pub trusted: &'a [AccountId],
@@ -23,7 +24,7 @@ pub struct SweepPolicy<'a> {
 
 /// The images of `listed` (one source region's) that the event path would replicate: available, created within
 /// the look-back, passing the skip rules (owner or trusted owner, IMAGE_TAG_FILTER, not a copy).
-pub fn candidates(listed: Vec<ImageInfo>, home: &AccountId, policy: &SweepPolicy) -> Vec<ImageInfo> {
+pub fn candidates(listed: Vec<ImageInfo>, home: &AccountId, policy: &SweepScope) -> Vec<ImageInfo> {
     listed
         .into_iter()
         .filter(|img| img.state == ImageState::Available)
@@ -34,7 +35,7 @@ pub fn candidates(listed: Vec<ImageInfo>, home: &AccountId, policy: &SweepPolicy
 
 /// The disabled images of `listed` created within the look-back that pass the skip rules: sources whose copies
 /// follow them (DISABLE_COPIES_WITH_SOURCE) when their `disabled` event was missed.
-pub fn disabled_sources(listed: &[ImageInfo], home: &AccountId, policy: &SweepPolicy) -> Vec<ImageInfo> {
+pub fn disabled_sources(listed: &[ImageInfo], home: &AccountId, policy: &SweepScope) -> Vec<ImageInfo> {
     listed
         .iter()
         .filter(|img| img.state.is_disabled())
@@ -57,32 +58,6 @@ pub fn to_enable(place: &Place, home: &AccountId, wanted: &[(Region, ImageInfo)]
         }
     }
     jobs
-}
-
-/// Per place, the candidates (with their source region) that must have a copy there.
-pub fn by_place(
-    candidates: &[(Region, ImageInfo)],
-    home: &AccountId,
-    policy: &SweepPolicy,
-) -> BTreeMap<Place, Vec<(Region, ImageInfo)>> {
-    by_place_with(candidates, |region, _| {
-        plan::configured_places(region, policy.target_regions, policy.target_accounts, home)
-    })
-}
-
-/// Per place, the candidates that must have a copy there, each candidate's places given by `places_of` (its
-/// replication rule's).
-pub fn by_place_with(
-    candidates: &[(Region, ImageInfo)],
-    places_of: impl Fn(&Region, &ImageInfo) -> Vec<Place>,
-) -> BTreeMap<Place, Vec<(Region, ImageInfo)>> {
-    let mut out: BTreeMap<Place, Vec<(Region, ImageInfo)>> = BTreeMap::new();
-    for (region, image) in candidates {
-        for place in places_of(region, image) {
-            out.entry(place).or_default().push((region.clone(), image.clone()));
-        }
-    }
-    out
 }
 
 /// The jobs for the candidates of `place` that have no copy there among `found` (its provenance lookup; only
@@ -115,9 +90,60 @@ pub fn missing(place: &Place, home: &AccountId, wanted: &[(Region, ImageInfo)], 
     jobs
 }
 
-/// The ids of a place's candidates, for its one provenance lookup.
-pub fn ids(wanted: &[(Region, ImageInfo)]) -> Vec<ImageId> {
-    let mut ids: Vec<ImageId> = wanted.iter().map(|(_, i)| i.id.clone()).collect();
+/// A recent source the sweep found, with what its rule says of it: the rule is resolved once per source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Swept {
+    pub region: Region,
+    pub image: ImageInfo,
+    /// Where its rule wants copies.
+    pub places: Vec<Place>,
+    /// Its copies follow its disabling and enabling (DISABLE_COPIES_WITH_SOURCE).
+    pub follows: bool,
+    /// Its rule's retention (RETAIN_COPIES, FAMILY_TAG) with the rule's IN_USE_DAYS; `None`: every copy is kept.
+    pub retention: Option<(Retention, u32)>,
+}
+
+/// Per place, the swept sources that must have a copy there.
+pub fn at_places(sources: &[Swept]) -> BTreeMap<Place, Vec<&Swept>> {
+    let mut out: BTreeMap<Place, Vec<&Swept>> = BTreeMap::new();
+    for source in sources {
+        for place in &source.places {
+            out.entry(place.clone()).or_default().push(source);
+        }
+    }
+    out
+}
+
+/// The jobs the sweep makes at `place` from the provenance lookup of its sources there (`found`): for the copies
+/// [`missing`] or unshared, and for those a missed enable left disabled ([`to_enable`], sources whose copies follow
+/// them).
+pub fn jobs_at(place: &Place, home: &AccountId, wanted: &[&Swept], found: &[ImageInfo]) -> Vec<Job> {
+    let pairs = |follows_only: bool| -> Vec<(Region, ImageInfo)> {
+        wanted.iter().filter(|s| s.follows || !follows_only).map(|s| (s.region.clone(), s.image.clone())).collect()
+    };
+    let mut jobs = missing(place, home, &pairs(false), found);
+    jobs.extend(to_enable(place, home, &pairs(true), found));
+    jobs
+}
+
+/// The families retention looks at after the sweep: at each place, those of its sources whose rule retains and
+/// that carry the family tag, with the rule's retention and IN_USE_DAYS.
+pub fn families(at_places: &BTreeMap<Place, Vec<&Swept>>) -> Vec<(Place, String, Retention, u32)> {
+    let mut out = Vec::new();
+    for (place, wanted) in at_places {
+        for source in wanted {
+            let Some((retention, days)) = &source.retention else { continue };
+            if let Some(family) = source.image.tag(&retention.family_tag) {
+                out.push((place.clone(), family.to_string(), retention.clone(), *days));
+            }
+        }
+    }
+    out
+}
+
+/// The ids of the sources swept at a place, for its one provenance lookup.
+pub fn ids_of(wanted: &[&Swept]) -> Vec<ImageId> {
+    let mut ids: Vec<ImageId> = wanted.iter().map(|s| s.image.id.clone()).collect();
     ids.sort();
     ids.dedup();
     ids

@@ -32,7 +32,7 @@ fn only_recent_images_the_event_path_would_replicate_and_only_where_a_copy_is_mi
     let targets = [r("eu-west-1"), r("us-west-2")];
     let since = parse_rfc3339("2026-11-27T10:00:00Z").unwrap();
     let policy =
-        SweepPolicy { target_regions: &targets, target_accounts: &[], trusted: &trusted, tag_filter: None, since };
+        SweepScope { target_regions: &targets, target_accounts: &[], trusted: &trusted, tag_filter: None, since };
     let recent = image(1, "111111111111", "2026-11-29T09:00:00.000Z", vec![]);
     let listed = vec![
         recent.clone(),
@@ -45,17 +45,27 @@ fn only_recent_images_the_event_path_would_replicate_and_only_where_a_copy_is_mi
     let kept_ids: Vec<u32> = kept.iter().map(|i| u32::from_str_radix(&i.id.as_str()[4..], 16).unwrap()).collect();
     assert_eq!(kept_ids, vec![1, 3], "too old, a copy, and an untrusted owner are left out");
 
-    let with_region: Vec<(Region, ImageInfo)> = kept.into_iter().map(|i| (r("us-east-1"), i)).collect();
-    let places = by_place(&with_region, &home, &policy);
+    // Each source with its rule resolved once: here the deployment's places.
+    let swept: Vec<Swept> = kept
+        .into_iter()
+        .map(|image| Swept {
+            places: crate::core::plan::configured_places(&r("us-east-1"), &targets, &[], &home),
+            region: r("us-east-1"),
+            image,
+            follows: false,
+            retention: None,
+        })
+        .collect();
+    let places = at_places(&swept);
     assert_eq!(places.len(), 2);
     let eu = Place::home(r("eu-west-1"));
     // Image 1 already has a copy in eu-west-1 (pending); image 3 has none.
     let mut found = image(9, "111111111111", "2026-11-29T09:10:00.000Z", provenance_tags(&recent.id, &r("us-east-1")));
     found.state = ImageState::Pending;
-    let jobs = missing(&eu, &home, &places[&eu], &[found]);
+    let jobs = jobs_at(&eu, &home, &places[&eu], &[found]);
     assert_eq!(jobs.len(), 1);
     assert_eq!(jobs[0].source_image.as_str(), "ami-00000003");
-    assert_eq!(ids(&places[&eu]).len(), 2);
+    assert_eq!(ids_of(&places[&eu]).len(), 2);
 }
 
 #[test]
@@ -63,7 +73,7 @@ fn disabled_sources_and_copies_to_enable_are_found_as_events_would_have_told() {
     let home = AccountId::parse("111111111111").unwrap();
     let since = parse_rfc3339("2026-11-27T10:00:00Z").unwrap();
     let targets = [r("eu-west-1")];
-    let policy = SweepPolicy { target_regions: &targets, target_accounts: &[], trusted: &[], tag_filter: None, since };
+    let policy = SweepScope { target_regions: &targets, target_accounts: &[], trusted: &[], tag_filter: None, since };
     let disabled = ImageState::Other("disabled".into());
     let mut recent = image(1, "111111111111", "2026-11-29T09:00:00.000Z", vec![]);
     recent.state = disabled.clone();

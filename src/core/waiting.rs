@@ -1,7 +1,7 @@
 //! The jobs waiting for room at a place, kept where one admission sees them all (the place's item in the stack's
 //! admission table, next to its lease): one entry per job, a hint of the function's own writing. An entry says
 //! which source waits and how large it is (its priority); everything copying needs is read from EC2 again when it
-//! is admitted (`policy::refresh_from_source`), and the copy is looked up by provenance first, as for any job.
+//! is admitted (`trust::refresh_from_source`), and the copy is looked up by provenance first, as for any job.
 
 use super::ids::{ImageId, Place, Region};
 use super::job::Job;

@@ -22,7 +22,8 @@ pub struct PollSummary {
 /// The function's timeout in template.yaml: each invocation the drain makes gets Lambda's deadline from it.
 pub const FUNCTION_TIMEOUT_SECONDS: f64 = 120.0;
 
-/// Polls `queue_url` until it has been empty (nothing visible, in flight or delayed) or `deadline` passed.
+/// Polls `queue_url` until it has been empty (nothing visible, in flight or delayed) or `deadline` passed,
+/// running the production handler in this process on each batch.
 pub async fn drain_queue<R: Ec2Regions, Q: Queue, B: ImageBuilder>(
     sqs: &aws_sdk_sqs::Client,
     queue_url: &str,
@@ -30,7 +31,56 @@ pub async fn drain_queue<R: Ec2Regions, Q: Queue, B: ImageBuilder>(
     account: &AccountId,
     deadline: Duration,
 ) -> Result<PollSummary, String> {
+    drain_queue_quiet(sqs, queue_url, replicator, account, deadline, deadline).await
+}
+
+/// As [`drain_queue`], done as well once nothing has come for `quiet`: what is then left on the queue is only
+/// delayed further than that (a place's safety-net wake-up, `core::waiting::WAKE_SAFETY_SECONDS`).
+pub async fn drain_queue_quiet<R: Ec2Regions, Q: Queue, B: ImageBuilder>(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    replicator: &Replicator<R, Q, B>,
+    account: &AccountId,
+    deadline: Duration,
+    quiet: Duration,
+) -> Result<PollSummary, String> {
+    let invoke = |batch| async move {
+        // As Lambda invokes it: with the deadline its timeout gives (template.yaml's Timeout).
+        let deadline = Some(replicator.now() + FUNCTION_TIMEOUT_SECONDS);
+        entry::handle_until(replicator, batch, account, deadline).await.map_err(|e| e.to_string())
+    };
+    drain(sqs, queue_url, deadline, quiet, invoke).await
+}
+
+/// As [`drain_queue`], with `invoke` running each batch (an SQS event) and answering the function's response:
+/// the handler in this process, or the function under `cargo lambda` (tests/suite/cargo_lambda.rs).
+pub async fn drain_queue_with<F, Fut>(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    deadline: Duration,
+    invoke: F,
+) -> Result<PollSummary, String>
+where
+    F: FnMut(Value) -> Fut,
+    Fut: std::future::Future<Output = Result<Value, String>>,
+{
+    drain(sqs, queue_url, deadline, deadline, invoke).await
+}
+
+/// The drain: until the queue is empty, nothing came for `quiet`, or `deadline` passed (an error).
+async fn drain<F, Fut>(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    deadline: Duration,
+    quiet: Duration,
+    mut invoke: F,
+) -> Result<PollSummary, String>
+where
+    F: FnMut(Value) -> Fut,
+    Fut: std::future::Future<Output = Result<Value, String>>,
+{
     let started = Instant::now();
+    let mut last_message = Instant::now();
     let mut summary = PollSummary::default();
     while started.elapsed() < deadline {
         let received = sqs
@@ -44,21 +94,18 @@ pub async fn drain_queue<R: Ec2Regions, Q: Queue, B: ImageBuilder>(
             .map_err(|e| format!("ReceiveMessage: {e:?}"))?;
         let messages = received.messages();
         if messages.is_empty() {
-            if queue_is_empty(sqs, queue_url).await? {
+            if last_message.elapsed() >= quiet || queue_is_empty(sqs, queue_url).await? {
                 return Ok(summary);
             }
             continue;
         }
+        last_message = Instant::now();
         let records: Vec<Value> = messages
             .iter()
             .map(|m| json!({"messageId": m.message_id(), "receiptHandle": m.receipt_handle(), "body": m.body(), "eventSource": "aws:sqs"}))
             .collect();
-        // As Lambda invokes it: with the deadline its timeout gives (template.yaml's Timeout).
         let began = Instant::now();
-        let deadline = Some(replicator.now() + FUNCTION_TIMEOUT_SECONDS);
-        let response = entry::handle_until(replicator, json!({ "Records": records }), account, deadline)
-            .await
-            .map_err(|e| e.to_string())?;
+        let response = invoke(json!({ "Records": records })).await?;
         summary.longest_invocation_ms = summary.longest_invocation_ms.max(began.elapsed().as_millis() as u64);
         let failed: Vec<&str> = response["batchItemFailures"]
             .as_array()

@@ -1,13 +1,13 @@
 //! Admission: before any call at its place, every job of a batch (a continuation's, whatever wrote it) passes the
-//! rules of `core::policy` against its source as EC2 shows it now, read once per source and invocation.
+//! rules of `core::trust` against its source as EC2 shows it now, read once per source and invocation.
 
 use super::durable::{decision_effect, Effect};
 use super::{once, push, Invocation, Replicator};
 use crate::core::facts::Fact;
 use crate::core::ids::{AccountId, ImageId, Region};
 use crate::core::job::{Continuation, Job};
-use crate::core::policy::JobVerdict;
 use crate::core::step;
+use crate::core::trust::JobVerdict;
 use crate::ports::{Ec2, Ec2Regions, ImageBuilder, Queue};
 use futures::future::join_all;
 use std::collections::{BTreeMap, BTreeSet};
@@ -23,7 +23,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         home: &AccountId,
         invocation: &Invocation,
     ) -> (Vec<(usize, Job)>, Vec<(usize, Effect)>) {
-        let policy = self.settings.policy();
+        let policy = self.settings.message_bounds();
         let now = self.now() as i64;
         // Only jobs that name a configured place cost a read: the others are refused from the message alone.
         let sources: BTreeSet<(ImageId, Region)> = jobs

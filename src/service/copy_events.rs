@@ -12,9 +12,9 @@ use crate::core::ids::{AccountId, ImageId, Place};
 use crate::core::image::{ImageInfo, ImageState};
 use crate::core::job::{Continuation, Job, Phase};
 use crate::core::plan;
-use crate::core::policy::JobVerdict;
 use crate::core::provenance::{attempt, false_claim, gave_up, is_shared, verified_source};
 use crate::core::time::parse_rfc3339;
+use crate::core::trust::JobVerdict;
 use crate::ports::{Ec2, Ec2Regions, ImageBuilder, OutgoingMessage, Queue};
 use tracing::{info, warn, Instrument};
 

@@ -52,7 +52,9 @@ pub(super) fn decision_effect(decision: Decision, job: &Job) -> Effect {
         | Decision::Done { .. }
         | Decision::Vanished { .. }
         | Decision::Stop { .. }
-        | Decision::Disabled { .. } => {
+        | Decision::Disabled { .. }
+        | Decision::DisableWithSource { .. }
+        | Decision::EnableAndShare { .. } => {
             Effect::Retry("internal: a decision that needs a call reached decision_effect".into())
         }
     }

@@ -1,15 +1,15 @@
 //! Fan-out: a source image to one job per place, and an Image Builder build to the requests of its AMIs.
 
 use super::{push, resend, Effect, Invocation, Replicator};
+use crate::core::copy_rules;
 use crate::core::errors::ErrorClass;
 use crate::core::facts::Fact;
 use crate::core::ids::{AccountId, Place, Region};
 use crate::core::job::ReplicationRequest;
 use crate::core::plan;
-use crate::core::policy::SourceVerdict;
 use crate::core::provenance::verified_source;
-use crate::core::rules;
 use crate::core::step::{self, RequestDecision};
+use crate::core::trust::SourceVerdict;
 use crate::ports::{Ec2, Ec2Regions, ImageBuilder, Queue};
 use tracing::{info, warn, Instrument};
 
@@ -18,7 +18,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
     /// for any other account.
     pub(super) fn event_place(&self, account: Option<&AccountId>, region: &Region, home: &AccountId) -> Option<Place> {
         match account {
-            Some(a) if a != home && self.settings.target_accounts.contains(a) => {
+            Some(a) if a != home && self.settings.rule.target_accounts.contains(a) => {
                 Some(Place::new(Some(a.clone()), region.clone()))
             }
             Some(a) if a != home => {
@@ -41,7 +41,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                 rule = tracing::field::Empty);
         async {
             let dead = |reason: String| vec![Effect::DeadLetter { body: request.body(), reason }];
-            let policy = self.settings.policy();
+            let policy = self.settings.message_bounds();
             // A work item names its source region; one that SOURCE_REGIONS does not list is refused before any
             // call. An event's image may still be a copy of ours (forwarded from a destination region): read first.
             let work_item = request.event_time.is_none() && request.event_account.is_none();
@@ -108,7 +108,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                     return vec![];
                 }
             };
-            let policy = settings.policy();
+            let policy = settings.message_bounds();
             if let Some(rule) = rule {
                 tracing::Span::current().record("rule", rule);
                 if let Err(reason) =
@@ -119,7 +119,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                     return dead(reason);
                 }
             }
-            let wanted = rules::wanted_encryption(request.encrypted, &settings.encryption);
+            let wanted = copy_rules::wanted_encryption(request.encrypted, &settings.rule.encryption);
             match policy.judge_source(&image, home, wanted) {
                 SourceVerdict::Replicate => {}
                 SourceVerdict::Skip(skip) => {
@@ -143,8 +143,8 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                 SourceVerdict::Refuse(reason) => return dead(reason),
             }
             let destinations =
-                plan::destinations(&request.source_region, request.targets.as_deref(), &settings.target_regions);
-            let places = plan::places(&destinations, &request.source_region, &settings.target_accounts, home);
+                plan::destinations(&request.source_region, request.targets.as_deref(), &settings.rule.target_regions);
+            let places = plan::places(&destinations, &request.source_region, &settings.rule.target_accounts, home);
             info!(places = ?places.iter().map(ToString::to_string).collect::<Vec<_>>(), "fanned out");
             let jobs = plan::fan_out(&image, &request.source_region, &places);
             let watch = self.watch_effect(&image.id, &request.source_region, places.clone());

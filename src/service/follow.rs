@@ -4,18 +4,17 @@
 //! `core::lifecycle::follow`, act.
 //!
 //! Three ways in: the source's `disabled` event ([`Replicator::sources_disabled`]); a job whose copy becomes
-//! available while its source is disabled, or finds its copy disabled ([`Replicator::follow_source`], in the place
-//! step); the source's `available` event when it is enabled again, whose jobs find the disabled copies.
+//! available while its source is disabled, or finds its copy disabled (the place step decides it in
+//! `core::lifecycle::with_source`; `outcome` carries it out with [`disable_unless_in_use`] or EnableImage); the
+//! source's `available` event when it is enabled again, whose jobs find the disabled copies.
 
 use super::{Effect, Invocation, Replicator};
 use crate::core::errors::{ErrorClass, PortError};
 use crate::core::ids::{AccountId, ImageId, Place, Region};
-use crate::core::image::{ImageInfo, ImageState, Tag};
-use crate::core::job::{Job, Phase};
-use crate::core::lifecycle::{self, Follow};
+use crate::core::image::{ImageInfo, Tag};
+use crate::core::lifecycle::{self};
 use crate::core::plan;
 use crate::core::provenance::KEPT_TAG;
-use crate::core::step::{self, Decision};
 use crate::ports::{Ec2, Ec2Regions, ImageBuilder, Queue};
 use futures::future::join_all;
 use tracing::{info, warn, Instrument};
@@ -62,13 +61,17 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
     }
 
     /// The sweep's part: the copies of recent disabled sources (their `disabled` event may have been missed) are
-    /// disabled as the event would have; answers the errors that should make the sweep run again.
-    pub(super) async fn sweep_disabled(&self, disabled: Vec<(Region, ImageInfo)>, home: &AccountId) -> Vec<PortError> {
-        let results = join_all(disabled.iter().map(|(region, source)| {
+    /// disabled as the event would have, at the places their rule gave ([`Self::follower_places`], resolved once by
+    /// the sweep); answers the errors that should make the sweep run again.
+    pub(super) async fn sweep_disabled(
+        &self,
+        disabled: Vec<(Region, ImageInfo, Vec<Place>, u32)>,
+        home: &AccountId,
+    ) -> Vec<PortError> {
+        let results = join_all(disabled.iter().map(|(region, source, places, days)| {
             let span = tracing::info_span!("lifecycle", image = %source.id, region = %region, phase = "sweep");
             async move {
-                let (places, days) = self.follower_places(source, region, home).unwrap_or_default();
-                let done = join_all(places.iter().map(|place| self.disable_copies(place, source, region, home, days)));
+                let done = join_all(places.iter().map(|place| self.disable_copies(place, source, region, home, *days)));
                 done.await.into_iter().filter_map(Result::err).collect::<Vec<_>>()
             }
             .instrument(span)
@@ -79,7 +82,12 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
 
     /// The places whose copies follow `source`: those of its rule when the rule (or the deployment) has
     /// DISABLE_COPIES_WITH_SOURCE, with its IN_USE_DAYS; `None` (logged) when its copies do not follow it.
-    fn follower_places(&self, source: &ImageInfo, region: &Region, home: &AccountId) -> Option<(Vec<Place>, u32)> {
+    pub(super) fn follower_places(
+        &self,
+        source: &ImageInfo,
+        region: &Region,
+        home: &AccountId,
+    ) -> Option<(Vec<Place>, u32)> {
         let settings = &self.settings;
         let skip = plan::skip_reason(source, home, &settings.trusted_source_accounts, settings.tag_filter.as_ref());
         if let Some(skip) = skip {
@@ -91,16 +99,17 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                 info!(reason = %skip, "disabled image is not a source here: nothing follows it");
                 None
             }
-            Ok((s, rule)) if !s.disable_copies_with_source => {
+            Ok((s, rule)) if !s.rule.disable_copies_with_source => {
                 info!(
                     rule = rule.unwrap_or(""),
                     "source disabled; its copies stay enabled (DISABLE_COPIES_WITH_SOURCE is off)"
                 );
                 None
             }
-            Ok((s, _)) => {
-                Some((plan::configured_places(region, &s.target_regions, &s.target_accounts, home), s.in_use_days))
-            }
+            Ok((s, _)) => Some((
+                plan::configured_places(region, &s.rule.target_regions, &s.rule.target_accounts, home),
+                s.rule.in_use_days,
+            )),
         }
     }
 
@@ -133,76 +142,12 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
             other => other,
         }
     }
-
-    /// In the place step, before a decision about an existing copy is carried out: a copy about to be shared
-    /// whose source EC2 shows disabled is disabled instead (the job stops); a disabled copy is enabled and then
-    /// shared when its source is available again, or the job stops saying why it is left alone. Under the job's
-    /// rule; the source was read by admission (no call here).
-    pub(super) async fn follow_source(
-        &self,
-        ec2: &super::PlaceEc2<R::Ec2>,
-        job: &Job,
-        decision: Decision,
-        invocation: &Invocation,
-    ) -> Decision {
-        let (copy, state) = match &decision {
-            Decision::Share { copy } => (copy.clone(), ImageState::Available),
-            Decision::Disabled { copy } => (copy.clone(), ImageState::Other("disabled".into())),
-            _ => return decision,
-        };
-        let source = self.source_image(&job.source_image, &job.source_region, invocation).await.ok().flatten();
-        let source_state = source.as_ref().map(|s| &s.state);
-        let follows = self.settings.for_job(job).disable_copies_with_source;
-        let on_error = |e: &PortError| {
-            let mut waiting = job.clone();
-            waiting.phase = Phase::Wait { copy_image: copy.clone() };
-            step::on_error(&waiting, e, &self.settings.step)
-        };
-        match lifecycle::follow(&state, source_state, follows) {
-            // A copy that is only now being shared has not been launched: DescribeImageReferences alone tells.
-            Follow::Disable => match disable_unless_in_use(ec2, &job.source_image, vec![copy.clone()], vec![]).await {
-                // In use: kept enabled, and shared as any copy.
-                Ok(disabled) if disabled.is_empty() => decision,
-                Ok(_) => Decision::Stop {
-                    reason: format!(
-                        "source {} is disabled: its copy {copy} in {} follows it (DISABLE_COPIES_WITH_SOURCE); \
-                         enabling the source enables and shares the copy",
-                        job.source_image,
-                        job.place()
-                    ),
-                },
-                Err(e) => on_error(&e),
-            },
-            Follow::Enable => match ec2.enable_image(&copy).await {
-                Ok(()) => {
-                    info!(copy = %copy, "source enabled again: copy enabled; sharing it again");
-                    Decision::Share { copy }
-                }
-                Err(e) => {
-                    warn!(copy = %copy, error = %e, "could not enable the copy");
-                    on_error(&e)
-                }
-            },
-            Follow::Stay if matches!(decision, Decision::Disabled { .. }) => Decision::Stop {
-                reason: format!(
-                    "copy {copy} in {} is disabled and left so ({}): enable it, or deregister it for a new copy",
-                    job.place(),
-                    match source_state {
-                        Some(s) if s.is_disabled() => "its source is disabled too",
-                        _ if !follows => "DISABLE_COPIES_WITH_SOURCE is off",
-                        _ => "its source is not available",
-                    }
-                ),
-            },
-            Follow::Stay => decision,
-        }
-    }
 }
 
 /// Disables `copies` of `source` (already checked to be ours and available), except those DescribeImageReferences
 /// shows in use: a disabled AMI cannot be launched, so an instance's, a launch template's or a parameter's
 /// image stays enabled, tagged with why. Answers the copies disabled.
-async fn disable_unless_in_use<E: Ec2>(
+pub(super) async fn disable_unless_in_use<E: Ec2>(
     ec2: &E,
     source: &ImageId,
     copies: Vec<ImageId>,

@@ -9,7 +9,7 @@ use super::{push, Invocation, Replicator};
 use crate::core::errors::ErrorClass;
 use crate::core::facts::Fact;
 use crate::core::ids::{AccountId, Place};
-use crate::core::region::PlacePlan;
+use crate::core::place_step::PlacePlan;
 use crate::core::step::{self, Decision};
 use crate::ports::{Ec2, Ec2Regions, ImageBuilder, Lease, Queue, WaitingList};
 use std::hash::{BuildHasher, Hasher};

@@ -47,7 +47,9 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                 }
             }
             let settings = &self.settings;
-            for place in plan::configured_places(&region, &settings.target_regions, &settings.target_accounts, home) {
+            for place in
+                plan::configured_places(&region, &settings.rule.target_regions, &settings.rule.target_accounts, home)
+            {
                 by_place.entry(place).or_default().push((i, image.clone(), region.clone()));
             }
         }
@@ -103,7 +105,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
             cleanups.iter().filter(|(_, c)| !c.delete_snapshots.is_empty()).map(|(_, c)| c.copy.clone()).collect();
         let mut references = if available.is_empty() { vec![] } else { ec2.image_references(&available).await? };
         // A launch by any account within IN_USE_DAYS (the longest of the rules': a gone source's rule is unknown).
-        references.extend(lifecycle::launched_within(&found, self.now() as i64, self.settings.in_use_days));
+        references.extend(lifecycle::launched_within(&found, self.now() as i64, self.settings.rule.in_use_days));
         let (go, kept) = lifecycle::keep_in_use(cleanups.iter().map(|(_, c)| c.clone()).collect(), &references);
         for (copy, why) in kept {
             warn!(copy = %copy, reason = %why, "source deregistered, but its copy is in use: kept");

@@ -1,11 +1,12 @@
 //! The replicator: runs a batch of decoded messages through the core, using the ports. The same code runs in
 //! Lambda, in the tests and in the simulator. One file per phase: [`durable`] (what an item's effects are and
 //! how they are made durable), [`fan_out`] (a source to one job per place), [`place`] (a place's step:
-//! observe, decide in `core::region`, start copies), [`waiting`] (the place's waiting list: park, take, give the
+//! observe, decide in `core::place_step`, start copies), [`waiting`] (the place's waiting list: park, take, give the
 //! lease back, wake-ups), [`outcome`] (what a job's decision then means), [`share`] (grants on the source and
 //! launch permissions on copies), [`lifecycle`] (a deregistered source's copies).
 
 mod admit;
+mod batch;
 mod copy_events;
 mod deadline;
 pub use deadline::{DEADLINE_MARGIN_SECONDS, DEADLINE_MARGIN_SHARE};
@@ -23,7 +24,7 @@ mod records;
 pub use records::PlaceEc2;
 mod retention;
 mod settings;
-pub use settings::{Settings, DEFAULT_IN_USE_DAYS, DEFAULT_JOB_MAX_AGE_HOURS};
+pub use settings::{DeploymentSettings, DEFAULT_IN_USE_DAYS, DEFAULT_JOB_MAX_AGE_HOURS};
 mod share;
 mod sweep;
 mod waiting;
@@ -38,11 +39,10 @@ use crate::ports::{
     Outputs, Queue,
 };
 use durable::Effect;
-use futures::future::join_all;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use tokio::sync::OnceCell;
-use tracing::{info, warn};
+use tracing::info;
 
 /// A decoded message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,7 +63,7 @@ pub enum Message {
     /// ours, replace it now rather than at its job's next poll.
     CopyFailed { image: ImageId, region: Region, account: Option<AccountId> },
     /// Watched replications: say when all places of a source are done (PUBLISH_EVENTS).
-    Watch(Vec<crate::core::finish::Watch>),
+    Watch(Vec<crate::core::watch::Watch>),
     /// Look at the waiting jobs of these places (a wake-up); `check`: only if some wait (a copy event's).
     Wake { places: Vec<Place>, check: bool },
     /// Nothing to do, with the reason (e.g. an AMI state other than `available`).
@@ -143,7 +143,7 @@ pub fn system_clock() -> Clock {
 }
 
 pub struct Replicator<R, Q, B = NoImageBuilder> {
-    settings: Arc<Settings>,
+    settings: Arc<DeploymentSettings>,
     ec2: R,
     queue: Q,
     image_builder: B,
@@ -154,7 +154,7 @@ pub struct Replicator<R, Q, B = NoImageBuilder> {
 }
 
 impl<R: Ec2Regions, Q: Queue> Replicator<R, Q, NoImageBuilder> {
-    pub fn new(settings: Arc<Settings>, ec2: R, queue: Q) -> Self {
+    pub fn new(settings: Arc<DeploymentSettings>, ec2: R, queue: Q) -> Self {
         Self {
             settings,
             ec2,
@@ -228,7 +228,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         (self.clock)()
     }
 
-    pub fn settings(&self) -> &Settings {
+    pub fn settings(&self) -> &DeploymentSettings {
         &self.settings
     }
 
@@ -245,117 +245,12 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
     /// comes back without counting as a failure. Fan-outs and sweeps start with the invocation and make a few calls,
     /// each bounded by the SDK's operation timeout, as is every call already under way.
     pub async fn process_until(&self, items: Vec<Item>, home: &AccountId, deadline: Option<f64>) -> BatchReport {
-        let mut effects: Vec<(usize, Effect)> = Vec::new();
-        let mut requests = Vec::new();
-        let mut jobs: Vec<(usize, Job)> = Vec::new();
-        let mut gone = Vec::new();
-        let mut disabled = Vec::new();
-        let mut builds = Vec::new();
-        let mut sweeps = Vec::new();
-        let mut failed = Vec::new();
-        let mut watches = Vec::new();
-        let mut wakes: BTreeMap<Place, waiting::Wake> = BTreeMap::new();
-        for (i, item) in items.iter().enumerate() {
-            match &item.message {
-                Err(reason) => {
-                    warn!(message_id = %item.id, phase = "decode", error = %reason, "undecodable message");
-                    let reason = format!("undecodable message: {reason}");
-                    effects.push((i, Effect::DeadLetter { body: item.body.clone(), reason }));
-                }
-                Ok(Message::Ignore(reason)) => {
-                    info!(message_id = %item.id, phase = "decode", reason = %reason, "nothing to do")
-                }
-                Ok(Message::Request(r)) => requests.push((i, r.clone())),
-                Ok(Message::Jobs(list)) => jobs.extend(list.iter().map(|job| (i, job.clone()))),
-                Ok(Message::SourceGone { image, region }) => gone.push((i, image.clone(), region.clone())),
-                Ok(Message::SourceDisabled { image, region }) => disabled.push((i, image.clone(), region.clone())),
-                Ok(Message::ImageBuilt { arn }) => builds.push((i, arn.clone(), item.body.clone())),
-                Ok(Message::Sweep { time }) => sweeps.push((i, time.clone())),
-                Ok(Message::Watch(list)) => watches.extend(list.iter().map(|w| (i, w.clone()))),
-                Ok(Message::Wake { places, check }) => {
-                    for place in places {
-                        let wake = wakes.entry(place.clone()).or_insert(waiting::Wake { items: vec![], check: true });
-                        wake.items.push(i);
-                        // A wake-up of the chain looks whatever a copy event's would.
-                        wake.check &= *check;
-                    }
-                }
-                Ok(Message::CopyFailed { image, region, account }) => {
-                    failed.push((i, image.clone(), self.event_place(account.as_ref(), region, home)))
-                }
-            }
-        }
-        for (i, built) in
-            join_all(builds.iter().map(|(i, arn, body)| async move { (*i, self.expand_build(arn, body, home).await) }))
-                .await
-        {
-            match built {
-                Ok(list) => requests.extend(list.into_iter().map(|r| (i, r))),
-                Err(effect) => effects.push((i, effect)),
-            }
-        }
+        let batch = self.sort(&items, home);
         // A shorter function timeout than the template's (cargo lambda's default is 30 s) keeps a share of it too.
         let cutoff = deadline::cutoff(deadline, self.now());
         let invocation = Invocation { holder: lease::holder_id(self.now()), cutoff, ..Invocation::default() };
         let invocation = &invocation;
-        // Every job passes the rules against its source as EC2 shows it, before duplicates are dropped: an edited
-        // copy of a job never takes the genuine one's place.
-        let (jobs, refused) = self.admit(jobs, home, invocation).await;
-        effects.extend(refused);
-        let mut by_place: BTreeMap<Place, Vec<(usize, Job)>> = BTreeMap::new();
-        for (i, job) in dedup_jobs(jobs) {
-            by_place.entry(job.place()).or_default().push((i, job));
-        }
-        for place in wakes.keys() {
-            by_place.entry(place.clone()).or_default();
-        }
-
-        let now = self.now();
-        let oldest = by_place.values().flatten().filter_map(|(_, j)| j.since).min();
-        if let Some(since) = oldest {
-            push(&invocation.facts, Fact::OldestJobAge { seconds: (now - since as f64).max(0.0) });
-        }
-        let own_sources = requests
-            .iter()
-            .filter(|(_, r)| {
-                self.event_place(r.event_account.as_ref(), &r.source_region, home).is_some_and(|p| p.account.is_none())
-            })
-            .map(|(_, r)| (r.image.clone(), r.source_region.clone()))
-            .collect();
-        self.read_sources(own_sources, invocation).await;
-        let fan_outs = join_all(requests.iter().map(|(i, r)| async move {
-            self.fan_out(r, home, invocation).await.into_iter().map(move |e| (*i, e)).collect::<Vec<_>>()
-        }));
-        let places = join_all(by_place.into_iter().map(|(place, jobs)| {
-            let wake = wakes.remove(&place);
-            self.advance_place(place, jobs, wake, home, invocation)
-        }));
-        let swept = join_all(sweeps.iter().map(|(i, time)| async move {
-            self.sweep(time, home, invocation).await.into_iter().map(move |e| (*i, e)).collect::<Vec<_>>()
-        }));
-        let replaced = join_all(failed.iter().map(|(i, image, place)| async move {
-            self.copy_failed(image, place.as_ref(), home, invocation)
-                .await
-                .into_iter()
-                .map(move |e| (*i, e))
-                .collect::<Vec<_>>()
-        }));
-        let (fanned, advanced, cleaned, swept, replaced, watched, followed) = tokio::join!(
-            fan_outs,
-            places,
-            self.sources_gone(gone, home),
-            swept,
-            replaced,
-            self.check_watches(watches, home),
-            self.sources_disabled(disabled, home, invocation)
-        );
-        effects.extend(followed);
-        effects.extend(watched);
-        effects.extend(replaced.into_iter().flatten());
-        effects.extend(fanned.into_iter().flatten());
-        effects.extend(swept.into_iter().flatten());
-        effects.extend(advanced.into_iter().flatten());
-        effects.extend(cleaned);
+        let effects = self.handle(batch, home, invocation).await;
         self.mark_shared(invocation).await;
         let touched = std::mem::take(&mut *invocation.retain.lock().unwrap_or_else(|e| e.into_inner()));
         if self.past_cutoff(invocation) {

@@ -3,13 +3,15 @@
 //! (`place` observes and starts copies).
 
 use super::durable::decision_effect;
+use super::follow::disable_unless_in_use;
 use super::{push, Effect, Invocation, Replicator};
 use crate::core::facts::{Completion, Fact};
 use crate::core::ids::{AccountId, ImageId};
 use crate::core::image::Tag;
 use crate::core::job::{Continuation, Job, Phase};
+use crate::core::lifecycle;
 use crate::core::provenance::SHARE_FAILED_TAG;
-use crate::core::step::{self, Decision};
+use crate::core::step::{self, Decision, ShareFailure};
 use crate::ports::{Ec2, Ec2Regions, ImageBuilder, Queue};
 use tracing::{error, info, warn};
 
@@ -24,16 +26,37 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         invocation: &Invocation,
     ) -> Option<Effect> {
         let policy = &self.settings.step;
-        if let (Decision::Share { copy } | Decision::Disabled { copy }, true) =
-            (&decision, self.past_cutoff(invocation))
+        if let (
+            Decision::Share { copy } | Decision::DisableWithSource { copy } | Decision::EnableAndShare { copy },
+            true,
+        ) = (&decision, self.past_cutoff(invocation))
         {
             info!(copy = %copy, "the invocation's deadline is near; the copy is shared in the next one");
             let mut waiting = job;
             waiting.phase = Phase::Wait { copy_image: copy.clone() };
             return Some(Effect::enqueue(waiting, 0));
         }
-        // A copy whose source is disabled, or that is disabled itself, follows its source first.
-        let decision = self.follow_source(ec2, &job, decision, invocation).await;
+        // A copy that follows its source is disabled or enabled first; what that leaves is carried out below.
+        let decision = match decision {
+            Decision::DisableWithSource { copy } => {
+                // A copy only now being shared has not been launched: DescribeImageReferences alone tells.
+                match disable_unless_in_use(ec2, &job.source_image, vec![copy.clone()], vec![]).await {
+                    Ok(disabled) => lifecycle::after_disable(&job, copy, !disabled.is_empty()),
+                    Err(e) => step::on_copy_error(&job, &copy, &e, policy),
+                }
+            }
+            Decision::EnableAndShare { copy } => match ec2.enable_image(&copy).await {
+                Ok(()) => {
+                    info!(copy = %copy, "source enabled again: copy enabled; sharing it again");
+                    Decision::Share { copy }
+                }
+                Err(e) => {
+                    warn!(copy = %copy, error = %e, "could not enable the copy");
+                    step::on_copy_error(&job, &copy, &e, policy)
+                }
+            },
+            other => other,
+        };
         match decision {
             Decision::Share { copy } => match self.share(ec2, &job, &copy, home, invocation).await {
                 Ok(()) => {
@@ -48,28 +71,26 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                     push(&invocation.completed, (job, copy));
                     None
                 }
-                Err(e) if e.code == crate::core::errors::PACED => {
-                    // Not a failure: the copy is shared a few seconds later, when the request bucket has refilled.
-                    info!(copy = %copy, reason = %e.message, "share put off (request pacing)");
-                    let mut waiting = job;
-                    waiting.phase = Phase::Wait { copy_image: copy };
-                    Some(Effect::enqueue(waiting, super::share::PACED_RETRY_SECONDS))
-                }
-                Err(e) => {
-                    warn!(copy = %copy, error = %e, "sharing failed");
-                    if e.class == crate::core::errors::ErrorClass::Permanent {
-                        // The copy stays unshared: say so on it (the status command shows it `incomplete`).
-                        let reason: String = e.to_string().chars().take(200).collect();
-                        if let Err(e) =
-                            ec2.add_tags(std::slice::from_ref(&copy), &[Tag::new(SHARE_FAILED_TAG, reason)]).await
-                        {
-                            warn!(copy = %copy, error = %e, "could not mark the copy's failed share");
-                        }
+                Err(e) => match step::on_share_error(&job, &copy, &e, policy) {
+                    ShareFailure::PutOff { job, delay_seconds } => {
+                        // Not a failure: the copy is shared a few seconds later, when the request bucket has refilled.
+                        info!(copy = %copy, reason = %e.message, "share put off (request pacing)");
+                        Some(Effect::enqueue(job, delay_seconds))
                     }
-                    let mut waiting = job;
-                    waiting.phase = Phase::Wait { copy_image: copy };
-                    Some(decision_effect(step::on_error(&waiting, &e, policy), &waiting))
-                }
+                    ShareFailure::Failed { decision, mark } => {
+                        warn!(copy = %copy, error = %e, "sharing failed");
+                        if let Some(reason) = mark {
+                            // The copy stays unshared: say so on it (the status command shows it `incomplete`).
+                            let tag = [Tag::new(SHARE_FAILED_TAG, reason)];
+                            if let Err(e) = ec2.add_tags(std::slice::from_ref(&copy), &tag).await {
+                                warn!(copy = %copy, error = %e, "could not mark the copy's failed share");
+                            }
+                        }
+                        let mut waiting = job;
+                        waiting.phase = Phase::Wait { copy_image: copy };
+                        Some(decision_effect(decision, &waiting))
+                    }
+                },
             },
             Decision::Done { copy } => {
                 info!(copy = %copy, "replicated (already shared)");

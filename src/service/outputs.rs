@@ -6,13 +6,13 @@
 use super::{BatchReport, Effect, Replicator};
 use crate::core::errors::{ErrorClass, PortError};
 use crate::core::facts::{Completion, Fact, Failure, Retired};
-use crate::core::finish::{self, Outcome, Watch};
 use crate::core::ids::{AccountId, ImageId, Place, Region};
 use crate::core::job::{Continuation, Job};
 use crate::core::parameters;
 use crate::core::provenance::verified_source;
-use crate::core::ruleset::RULE_TAG;
+use crate::core::replication_rules::RULE_TAG;
 use crate::core::time::format_rfc3339;
+use crate::core::watch::{self, Outcome, Watch};
 use crate::ports::{Ec2, Ec2Regions, ImageBuilder, OutgoingEvent, OutgoingMessage, Queue};
 use futures::future::join_all;
 use serde_json::json;
@@ -104,7 +104,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
             since: self.now() as i64,
             checks: 0,
         };
-        let delay_seconds = finish::next_delay(&watch, self.settings.step.poll_seconds);
+        let delay_seconds = watch::next_delay(&watch, self.settings.step.poll_seconds);
         Some(Effect::Send(OutgoingMessage { body: Continuation::watch_body(&[watch]), delay_seconds }))
     }
 
@@ -115,7 +115,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         let now = self.now() as i64;
         let deadline = i64::from(self.settings.sweep_lookback_hours) * 3600;
         let settings = &self.settings;
-        let policy = settings.policy();
+        let policy = settings.message_bounds();
         // A watch is a message like any other: it may only narrow. Before anything is read, only configured
         // places are kept (the same check as a job's), and a watch long past its deadline is dropped.
         let watches: Vec<(usize, Watch)> = watches
@@ -170,7 +170,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         let (mut finished, mut open) = (Vec::new(), Vec::new());
         for (i, watch) in watches {
             let readable = watch.places.iter().all(|p| !unreadable.contains(p));
-            match finish::assess(&watch, &found, home, now, deadline).filter(|_| readable) {
+            match watch::assess(&watch, &found, home, now, deadline).filter(|_| readable) {
                 Some(outcomes) => {
                     let mut event = finished_event(&watch, &outcomes, home);
                     // The rule its copies were made under, as their tags in EC2 say (REPLICATION_RULES).
@@ -203,7 +203,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         }
         open.into_iter()
             .map(|(i, mut watch)| {
-                let delay_seconds = finish::next_delay(&watch, settings.step.poll_seconds);
+                let delay_seconds = watch::next_delay(&watch, settings.step.poll_seconds);
                 watch.checks += 1;
                 let body = Continuation::watch_body(std::slice::from_ref(&watch));
                 (i, Effect::Send(OutgoingMessage { body, delay_seconds }))

@@ -1,20 +1,20 @@
-//! A place's step, the shell around `core::region`: observe the place with as few calls as it allows, decide
+//! A place's step, the shell around `core::place_step`: observe the place with as few calls as it allows, decide
 //! in the core, then act (CopyImage for the admitted jobs, then sharing, replacing or ending each job).
 
 use super::durable::decision_effect;
 use super::lease::{lease_key, LeaseRound};
 use super::waiting::{wake_again, Taken, Wake};
 use super::{push, Effect, Invocation, Replicator};
+use crate::core::copy_rules;
 use crate::core::facts::{Completion, Fact};
 use crate::core::ids::{AccountId, ImageId, Place, Region};
 use crate::core::image::{ImageState, Tag};
 use crate::core::job::{Job, Phase};
+use crate::core::place_step::{self, Observations, PlaceJobs};
 use crate::core::provenance::{
     client_token, copy_tags, provenance_tags, ATTEMPT_TAG, SOURCE_CREATED_TAG, SOURCE_IMAGE_TAG, SOURCE_OWNER_TAG,
 };
-use crate::core::region::{self, Observations, PlaceJobs};
-use crate::core::rules;
-use crate::core::ruleset::RULE_TAG;
+use crate::core::replication_rules::RULE_TAG;
 use crate::core::step::{self, Decision};
 use crate::core::waiting;
 use crate::ports::{CopyRequest, Ec2, Ec2Regions, ImageBuilder, Queue};
@@ -80,7 +80,9 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         let jobs = PlaceJobs::split(jobs);
         let behind = jobs.waiting.iter().any(|(_, _, j)| j.behind);
         let sources = self.source_states(&jobs, invocation).await;
-        let observed = observe(&ec2, &jobs, wake.is_some(), sources, self.now() as i64).instrument(span.clone()).await;
+        let following = self.settings.rules_following_sources();
+        let observed =
+            observe(&ec2, &jobs, wake.is_some(), sources, following, self.now() as i64).instrument(span.clone()).await;
         let owner = place.owner(home).clone();
         let observed_at = observed.now_seconds;
         let own_in_flight = observed
@@ -88,7 +90,8 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
             .as_ref()
             .and_then(|p| p.as_ref().ok())
             .map_or(0, |p| p.iter().filter(|i| i.tag(SOURCE_IMAGE_TAG).is_some()).count());
-        let mut plan = region::decide(jobs, observed, self.settings.max_copies_per_region, &self.settings.step, &owner);
+        let mut plan =
+            place_step::decide(jobs, observed, self.settings.max_copies_per_region, &self.settings.step, &owner);
         let parks = self.leases.keeps_waiting_jobs();
         // Copies start only under the place's admission lease, from an in-flight count no other invocation
         // changed since it was read; the lease's holder sees every job waiting at the place.
@@ -177,7 +180,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                         warn!(error = %e, "copy not started")
                     }
                 }
-                let decision = region::after_copy(&job, &result, policy);
+                let decision = place_step::after_copy(&job, &result, policy);
                 (i, job, decision)
             }
             .instrument(span)
@@ -198,7 +201,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
             plan.wait_on_queue();
         }
 
-        let mut decided: Vec<_> = std::mem::take(&mut plan.decided).into_iter().chain(started).collect();
+        let mut decided = plan.decisions(started);
         if parks {
             // Every copy is polled at the same instants, whatever round started it: one step covers a place's
             // copies, and the copies of one source in every place (they finish together: the same size, started
@@ -252,11 +255,11 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
             tags.push(Tag::new(SOURCE_OWNER_TAG, owner.as_str()));
         }
         // Which source is newer decides an SSM parameter and a launch template's version: the copy says.
-        let outputs = settings.ssm_parameter_template.is_some() || !settings.launch_templates.is_empty();
+        let outputs = settings.rule.ssm_parameter_template.is_some() || !settings.rule.launch_templates.is_empty();
         if let (Some(created), true) = (&job.source_created, outputs) {
             tags.push(Tag::new(SOURCE_CREATED_TAG, created.clone()));
         }
-        tags.extend(settings.extra_tags.iter().cloned());
+        tags.extend(settings.rule.extra_tags.iter().cloned());
         // The source's user tags, as EC2 shows them, written by the product at creation (CopyImageTags would copy
         // only the tags of the copying account, none in a target account, and any tag under our prefix).
         let (tags, left_out) = copy_tags(tags, &job.source_tags);
@@ -268,7 +271,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
             source_image: job.source_image.clone(),
             source_region: job.source_region.clone(),
             name: job.name.clone().unwrap_or_else(|| job.source_image.to_string()),
-            description: rules::describe_copy(settings.description_template.as_deref(), job),
+            description: copy_rules::describe_copy(settings.rule.description_template.as_deref(), job),
             // The owner of the copy is part of the token: each account's copy is its own.
             client_token: client_token(
                 &job.source_image,
@@ -278,8 +281,8 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                 job.failed_copies,
             ),
             tags,
-            encryption: rules::copy_encryption(job, &settings.encryption),
-            completion_minutes: settings.copy_completion_minutes,
+            encryption: copy_rules::copy_encryption(job, &settings.rule.encryption),
+            completion_minutes: settings.rule.copy_completion_minutes,
         }
     }
 
@@ -329,6 +332,7 @@ async fn observe<E: Ec2>(
     jobs: &PlaceJobs<usize>,
     woken: bool,
     source_states: BTreeMap<(ImageId, Region), ImageState>,
+    following: BTreeSet<Option<String>>,
     now_seconds: i64,
 ) -> Observations {
     let sources: Vec<ImageId> = jobs.sources();
@@ -362,5 +366,5 @@ async fn observe<E: Ec2>(
     let pending_list = pending.as_ref().and_then(|p| p.as_ref().ok()).map(Vec::as_slice);
     let vanished = jobs.vanished_sources(pending_list, described.as_deref().unwrap_or_default());
     let others = if vanished.is_empty() { None } else { Some(ec2.find_copies(&vanished).await) };
-    Observations { pending, existing, described, others, sources: source_states, now_seconds }
+    Observations { pending, existing, described, others, sources: source_states, following, now_seconds }
 }

@@ -17,11 +17,8 @@ use tracing::{info, warn};
 /// New reads of sources' launch permissions one invocation makes per source region. DescribeImageAttribute draws
 /// from the region's bucket of non-mutating calls (100, refilled 20 per second), which every concurrent
 /// invocation shares and every share of a copy of another source needs: half of it for each of the template's
-/// two invocations at once. A copy beyond this is shared [`PACED_RETRY_SECONDS`] later instead of being refused.
+/// two invocations at once. A copy beyond this is shared [`crate::core::step::PACED_RETRY_SECONDS`] later instead of being refused.
 pub const SOURCE_READS_PER_INVOCATION: u32 = 50;
-
-/// How long a share put off by pacing waits: the bucket refills 100 calls in 5 s.
-pub const PACED_RETRY_SECONDS: u32 = 5;
 
 /// Takes one of `budget` calls for `key` in `spent`; `false` when none is left.
 fn spend<K: Ord + Clone>(spent: &std::sync::Mutex<std::collections::BTreeMap<K, u32>>, key: &K, budget: u32) -> bool {
@@ -118,7 +115,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         invocation: &Invocation,
     ) -> Result<(), PortError> {
         let settings = self.settings.for_job(job);
-        let policy = &settings.share;
+        let policy = &settings.rule.share;
         // Between its calls, a share stops at the invocation's cut-off: the job comes back a few seconds later and
         // the share, idempotent, is applied again.
         let on_time = || match self.past_cutoff(invocation) {
@@ -168,7 +165,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
             info!(copy = %copy, cooldown, "deregistration protection enabled as on the source");
         }
         let owner = job.place().owner(home).clone();
-        let decision = share::decide(&source_permissions, policy, &owner, &settings.target_accounts);
+        let decision = share::decide(&source_permissions, policy, &owner, &settings.rule.target_accounts);
         if decision.public_withheld {
             warn!(copy = %copy, "source is public, but ALLOW_PUBLIC is not true: the copy is not made public");
         }
@@ -178,21 +175,21 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
             info!(copy = %copy, grants = ?decision.grants.iter().map(ToString::to_string).collect::<Vec<_>>(), "launch permissions applied");
         }
         on_time()?;
-        if settings.share_snapshots {
+        if settings.rule.share_snapshots {
             share_snapshots(ec2, copy, &decision.grants).await?;
         }
         on_time()?;
-        if let Some(template) = &settings.ssm_parameter_template {
+        if let Some(template) = &settings.rule.ssm_parameter_template {
             self.put_parameter(ec2, template, job, copy).await?;
         }
-        if let Some(template) = settings.launch_templates.get(&job.place()) {
-            self.update_launch_template(ec2, template, job, copy, settings.launch_template_set_default).await?;
+        if let Some(template) = settings.rule.launch_templates.get(&job.place()) {
+            self.update_launch_template(ec2, template, job, copy, settings.rule.launch_template_set_default).await?;
         }
         // Retention runs for this copy's family at its place at the end of the invocation (RETAIN_COPIES).
-        if let Some(policy) = &settings.retention {
+        if let Some(policy) = &settings.rule.retention {
             let source = self.source_image(&job.source_image, &job.source_region, invocation).await.ok().flatten();
             if let Some(family) = source.as_ref().and_then(|s| s.tag(&policy.family_tag)) {
-                push(&invocation.retain, (job.place(), family.to_string(), policy.clone(), settings.in_use_days));
+                push(&invocation.retain, (job.place(), family.to_string(), policy.clone(), settings.rule.in_use_days));
             }
         }
         // Every share effect succeeded: only now is the copy to be marked done, in EC2 (at the end of the

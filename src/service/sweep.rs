@@ -1,5 +1,6 @@
 //! The reconciliation sweep: on a schedule, find the recent images that events missed (AMI events are best
-//! effort) and enqueue jobs for exactly the places that lack a copy. Observe (one listing per source region, one
+//! effort) and enqueue jobs for exactly the places that lack a copy. Observe (one listing per source region),
+//! decide once per source (its rule: places, whether its copies follow it, retention), observe again (one
 //! provenance lookup per place), decide in `core::sweep`, act (the same jobs the fan-out makes).
 //!
 //! Calls per run: for each source region, one DescribeImages per page of 1,000 images; for each place (this
@@ -9,16 +10,25 @@
 //! such source and place finds the copies to disable (`follow`).
 
 use super::{push, Effect, Invocation, Replicator};
-use crate::core::errors::ErrorClass;
-use crate::core::ids::{AccountId, ImageId, Region};
+use crate::core::errors::{ErrorClass, PortError};
+use crate::core::ids::{AccountId, ImageId, Place, Region};
 use crate::core::image::ImageInfo;
 use crate::core::plan;
-use crate::core::sweep::{self, SweepPolicy};
+use crate::core::sweep::{self, SweepScope, Swept};
 use crate::core::time::parse_rfc3339;
 use crate::ports::{Ec2, Ec2Regions, ImageBuilder, Queue};
 use futures::future::join_all;
 use std::collections::BTreeSet;
 use tracing::{info, warn, Instrument};
+
+/// What the sweep found in the source regions: recent sources to replicate and recent disabled ones, each with its
+/// rule resolved.
+#[derive(Default)]
+struct Found {
+    sources: Vec<Swept>,
+    disabled: Vec<(Region, ImageInfo, Vec<Place>, u32)>,
+    incomplete: Vec<PortError>,
+}
 
 impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
     /// Runs the sweep: the event's time (`now`, RFC 3339) is only logged; the window is SWEEP_LOOKBACK_HOURS back
@@ -33,118 +43,46 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                 warn!("scheduled event without a readable time; sweep skipped");
                 return vec![];
             }
-            let now_secs = self.now() as i64;
-            let settings = &self.settings;
-            let policy = SweepPolicy {
-                target_regions: &settings.target_regions,
-                target_accounts: &settings.target_accounts,
-                trusted: &settings.trusted_source_accounts,
-                tag_filter: settings.tag_filter.as_ref(),
-                since: now_secs - i64::from(settings.sweep_lookback_hours) * 3600,
-            };
-            let mut owners = vec![home.clone()];
-            owners.extend(settings.trusted_source_accounts.iter().cloned());
-            let listed = join_all(settings.source_regions.iter().map(|region| {
-                let owners = &owners;
-                async move { (region.clone(), self.ec2.region(region).source_images_of(owners).await) }
-            }))
-            .await;
-            let mut candidates: Vec<(Region, ImageInfo)> = Vec::new();
-            let mut disabled: Vec<(Region, ImageInfo)> = Vec::new();
-            let mut incomplete = Vec::new();
-            for (region, result) in listed {
-                match result {
-                    Ok(images) => {
-                        // A disabled source whose event was missed: its copies follow it (DISABLE_COPIES_WITH_SOURCE).
-                        if settings.disable_copies_with_source {
-                            let found = sweep::disabled_sources(&images, home, &policy);
-                            disabled.extend(found.into_iter().map(|i| (region.clone(), i)));
-                        }
-                        candidates
-                            .extend(sweep::candidates(images, home, &policy).into_iter().map(|i| (region.clone(), i)))
-                    }
-                    Err(e) => {
-                        warn!(region = %region, error = %e, "could not list the images of a source region");
-                        incomplete.push(e);
-                    }
-                }
-            }
-            // With REPLICATION_RULES, each image goes where its rule says; one no rule matches is not swept.
-            candidates.retain(|(region, image)| match settings.rule_for(image, region, home) {
-                Ok(_) => true,
-                Err(skip) => {
-                    info!(image = %image.id, region = %region, reason = %skip, "skipped by the sweep");
-                    false
-                }
-            });
-            let places_of = |region: &Region, image: &ImageInfo| match settings.for_source(image, region, home) {
-                Ok((s, _)) => plan::configured_places(region, &s.target_regions, &s.target_accounts, home),
-                Err(_) => Vec::new(),
-            };
-            let places = sweep::by_place_with(&candidates, places_of);
-            // Retention runs for the recent images' families at each of their places, at the invocation's end.
-            for (place, wanted) in &places {
-                for (region, image) in wanted {
-                    let Ok((s, _)) = settings.for_source(image, region, home) else { continue };
-                    let Some(policy) = &s.retention else { continue };
-                    if let Some(family) = image.tag(&policy.family_tag) {
-                        let days = s.in_use_days;
-                        push(&invocation.retain, (place.clone(), family.to_string(), policy.clone(), days));
-                    }
-                }
-            }
-            let follows = |region: &Region, image: &ImageInfo| {
-                settings.for_source(image, region, home).is_ok_and(|(s, _)| s.disable_copies_with_source)
-            };
-            let jobs = join_all(places.iter().map(|(place, wanted)| async move {
+            // Observe the source regions; decide each source's rule once.
+            let Found { sources, disabled, mut incomplete } = self.find_sources(home).await;
+            let at_places = sweep::at_places(&sources);
+            // Observe each place's copies of its sources; decide the jobs there.
+            let looked = join_all(at_places.iter().map(|(place, wanted)| async move {
                 let found = match self.at(place, home) {
-                    Ok(ec2) => ec2.find_copies(&sweep::ids(wanted)).await,
+                    Ok(ec2) => ec2.find_copies(&sweep::ids_of(wanted)).await,
                     Err(e) => Err(e),
                 };
-                match found {
-                    Ok(found) => {
-                        // A source enabled again whose event was missed: its disabled copies are enabled and shared.
-                        let following: Vec<(Region, ImageInfo)> =
-                            wanted.iter().filter(|(r, i)| follows(r, i)).cloned().collect();
-                        let mut jobs = sweep::missing(place, home, wanted, &found);
-                        jobs.extend(sweep::to_enable(place, home, &following, &found));
-                        Ok(jobs)
-                    }
-                    Err(e) => {
-                        warn!(region = %place.region, place = %place, error = %e, "could not look for copies here");
-                        Err(e)
-                    }
-                }
+                found.map(|found| sweep::jobs_at(place, home, wanted, &found)).inspect_err(
+                    |e| warn!(region = %place.region, place = %place, error = %e, "could not look for copies here"),
+                )
             }))
             .await;
-            incomplete.extend(self.sweep_disabled(disabled, home).await);
-            let mut found_jobs = Vec::new();
-            for result in jobs {
+            let mut jobs = Vec::new();
+            for result in looked {
                 match result {
-                    Ok(list) => found_jobs.extend(list),
+                    Ok(list) => jobs.extend(list),
                     Err(e) => incomplete.push(e),
                 }
             }
-            let jobs = found_jobs;
-            info!(images = candidates.len(), places = places.len(), missing = jobs.len(), "sweep done");
-            for job in &jobs {
-                info!(image = %job.source_image, region = %job.destination, place = %job.place(),
-                    "copy missing (a missed event?): enqueued");
+            info!(images = sources.len(), places = at_places.len(), missing = jobs.len(), "sweep done");
+            // Act: retention for the recent images' families at the invocation's end, the disabled sources'
+            // copies disabled, the jobs enqueued and watched like those an event starts (PUBLISH_EVENTS).
+            for family in sweep::families(&at_places) {
+                push(&invocation.retain, family);
             }
+            incomplete.extend(self.sweep_disabled(disabled, home).await);
             let now = self.now() as i64;
-            // A replication the sweep starts is watched like one an event started (PUBLISH_EVENTS).
-            let sources: BTreeSet<(ImageId, Region)> =
+            let started: BTreeSet<(ImageId, Region)> =
                 jobs.iter().map(|j| (j.source_image.clone(), j.source_region.clone())).collect();
-            let watches: Vec<Effect> = sources
-                .into_iter()
-                .filter_map(|(image, region)| {
-                    let info = candidates.iter().find(|(r, i)| *r == region && i.id == image)?;
-                    self.watch_effect(&image, &region, places_of(&region, &info.1))
-                })
-                .collect();
+            let watches = sources
+                .iter()
+                .filter(|s| started.contains(&(s.image.id.clone(), s.region.clone())))
+                .filter_map(|s| self.watch_effect(&s.image.id, &s.region, s.places.clone()));
             let mut effects: Vec<Effect> = jobs
                 .into_iter()
                 .map(|mut job| {
+                    info!(image = %job.source_image, region = %job.destination, place = %job.place(),
+                        "copy missing (a missed event?): enqueued");
                     job.since = Some(now);
                     Effect::enqueue(job, 0)
                 })
@@ -157,5 +95,57 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         }
         .instrument(span)
         .await
+    }
+
+    /// Lists each source region's recent images (one listing per region) and resolves each one's rule once: the
+    /// sources to replicate (with REPLICATION_RULES, an image no rule matches is not swept), and the disabled
+    /// sources whose copies follow them (their `disabled` event may have been missed).
+    async fn find_sources(&self, home: &AccountId) -> Found {
+        let settings = &self.settings;
+        let scope = SweepScope {
+            target_regions: &settings.rule.target_regions,
+            target_accounts: &settings.rule.target_accounts,
+            trusted: &settings.trusted_source_accounts,
+            tag_filter: settings.tag_filter.as_ref(),
+            since: self.now() as i64 - i64::from(settings.sweep_lookback_hours) * 3600,
+        };
+        let mut owners = vec![home.clone()];
+        owners.extend(settings.trusted_source_accounts.iter().cloned());
+        let listed = join_all(settings.source_regions.iter().map(|region| {
+            let owners = &owners;
+            async move { (region.clone(), self.ec2.region(region).source_images_of(owners).await) }
+        }))
+        .await;
+        let mut found = Found::default();
+        for (region, result) in listed {
+            let images = match result {
+                Ok(images) => images,
+                Err(e) => {
+                    warn!(region = %region, error = %e, "could not list the images of a source region");
+                    found.incomplete.push(e);
+                    continue;
+                }
+            };
+            if settings.rule.disable_copies_with_source {
+                for source in sweep::disabled_sources(&images, home, &scope) {
+                    if let Some((places, days)) = self.follower_places(&source, &region, home) {
+                        found.disabled.push((region.clone(), source, places, days));
+                    }
+                }
+            }
+            for image in sweep::candidates(images, home, &scope) {
+                match settings.for_source(&image, &region, home) {
+                    Ok((s, _)) => found.sources.push(Swept {
+                        places: plan::configured_places(&region, &s.rule.target_regions, &s.rule.target_accounts, home),
+                        follows: s.rule.disable_copies_with_source,
+                        retention: s.rule.retention.clone().map(|r| (r, s.rule.in_use_days)),
+                        region: region.clone(),
+                        image,
+                    }),
+                    Err(skip) => info!(image = %image.id, region = %region, reason = %skip, "skipped by the sweep"),
+                }
+            }
+        }
+        found
     }
 }

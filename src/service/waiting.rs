@@ -12,7 +12,7 @@ use super::lease::{lease_key, LeaseRound};
 use super::{Invocation, Replicator};
 use crate::core::ids::{AccountId, ImageId, Place};
 use crate::core::job::{Continuation, Job};
-use crate::core::region::{self, PlacePlan};
+use crate::core::place_step::{self, PlacePlan};
 use crate::core::waiting::{self, Waiting};
 use crate::ports::{Ec2, Ec2Regions, ImageBuilder, OutgoingMessage, Queue, WaitingChanges};
 use std::collections::BTreeSet;
@@ -108,7 +108,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
         let existing = ec2.find_copies(&sources).await;
         let owner = place.owner(home).clone();
         let policy = plan.policy.clone();
-        let candidates = region::decide_copies(admitted, &existing, &owner, &policy, &mut plan.decided);
+        let candidates = place_step::decide_copies(admitted, &existing, &owner, &policy, &mut plan.decided);
         plan.start.extend(candidates);
         (taken, effects)
     }

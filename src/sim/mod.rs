@@ -162,7 +162,7 @@ pub struct Simulation {
 }
 
 impl Simulation {
-    pub fn new(world: World, settings: crate::service::Settings) -> Self {
+    pub fn new(world: World, settings: crate::service::DeploymentSettings) -> Self {
         let account = world.account.clone();
         let mut world = world;
         // With call latency, time passes within an invocation too (tokio's clock, paused in such tests).

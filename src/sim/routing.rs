@@ -1,7 +1,7 @@
 //! Event routing as deployed: the EventPattern of every rule in template.yaml and region-forwarder.yaml, read from
 //! the templates themselves, and EventBridge's matching of an event against a pattern. The simulator delivers an
 //! event to the work queue only when these rules route it there, so a test passes only with the routing a real
-//! deployment has; `tests/routing_moto.rs` checks the same patterns with the emulator's own EventBridge.
+//! deployment has; `tests/suite/routing_moto.rs` checks the same patterns with the emulator's own EventBridge.
 //!
 //! The patterns use a small part of YAML (nested mappings, flow lists of plain or quoted scalars); reading just
 //! that part needs no YAML library (and CloudFormation's `!Ref`-style tags, elsewhere in the templates, none of
