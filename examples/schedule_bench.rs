@@ -273,7 +273,7 @@ async fn product(s: &Scenario, seed: u64, events: bool, concurrency: usize) -> s
         rule: RuleSettings {
             target_regions: destinations(s.regions),
             share: ShareSettings { copy_source_permissions: true, extra: vec![], allow_public: false },
-            ..RuleSettings::default()
+            ..RuleSettings::unset()
         },
         ..DeploymentSettings::default()
     };
@@ -313,7 +313,7 @@ async fn one_invocation_rss() {
     let (world, ids) = world(&s, 42);
     let settings = DeploymentSettings {
         max_copies_per_region: s.limit,
-        rule: RuleSettings { target_regions: destinations(s.regions), ..RuleSettings::default() },
+        rule: RuleSettings { target_regions: destinations(s.regions), ..RuleSettings::unset() },
         ..DeploymentSettings::default()
     };
     let mut sim = Simulation::new(world, settings);

@@ -7,7 +7,14 @@ cd "$(dirname "$0")/.."
 scripts/setup-emulator.sh
 scripts/setup-tools.sh
 cargo fmt --check
-cargo clippy --locked --all-targets -- -D warnings
+# One debug build serves the lints and the tests: clippy-driver compiles the workspace's own crates (every target:
+# the library, the binaries, the test crate, the examples), with every warning an error, while the dependencies are
+# compiled once by rustc with their lints capped, as `cargo clippy` does; no separate check of the dependencies.
+export RUSTC_WORKSPACE_WRAPPER="$(rustc --print sysroot)/bin/clippy-driver"
+export RUSTFLAGS="${RUSTFLAGS:-} -D warnings"
+echo "== build and lint (clippy-driver, -D warnings): the library, binaries, tests and examples"
+cargo test --locked --lib --bins --tests --no-run
+cargo build --locked --examples
 for template in template.yaml target-account.yaml region-forwarder.yaml; do
   echo "== cfn-lint $template" && .tools/bin/cfn-lint "$template"
   echo "== checkov -f $template" && .tools/bin/checkov -f "$template" --quiet --compact --skip-download
@@ -15,8 +22,10 @@ for template in template.yaml target-account.yaml region-forwarder.yaml; do
 done
 .tools/bin/python scripts/check_dashboard.py
 echo "== cargo lambda build --release (x86_64, the function's binary only: the status command is not deployed)"
-PATH="$PWD/.tools/bin:$PATH" cargo lambda build --release --locked --bin ami-replicator --output-format zip
-zip=target/lambda/ami-replicator/bootstrap.zip
+# The deployable zip is built as users build it: plain rustc, the template's release profile.
+env -u RUSTC_WORKSPACE_WRAPPER -u RUSTFLAGS PATH="$PWD/.tools/bin:$PATH" \
+  cargo lambda build --release --locked --bin ami-replicator --output-format zip
+zip=${CARGO_TARGET_DIR:-target}/lambda/ami-replicator/bootstrap.zip
 echo "deployable zip: $zip, $(stat -c %s "$zip") bytes"
 # Examples are built (and linted) above; running them as test targets would only add empty test lists.
 log=$(mktemp)

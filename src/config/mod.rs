@@ -127,7 +127,7 @@ impl Config {
         // The environment's variables are a one-rule document: without REPLICATION_RULES the one rule, with it
         // what every rule's unset settings take, and what the stack's policy allows.
         let (stack, env_roles) =
-            rule::read(&mut rule::Environment { lookup, problems: &mut r.problems }, &RuleSettings::default());
+            rule::read(&mut rule::Environment { lookup, problems: &mut r.problems }, &RuleSettings::unset());
         if stack.target_regions.is_empty() && r.problems.is_empty() && rules_document.is_none() {
             r.problems
                 .push("TARGET_REGIONS is required (comma-separated region names, e.g. eu-west-1,us-west-2)".into());

@@ -12,6 +12,7 @@ pub mod launch_templates;
 pub mod lifecycle;
 pub mod messages;
 pub mod parameters;
+pub mod place_plan;
 pub mod place_step;
 pub mod plan;
 pub mod protection;

@@ -47,8 +47,9 @@ pub const DEFAULT_IN_USE_DAYS: u32 = 30;
 
 /// What a rule does with its sources' copies: the one definition of a rule's settings. Without REPLICATION_RULES
 /// the environment's variables form the one rule; with rules, each rule's document says them (unset: the
-/// variables'). Each field says its variable and its key in a rules document.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// variables'). Each field says its variable and its key in a rules document. A new setting is its field here,
+/// its line in `config::rule::read` (which names every field: one forgotten does not compile), and its use.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RuleSettings {
     /// TARGET_REGIONS (`regions`): where this account gets copies.
     pub target_regions: Vec<Region>,
@@ -87,48 +88,26 @@ pub struct RuleSettings {
     pub in_use_days: u32,
 }
 
-impl Default for RuleSettings {
-    /// The variables' defaults. Every field is named: a new one cannot be forgotten here.
-    fn default() -> Self {
+impl RuleSettings {
+    /// The settings when no variable is set: each variable's documented default. `Default` is every setting off,
+    /// which is what a setting not named here (or in [`RuleSettings::narrowest`]) takes.
+    pub fn unset() -> Self {
         Self {
-            target_regions: Vec::new(),
-            target_accounts: Vec::new(),
-            encryption: EncryptionSettings::default(),
-            share: ShareSettings { copy_source_permissions: true, extra: Vec::new(), allow_public: false },
-            description_template: None,
-            extra_tags: Vec::new(),
-            ssm_parameter_template: None,
-            copy_completion_minutes: None,
-            share_snapshots: false,
-            retention: None,
-            launch_templates: Default::default(),
-            launch_template_set_default: false,
-            disable_copies_with_source: false,
+            share: ShareSettings { copy_source_permissions: true, ..ShareSettings::default() },
             in_use_days: DEFAULT_IN_USE_DAYS,
+            ..Self::default()
         }
     }
-}
 
-impl RuleSettings {
-    /// For a job no rule of the configuration names: no destination, no sharing beyond the owner, no outputs, no
-    /// lifecycle; only what keeps its copy as it is (its encryption, its completion time, what counts as in use).
-    /// Every field is named: a new one cannot silently take a rule's value.
+    /// For a job no rule of the configuration names: every setting off (no destination, no sharing beyond the
+    /// owner, no outputs, no lifecycle) except what keeps its copy as it is: its encryption, its completion time,
+    /// what counts as in use. A new setting is off here without a line.
     pub fn narrowest(&self) -> Self {
         Self {
-            target_regions: Vec::new(),
-            target_accounts: Vec::new(),
             encryption: self.encryption.clone(),
-            share: ShareSettings { copy_source_permissions: false, extra: Vec::new(), allow_public: false },
-            description_template: None,
-            extra_tags: Vec::new(),
-            ssm_parameter_template: None,
             copy_completion_minutes: self.copy_completion_minutes,
-            share_snapshots: false,
-            retention: None,
-            launch_templates: Default::default(),
-            launch_template_set_default: false,
-            disable_copies_with_source: false,
             in_use_days: self.in_use_days,
+            ..Self::default()
         }
     }
 }

@@ -23,7 +23,7 @@ fn image(name: &str, tags: &[(&str, &str)]) -> ImageInfo {
 }
 
 fn rule(name: &str, matcher: Match) -> Rule {
-    Rule { name: name.into(), matcher, settings: RuleSettings::default() }
+    Rule { name: name.into(), matcher, settings: RuleSettings::unset() }
 }
 
 fn tags(key: &str, values: &[&str]) -> Vec<TagMatch> {

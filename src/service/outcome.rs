@@ -37,26 +37,7 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
             return Some(Effect::enqueue(waiting, 0));
         }
         // A copy that follows its source is disabled or enabled first; what that leaves is carried out below.
-        let decision = match decision {
-            Decision::DisableWithSource { copy } => {
-                // A copy only now being shared has not been launched: DescribeImageReferences alone tells.
-                match disable_unless_in_use(ec2, &job.source_image, vec![copy.clone()], vec![]).await {
-                    Ok(disabled) => lifecycle::after_disable(&job, copy, !disabled.is_empty()),
-                    Err(e) => step::on_copy_error(&job, &copy, &e, policy),
-                }
-            }
-            Decision::EnableAndShare { copy } => match ec2.enable_image(&copy).await {
-                Ok(()) => {
-                    info!(copy = %copy, "source enabled again: copy enabled; sharing it again");
-                    Decision::Share { copy }
-                }
-                Err(e) => {
-                    warn!(copy = %copy, error = %e, "could not enable the copy");
-                    step::on_copy_error(&job, &copy, &e, policy)
-                }
-            },
-            other => other,
-        };
+        let decision = self.carry_out_follow(ec2, &job, decision).await;
         match decision {
             Decision::Share { copy } => match self.share(ec2, &job, &copy, home, invocation).await {
                 Ok(()) => {
@@ -126,6 +107,34 @@ impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
                 None
             }
             other => Some(decision_effect(other, &job)),
+        }
+    }
+}
+
+impl<R: Ec2Regions, Q: Queue, B: ImageBuilder> Replicator<R, Q, B> {
+    /// Carries out a copy following its source ([`Decision::DisableWithSource`], [`Decision::EnableAndShare`]): the
+    /// decision that then holds (core::lifecycle::after_disable, a share, or the job's answer to the error).
+    async fn carry_out_follow(&self, ec2: &super::PlaceEc2<R::Ec2>, job: &Job, decision: Decision) -> Decision {
+        let limits = &self.settings.step;
+        match decision {
+            Decision::DisableWithSource { copy } => {
+                // A copy only now being shared has not been launched: DescribeImageReferences alone tells.
+                match disable_unless_in_use(ec2, &job.source_image, vec![copy.clone()], vec![]).await {
+                    Ok(disabled) => lifecycle::after_disable(job, copy, !disabled.is_empty()),
+                    Err(e) => step::on_copy_error(job, &copy, &e, limits),
+                }
+            }
+            Decision::EnableAndShare { copy } => match ec2.enable_image(&copy).await {
+                Ok(()) => {
+                    info!(copy = %copy, "source enabled again: copy enabled; sharing it again");
+                    Decision::Share { copy }
+                }
+                Err(e) => {
+                    warn!(copy = %copy, error = %e, "could not enable the copy");
+                    step::on_copy_error(job, &copy, &e, limits)
+                }
+            },
+            other => other,
         }
     }
 }

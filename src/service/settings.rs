@@ -203,7 +203,7 @@ impl Default for DeploymentSettings {
     fn default() -> Self {
         Self {
             rules: Vec::new(),
-            rule: RuleSettings::default(),
+            rule: RuleSettings::unset(),
             trusted_source_accounts: Vec::new(),
             source_regions: Vec::new(),
             tag_filter: None,

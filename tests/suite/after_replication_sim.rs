@@ -64,7 +64,7 @@ async fn the_accounts_a_copy_is_shared_with_may_copy_it_onward_never_everyone() 
                 allow_public: true,
             },
             share_snapshots: true,
-            ..RuleSettings::default()
+            ..RuleSettings::unset()
         },
         ..DeploymentSettings::default()
     };
@@ -127,7 +127,7 @@ async fn a_protected_sources_copies_are_protected_as_it_is() {
         Protection::On { cooldown: true };
     let plain = w.add_image(&r("us-east-1"), &acct(ME), "plain", vec![], vec![]);
     let settings = DeploymentSettings {
-        rule: RuleSettings { target_regions: vec![r("eu-west-1"), r("us-west-2")], ..RuleSettings::default() },
+        rule: RuleSettings { target_regions: vec![r("eu-west-1"), r("us-west-2")], ..RuleSettings::unset() },
         ..DeploymentSettings::default()
     };
     let mut sim = Simulation::new(w, settings);
@@ -155,7 +155,7 @@ mod retention {
             rule: RuleSettings {
                 target_regions: vec![r("eu-west-1")],
                 retention: Some(Retention { copies: 2, family_tag: "Family".into(), dry_run }),
-                ..RuleSettings::default()
+                ..RuleSettings::unset()
             },
             ..DeploymentSettings::default()
         }
@@ -292,7 +292,7 @@ mod launch_templates {
                 target_regions: vec![r("eu-west-1")],
                 launch_templates: [(Place::home(r("eu-west-1")), "web".to_string())].into_iter().collect(),
                 launch_template_set_default: true,
-                ..RuleSettings::default()
+                ..RuleSettings::unset()
             },
             ..DeploymentSettings::default()
         };
@@ -336,7 +336,7 @@ mod deprecation {
             w.images.get_mut(&east).unwrap().get_mut(*id).unwrap().info.traits.deprecation_time = Some(time.clone());
         }
         let settings = DeploymentSettings {
-            rule: RuleSettings { target_regions: vec![r("eu-west-1")], ..RuleSettings::default() },
+            rule: RuleSettings { target_regions: vec![r("eu-west-1")], ..RuleSettings::unset() },
             ..DeploymentSettings::default()
         };
         let mut sim = Simulation::new(w, settings);

@@ -31,7 +31,7 @@ fn run(loss: f64) -> (Simulation, Vec<ImageId>) {
                 extra: vec![LaunchPermission::Account(acct("444455556666"))],
                 ..ShareSettings::default()
             },
-            ..RuleSettings::default()
+            ..RuleSettings::unset()
         },
         ..DeploymentSettings::default()
     };
@@ -109,7 +109,7 @@ fn a_failed_copy_is_replaced_when_its_event_arrives() {
     let settings = DeploymentSettings {
         step: JobLimits { poll_seconds: 300, capacity_max_seconds: 300, ..JobLimits::default() },
         copy_events: true,
-        rule: RuleSettings { target_regions: vec![r("eu-west-1")], ..RuleSettings::default() },
+        rule: RuleSettings { target_regions: vec![r("eu-west-1")], ..RuleSettings::unset() },
         ..DeploymentSettings::default()
     };
     let mut sim = Simulation::new(world, settings);

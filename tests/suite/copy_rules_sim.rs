@@ -20,7 +20,7 @@ fn me() -> AccountId {
 
 fn settings() -> DeploymentSettings {
     DeploymentSettings {
-        rule: RuleSettings { target_regions: vec![r("eu-west-1"), r("us-west-2")], ..RuleSettings::default() },
+        rule: RuleSettings { target_regions: vec![r("eu-west-1"), r("us-west-2")], ..RuleSettings::unset() },
         ..DeploymentSettings::default()
     }
 }

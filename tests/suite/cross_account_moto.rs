@@ -42,7 +42,7 @@ fn settings(targets: &[&str]) -> DeploymentSettings {
                 extra: vec![LaunchPermission::Account(acct(PARTNER))],
                 allow_public: false,
             },
-            ..RuleSettings::default()
+            ..RuleSettings::unset()
         },
         ..DeploymentSettings::default()
     }

@@ -70,7 +70,7 @@ fn following() -> DeploymentSettings {
             target_regions: vec![r("eu-west-1"), r("us-west-2")],
             target_accounts: vec![acct(TARGET)],
             disable_copies_with_source: true,
-            ..RuleSettings::default()
+            ..RuleSettings::unset()
         },
         ..DeploymentSettings::default()
     }
@@ -152,7 +152,7 @@ async fn a_copy_finishing_after_its_source_was_disabled_is_disabled_not_shared()
         rule: RuleSettings {
             target_regions: vec![r("eu-west-1")],
             disable_copies_with_source: true,
-            ..RuleSettings::default()
+            ..RuleSettings::unset()
         },
         ..DeploymentSettings::default()
     };

@@ -47,7 +47,7 @@ fn settings() -> DeploymentSettings {
                 allow_public: true,
             },
             ssm_parameter_template: Some("/ami/{name}/latest".into()),
-            ..RuleSettings::default()
+            ..RuleSettings::unset()
         },
         ..DeploymentSettings::default()
     }

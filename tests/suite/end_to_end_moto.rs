@@ -36,7 +36,7 @@ fn settings() -> DeploymentSettings {
                 extra: vec![LaunchPermission::Account(AccountId::parse("444455556666").unwrap())],
                 allow_public: false,
             },
-            ..RuleSettings::default()
+            ..RuleSettings::unset()
         },
         ..DeploymentSettings::default()
     }

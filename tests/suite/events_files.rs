@@ -63,7 +63,7 @@ async fn every_sample_runs_against_the_emulator() {
                 .map(|r| Region::parse(r).unwrap())
                 .collect(),
             disable_copies_with_source: true,
-            ..RuleSettings::default()
+            ..RuleSettings::unset()
         },
         ..DeploymentSettings::default()
     };

@@ -122,7 +122,7 @@ fn settings(s: &Schedule) -> DeploymentSettings {
                 extra: vec![LaunchPermission::Account(acct(PARTNER))],
                 allow_public: false,
             },
-            ..RuleSettings::default()
+            ..RuleSettings::unset()
         },
         ..DeploymentSettings::default()
     }

@@ -57,7 +57,7 @@ fn settings() -> DeploymentSettings {
             disable_copies_with_source: true,
             launch_templates: [(Place::home(r("eu-west-1")), "web".to_string())].into_iter().collect(),
             launch_template_set_default: true,
-            ..RuleSettings::default()
+            ..RuleSettings::unset()
         },
         ..DeploymentSettings::default()
     }

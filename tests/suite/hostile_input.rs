@@ -30,7 +30,7 @@ fn world() -> (Simulation, ImageId) {
     let mut w = World::new(AccountId::parse(ME).unwrap(), SimConfig::default());
     let source = w.add_image(&r("us-east-1"), &AccountId::parse(ME).unwrap(), "golden", vec![], vec![]);
     let settings = DeploymentSettings {
-        rule: RuleSettings { target_regions: vec![r("eu-west-1")], ..RuleSettings::default() },
+        rule: RuleSettings { target_regions: vec![r("eu-west-1")], ..RuleSettings::unset() },
         ..DeploymentSettings::default()
     };
     (Simulation::new(w, settings), source)

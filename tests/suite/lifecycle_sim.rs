@@ -19,7 +19,7 @@ async fn replicated() -> (Simulation, ImageId, DeploymentSettings) {
     let source = world.add_image(&r("us-east-1"), &acct(ME), "golden", vec![], vec![]);
     let settings = DeploymentSettings {
         deregister_copies_with_source: true,
-        rule: RuleSettings { target_regions: vec![r("eu-west-1"), r("us-west-2")], ..RuleSettings::default() },
+        rule: RuleSettings { target_regions: vec![r("eu-west-1"), r("us-west-2")], ..RuleSettings::unset() },
         ..DeploymentSettings::default()
     };
     let mut sim = Simulation::new(world, settings.clone());
@@ -90,7 +90,7 @@ async fn every_job_ends_a_place_that_never_has_room_is_given_up_after_job_max_ag
     let source = world.add_image(&r("us-east-1"), &acct(ME), "golden", vec![], vec![]);
     let settings = DeploymentSettings {
         job_max_age_hours: 6,
-        rule: RuleSettings { target_regions: vec![r("eu-west-1")], ..RuleSettings::default() },
+        rule: RuleSettings { target_regions: vec![r("eu-west-1")], ..RuleSettings::unset() },
         ..DeploymentSettings::default()
     };
     let mut sim = Simulation::new(world, settings);
@@ -121,7 +121,7 @@ async fn a_trusted_accounts_source_that_only_vanished_from_view_keeps_its_copies
     let settings = DeploymentSettings {
         trusted_source_accounts: vec![acct(PARTNER)],
         deregister_copies_with_source: true,
-        rule: RuleSettings { target_regions: vec![r("eu-west-1")], ..RuleSettings::default() },
+        rule: RuleSettings { target_regions: vec![r("eu-west-1")], ..RuleSettings::unset() },
         ..DeploymentSettings::default()
     };
     let mut sim = Simulation::new(world, settings);

@@ -49,7 +49,7 @@ async fn metrics_add_up_to_what_happened() {
     let settings = DeploymentSettings {
         max_copies_per_region: 2,
         step: JobLimits { poll_seconds: 60, ..JobLimits::default() },
-        rule: RuleSettings { target_regions: vec![r("eu-west-1"), r("us-west-2")], ..RuleSettings::default() },
+        rule: RuleSettings { target_regions: vec![r("eu-west-1"), r("us-west-2")], ..RuleSettings::unset() },
         ..DeploymentSettings::default()
     };
     let mut sim = Simulation::new(world, settings);
@@ -96,7 +96,7 @@ async fn a_dead_letter_is_counted_in_its_region_and_share_latency_comes_with_cop
     let settings = DeploymentSettings {
         step: JobLimits { poll_seconds: 300, capacity_max_seconds: 300, ..JobLimits::default() },
         copy_events: true,
-        rule: RuleSettings { target_regions: vec![r("eu-west-1"), r("us-west-2")], ..RuleSettings::default() },
+        rule: RuleSettings { target_regions: vec![r("eu-west-1"), r("us-west-2")], ..RuleSettings::unset() },
         ..DeploymentSettings::default()
     };
     let mut sim = Simulation::new(world, settings);

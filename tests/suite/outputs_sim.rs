@@ -17,7 +17,7 @@ fn settings() -> DeploymentSettings {
         step: JobLimits { poll_seconds: 60, ..JobLimits::default() },
         publish_events: true,
         sweep_lookback_hours: 1,
-        rule: RuleSettings { target_regions: vec![r("eu-west-1"), r("us-west-2")], ..RuleSettings::default() },
+        rule: RuleSettings { target_regions: vec![r("eu-west-1"), r("us-west-2")], ..RuleSettings::unset() },
         ..DeploymentSettings::default()
     }
 }

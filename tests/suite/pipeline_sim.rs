@@ -26,7 +26,7 @@ fn settings(targets: &[&str]) -> DeploymentSettings {
                 extra: vec![LaunchPermission::Account(acct("444455556666"))],
                 allow_public: false,
             },
-            ..RuleSettings::default()
+            ..RuleSettings::unset()
         },
         ..DeploymentSettings::default()
     }

@@ -22,7 +22,7 @@ async fn the_status_names_each_places_state_permissions_and_dead_letters() {
         rule: RuleSettings {
             target_regions: vec![r("eu-west-1"), r("us-west-2"), r("ap-south-1")],
             share: ShareSettings { copy_source_permissions: true, ..ShareSettings::default() },
-            ..RuleSettings::default()
+            ..RuleSettings::unset()
         },
         ..DeploymentSettings::default()
     };

@@ -20,7 +20,7 @@ fn settings() -> DeploymentSettings {
         rule: RuleSettings {
             target_regions: vec![r("eu-west-1"), r("us-west-2")],
             target_accounts: vec![acct(B)],
-            ..RuleSettings::default()
+            ..RuleSettings::unset()
         },
         ..DeploymentSettings::default()
     }

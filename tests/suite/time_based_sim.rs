@@ -35,7 +35,7 @@ fn settings(minutes: Option<u32>) -> DeploymentSettings {
         rule: RuleSettings {
             target_regions: vec![r("eu-west-1")],
             copy_completion_minutes: minutes,
-            ..RuleSettings::default()
+            ..RuleSettings::unset()
         },
         ..DeploymentSettings::default()
     }
