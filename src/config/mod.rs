@@ -67,15 +67,11 @@ impl Reader<'_> {
     }
 
     fn flag(&mut self, name: &str, default: bool) -> bool {
-        match self.get(name).map(|v| v.to_ascii_lowercase()).as_deref() {
-            None => default,
-            Some("true" | "1" | "yes") => true,
-            Some("false" | "0" | "no") => false,
-            Some(other) => {
-                self.problems.push(format!("{name}: {other:?} is not true or false"));
-                default
-            }
-        }
+        let Some(raw) = self.get(name) else { return default };
+        rule::parse_flag(&raw).unwrap_or_else(|| {
+            self.problems.push(format!("{name}: {:?} is not true or false", raw.to_ascii_lowercase()));
+            default
+        })
     }
 
     fn number(&mut self, name: &str, default: u32, range: std::ops::RangeInclusive<u32>) -> u32 {

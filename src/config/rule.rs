@@ -42,6 +42,15 @@ pub fn variable_of(key: &str) -> String {
     }
 }
 
+/// A flag as a variable writes it: true, 1, yes or false, 0, no (any case).
+pub(super) fn parse_flag(raw: &str) -> Option<bool> {
+    match raw.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Some(true),
+        "false" | "0" | "no" => Some(false),
+        _ => None,
+    }
+}
+
 /// Where a rule's settings are read from.
 pub trait RuleSource {
     /// The value of `key` (`share.snapshots` for a nested one), taken: a document's keys left untaken are unknown.
@@ -132,14 +141,10 @@ impl<S: RuleSource + ?Sized> Reader<'_, S> {
     fn flag(&mut self, key: &str) -> Option<bool> {
         match self.source.take(key)? {
             Value::Bool(b) => Some(b),
-            Value::String(s) => match s.to_ascii_lowercase().as_str() {
-                "true" | "1" | "yes" => Some(true),
-                "false" | "0" | "no" => Some(false),
-                _ => {
-                    self.source.problem(key, format!("{s:?} is not true or false"));
-                    None
-                }
-            },
+            Value::String(s) => parse_flag(&s).or_else(|| {
+                self.source.problem(key, format!("{s:?} is not true or false"));
+                None
+            }),
             other => {
                 self.source.problem(key, format!("{other} is not true or false"));
                 None
